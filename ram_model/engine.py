@@ -1,0 +1,211 @@
+"""The inference engine: images in, per-class probabilities (and embeddings) out.
+
+One engine holds one model on one device. Decoding and resizing run on a small thread
+pool one batch ahead of the model, so the accelerator waits for images as little as
+possible; a bad image becomes an error on its own result and never stops the run.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .config import EngineConfig
+from .errors import ImageLoadError
+from .images import ImageSource, describe_source, load_image
+from .model_files import LoadedModel, load_model
+from .preprocess import to_model_input
+from .vocab import TagVocabulary
+
+__all__ = ["TaggingEngine", "ImagePrediction", "resolve_device"]
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class ImagePrediction:
+    """The result for one input image: probabilities over the vocabulary, or why there are none."""
+
+    source: str
+    probs: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+class TaggingEngine:
+    """Load once, then `predict` from any thread; forward passes are serialised by a lock."""
+
+    def __init__(self, loaded: LoadedModel, config: EngineConfig) -> None:
+        self.config = config
+        self._loaded = loaded
+        self.device = resolve_device(config.device)
+        self._autocast = _autocast_dtype(config.precision, self.device)
+        self.model = loaded.model.to(self.device)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: EngineConfig) -> "TaggingEngine":
+        return cls(load_model(config), config)
+
+    # -- what integrations read -------------------------------------------------------
+    @property
+    def vocab(self) -> TagVocabulary:
+        return self._loaded.vocab
+
+    @property
+    def variant(self) -> str:
+        return self._loaded.variant
+
+    @property
+    def model_version(self) -> str:
+        return self._loaded.model_version
+
+    @property
+    def random_weights(self) -> bool:
+        """True for checkpoints made by ram_model.testing: their tags mean nothing."""
+        return self._loaded.random_weights
+
+    @property
+    def image_size(self) -> int:
+        return self._loaded.swin.image_res
+
+    @property
+    def load_report(self):
+        return self._loaded.report
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "num_classes": len(self.vocab),
+            "image_size": self.image_size,
+            "device": str(self.device),
+            "precision": str(self._autocast or torch.float32).replace("torch.", ""),
+            "batch_size": self.config.batch_size,
+            "model_version": self.model_version,
+            "checkpoint": str(self._loaded.path),
+            "random_weights": self.random_weights,
+        }
+
+    # -- inference --------------------------------------------------------------------
+    def _prepare(self, source: ImageSource) -> torch.Tensor | ImageLoadError:
+        try:
+            img = load_image(source, exif_transpose=self.config.exif_transpose,
+                             max_pixels=self.config.max_image_pixels)
+            return to_model_input(img, self.image_size)
+        except ImageLoadError as e:
+            return e
+        except Exception as e:  # noqa: BLE001 - one odd file must not end a long run
+            return ImageLoadError(f"{describe_source(source)}: {type(e).__name__}: {e}")
+
+    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the model; on CUDA out-of-memory, halve the batch and retry."""
+        try:
+            with torch.inference_mode(), self._autocast_context():
+                logits, pooled = self.model.forward_with_embedding(batch.to(self.device, non_blocking=True))
+                return torch.sigmoid(logits.float()).cpu(), pooled.float().cpu()
+        except RuntimeError as e:
+            if not _is_out_of_memory(e) or batch.shape[0] == 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = batch.shape[0] // 2
+            first, second = self._forward(batch[:half]), self._forward(batch[half:])
+            return torch.cat([first[0], second[0]]), torch.cat([first[1], second[1]])
+
+    def _autocast_context(self) -> contextlib.AbstractContextManager:
+        if self._autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self._autocast)
+
+    def _decoded_chunks(self, images: Sequence[ImageSource], pool: ThreadPoolExecutor | None
+                        ) -> Iterator[tuple[int, list[torch.Tensor | ImageLoadError]]]:
+        """Yield (start, prepared items) per batch, decoding the next batch while the caller computes."""
+        size = self.config.batch_size
+        starts = range(0, len(images), size)
+
+        def submit(start: int) -> list[Future] | list[torch.Tensor | ImageLoadError]:
+            chunk = images[start:start + size]
+            if pool is None:
+                return [self._prepare(s) for s in chunk]
+            return [pool.submit(self._prepare, s) for s in chunk]
+
+        pending = submit(0) if len(images) else []
+        for i, start in enumerate(starts):
+            current = pending
+            if i + 1 < len(starts):
+                pending = submit(starts[i + 1])
+            yield start, [f.result() if isinstance(f, Future) else f for f in current]
+
+    def predict(self, images: Sequence[ImageSource], *, with_embedding: bool = False,
+                progress: ProgressFn | None = None) -> list[ImagePrediction]:
+        """Probabilities for every class of every image, in input order."""
+        images = list(images)
+        results = [ImagePrediction(describe_source(s)) for s in images]
+        workers = self.config.decode_workers
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="ram-decode") if workers else None
+        try:
+            done = 0
+            for start, prepared in self._decoded_chunks(images, pool):
+                good = [i for i, p in enumerate(prepared) if isinstance(p, torch.Tensor)]
+                for i, p in enumerate(prepared):
+                    if isinstance(p, ImageLoadError):
+                        results[start + i].error = str(p)
+                if good:
+                    batch = torch.stack([prepared[i] for i in good])  # type: ignore[misc]
+                    with self._lock:
+                        probs, pooled = self._forward(batch)
+                    for row, i in enumerate(good):
+                        results[start + i].probs = probs[row].numpy()
+                        if with_embedding:
+                            results[start + i].embedding = pooled[row].numpy()
+                done += len(prepared)
+                if progress is not None:
+                    progress(done, len(images))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        return results
+
+    def predict_proba(self, images: Sequence[ImageSource]) -> np.ndarray:
+        """(N, K) float32 probabilities; raises `ImageLoadError` if any image is bad."""
+        results = self.predict(images)
+        for r in results:
+            if r.error is not None:
+                raise ImageLoadError(r.error)
+        if not results:
+            return np.zeros((0, len(self.vocab)), dtype=np.float32)
+        return np.stack([r.probs for r in results]).astype(np.float32, copy=False)

@@ -1,0 +1,62 @@
+"""The `tag` command's JSON Lines output, with resume: lines already written are never redone."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import RamModelError
+
+__all__ = ["ResumeState", "read_resume_state", "drop_paths", "append_lines"]
+
+
+class ResumeState:
+    """Paths already in an output file, and whether they ended in an error."""
+
+    def __init__(self) -> None:
+        self.done: set[str] = set()
+        self.failed: set[str] = set()
+        self.versions: set[tuple[str, str]] = set()  # (model_version, policy)
+
+
+def read_resume_state(path: Path) -> ResumeState:
+    """Read an earlier run's output; a half-written last line (a crash) is cut off the file."""
+    state = ResumeState()
+    if not path.exists():
+        return state
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    for lineno, raw in enumerate(data[:end].splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise RamModelError(f"{path}:{lineno} is not JSON ({e}); move the file away or use --overwrite") from e
+        state.done.add(row["path"])
+        if row.get("error"):
+            state.failed.add(row["path"])
+        state.versions.add((str(row.get("model_version")), str(row.get("policy"))))
+    return state
+
+
+def drop_paths(path: Path, paths: set[str]) -> None:
+    """Rewrite `path` without the lines of `paths` (atomically), so retried images are not listed twice."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+        for line in src:
+            if line.strip() and json.loads(line)["path"] in paths:
+                continue
+            dst.write(line)
+    os.replace(tmp, path)
+
+
+def append_lines(stream: Any, rows: Iterable[dict[str, Any]]) -> None:
+    """Write whole lines and flush, so an interrupted run leaves only complete results behind."""
+    for row in rows:
+        stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+    stream.flush()

@@ -1,0 +1,73 @@
+"""RAM and RAM++ as one module: images in, one logit per class out.
+
+Huang et al., "Recognize Anything: A Strong Image Tagging Model" (2023) and
+"Open-Set Image Tagging with Multi-Grained Text Supervision" (RAM++, 2023); official code
+and weights: github.com/xinyu1205/recognize-anything (Apache-2.0). No thresholds and no
+strings here: those belong to the vocabulary and the engine.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import DESCRIPTIONS_PER_CLASS, LABEL_EMBED_DIM, HeadConfig, SwinConfig
+from .swin import SwinTransformer
+from .tagging_head import TaggingHead
+
+__all__ = ["RAMTagger", "reweight_descriptions"]
+
+
+def reweight_descriptions(pooled: Tensor, label_embed: Tensor, scale_log: Tensor, num_classes: int) -> Tensor:
+    """RAM++'s per-image class embedding: a softmax-weighted mix of each class's descriptions.
+
+    pooled [B, 512] (projected token 0), label_embed [K * D, 512] (row c*D + d),
+    scale_log: the learned log temperature. Returns [B, K, 512].
+    """
+    per_class = label_embed.shape[0] // num_classes
+    direction = pooled / pooled.norm(dim=-1, keepdim=True)
+    logits = scale_log.exp() * direction @ label_embed.t()  # B, K*D
+    weights = logits.view(-1, num_classes, per_class).softmax(dim=-1)
+    return torch.einsum("bkd,kde->bke", weights, label_embed.view(num_classes, per_class, -1))
+
+
+class RAMTagger(nn.Module):
+    """`forward(images) -> logits [B, K]`; `forward_with_embedding` also returns the pooled embedding."""
+
+    def __init__(self, swin: SwinConfig, head: HeadConfig, num_classes: int,
+                 variant: Literal["ram", "ram_plus"]) -> None:
+        super().__init__()
+        self.variant = variant
+        self.num_classes = num_classes
+        self.visual_encoder = SwinTransformer(swin)
+        self.image_proj = nn.Linear(swin.vision_width, LABEL_EMBED_DIM)
+        rows = num_classes * (DESCRIPTIONS_PER_CLASS if variant == "ram_plus" else 1)
+        self.label_embed = nn.Parameter(torch.zeros(rows, LABEL_EMBED_DIM))
+        if variant == "ram_plus":
+            self.reweight_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        # The official code skips the projection when the head is already 512 wide.
+        self.wordvec_proj: nn.Module = (
+            nn.Linear(LABEL_EMBED_DIM, head.hidden_size) if head.hidden_size != LABEL_EMBED_DIM else nn.Identity()
+        )
+        self.tagging_head = TaggingHead(head, encoder_width=LABEL_EMBED_DIM)
+        self.fc = nn.Linear(head.hidden_size, 1)
+
+    def label_queries(self, image_tokens: Tensor) -> Tensor:
+        """[B, K, hidden] queries: fixed per class (RAM) or reweighted per image (RAM++)."""
+        if self.variant == "ram_plus":
+            embed = reweight_descriptions(image_tokens[:, 0], self.label_embed, self.reweight_scale, self.num_classes)
+            return F.relu(self.wordvec_proj(embed))
+        queries = F.relu(self.wordvec_proj(self.label_embed))
+        return queries.unsqueeze(0).expand(image_tokens.shape[0], -1, -1)
+
+    def forward_with_embedding(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """images [B, 3, S, S] normalised -> (logits [B, K], pooled image embedding [B, 512])."""
+        tokens = self.image_proj(self.visual_encoder(images))
+        features = self.tagging_head(self.label_queries(tokens), tokens)
+        return self.fc(features).squeeze(-1), tokens[:, 0]
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.forward_with_embedding(images)[0]

@@ -1,0 +1,156 @@
+"""Tiny random-weight checkpoints in the official layout, for tests and benchmarks.
+
+The official weights cannot be downloaded everywhere (CI included), so fidelity is proven on
+files that have the official structure: weights under `'model'`, the recomputable buffers
+(`relative_position_index`, `attn_mask`) saved as the official code saves them, and, for RAM,
+training-only `tag_encoder.*` / `text_decoder.*` entries. Every file written here carries the
+random-weights marker, so no tool presents its tags as meaningful.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from .checkpoint import RANDOM_WEIGHTS_MARKER
+from .config import EngineConfig, HeadConfig, SwinConfig, packaged_file
+from .ram import RAMTagger
+from .vocab import read_lines
+
+__all__ = [
+    "TINY_TAGS",
+    "TINY_SWIN",
+    "TINY_HEAD",
+    "TinyModelFiles",
+    "make_tiny_checkpoint",
+    "official_state_dict",
+    "random_init_",
+]
+
+# 48 real RAM tags (their official class thresholds and Chinese names are kept).
+TINY_TAGS: tuple[str, ...] = (
+    "dog", "cat", "car", "person", "tree", "sky", "building", "bicycle", "bird", "boat",
+    "flower", "grass", "horse", "table", "chair", "cup", "bottle", "laptop", "book", "clock",
+    "beach", "mountain", "road", "window", "water", "food", "pizza", "apple", "banana", "train",
+    "bus", "truck", "kite", "umbrella", "bench", "sheep", "cow", "elephant", "cloud", "snow",
+    "river", "bridge", "city", "street sign", "sunset", "flag", "shoe", "hat",
+)
+
+TINY_SWIN = SwinConfig(image_res=64, window_size=4, embed_dim=16, depths=(2, 2, 2, 2),
+                       num_heads=(2, 2, 4, 4), vision_width=128)
+TINY_HEAD = HeadConfig(hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                       num_hidden_layers=2, layer_norm_eps=1e-12)
+
+# A few entries shaped like RAM's training-only modules (the real files hold ~230 of them).
+_TRAINING_ONLY_SAMPLE: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
+    "tag_encoder.embeddings.position_ids": ((1, 16), torch.int64),
+    "tag_encoder.embeddings.word_embeddings.weight": ((32, 8), torch.float32),
+    "tag_encoder.encoder.layer.0.attention.self.query.weight": ((8, 8), torch.float32),
+    "text_decoder.bert.embeddings.position_ids": ((1, 16), torch.int64),
+    "text_decoder.cls.predictions.bias": ((32,), torch.float32),
+}
+
+
+@dataclass(frozen=True)
+class TinyModelFiles:
+    checkpoint: Path
+    swin_config: Path
+    head_config: Path
+    tag_list: Path
+    tag_list_zh: Path
+    thresholds: Path
+    variant: str
+
+    def engine_config(self, **overrides: Any) -> EngineConfig:
+        """An EngineConfig that loads exactly these files (CPU, one decode worker by default)."""
+        base = EngineConfig(
+            checkpoint=str(self.checkpoint), swin_config=str(self.swin_config), head_config=str(self.head_config),
+            tag_list=str(self.tag_list), tag_list_zh=str(self.tag_list_zh), thresholds=str(self.thresholds),
+            device="cpu", batch_size=4, decode_workers=1,
+        )
+        return replace(base, **overrides)
+
+
+def random_init_(model: RAMTagger, seed: int) -> RAMTagger:
+    """Deterministic random weights with enough spread that classes and images differ."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("LayerNorm.weight") or ".norm" in name and name.endswith("weight"):
+                param.copy_(1.0 + 0.1 * torch.randn(param.shape, generator=gen))
+            elif name == "reweight_scale":
+                param.fill_(float(torch.log(torch.tensor(1 / 0.07))))
+            elif name == "label_embed":
+                param.copy_(torch.randn(param.shape, generator=gen))
+            elif param.dim() >= 2:
+                fan_in = param[0].numel()
+                param.copy_(torch.randn(param.shape, generator=gen) / fan_in**0.5)
+            else:
+                param.copy_(0.05 * torch.randn(param.shape, generator=gen))
+    return model
+
+
+def official_state_dict(model: RAMTagger, *, training_only: dict[str, torch.Tensor] | None = None
+                        ) -> dict[str, torch.Tensor]:
+    """The model's weights plus the buffers the official code saves, under the official key names."""
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for name, buf in model.named_buffers():
+        if name.startswith("visual_encoder.") and name.rsplit(".", 1)[-1] in ("relative_position_index", "attn_mask"):
+            sd[name] = buf.detach().clone()
+    if training_only:
+        sd.update(training_only)
+    return sd
+
+
+def _training_only_sample(gen: torch.Generator) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, (shape, dtype) in _TRAINING_ONLY_SAMPLE.items():
+        if dtype == torch.int64:
+            out[key] = torch.arange(shape[-1]).expand(shape).clone()
+        else:
+            out[key] = torch.randn(shape, generator=gen)
+    return out
+
+
+def _write_vocab(directory: Path, tags: tuple[str, ...]) -> tuple[Path, Path, Path]:
+    names = read_lines(packaged_file("ram_tag_list.txt"))
+    zh = read_lines(packaged_file("ram_tag_list_chinese.txt"))
+    thresholds = read_lines(packaged_file("ram_tag_list_threshold.txt"))
+    index = {n: i for i, n in enumerate(names)}
+    rows = [index[t] for t in tags]
+    paths = directory / "tag_list.txt", directory / "tag_list_chinese.txt", directory / "thresholds.txt"
+    paths[0].write_text("\n".join(tags) + "\n", encoding="utf-8")
+    # Keep the official Chinese list's stray trailing spaces: the reader must strip them.
+    paths[1].write_text("\n".join(zh[i] for i in rows) + "\n", encoding="utf-8")
+    paths[2].write_text("\n".join(thresholds[i].strip() for i in rows) + "\n", encoding="utf-8")
+    return paths
+
+
+def make_tiny_checkpoint(directory: str | Path, *, variant: Literal["ram", "ram_plus"] = "ram_plus",
+                         seed: int = 0, tags: tuple[str, ...] = TINY_TAGS,
+                         swin: SwinConfig = TINY_SWIN, head: HeadConfig = TINY_HEAD,
+                         legacy_prefix: bool = False) -> TinyModelFiles:
+    """Write a random-weight checkpoint in the official layout plus its configs and vocabulary.
+
+    `legacy_prefix=True` stores the head under the old `vision_multi.` name, as some
+    official releases did.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model = random_init_(RAMTagger(swin, head, len(tags), variant), seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    training_only = _training_only_sample(gen) if variant == "ram" else None
+    sd = official_state_dict(model, training_only=training_only)
+    if legacy_prefix:
+        sd = {k.replace("tagging_head.", "vision_multi.", 1) if k.startswith("tagging_head.") else k: v
+              for k, v in sd.items()}
+    ckpt = directory / f"tiny_{variant}_seed{seed}.pth"
+    torch.save({"model": sd, "epoch": 0, RANDOM_WEIGHTS_MARKER: True}, ckpt)
+    swin_path, head_path = directory / "swin_config.json", directory / "q2l_config.json"
+    swin_path.write_text(json.dumps(swin.to_dict(), indent=2))
+    head_path.write_text(json.dumps(head.to_dict(), indent=2))
+    tag_list, tag_list_zh, thresholds = _write_vocab(directory, tags)
+    return TinyModelFiles(ckpt, swin_path, head_path, tag_list, tag_list_zh, thresholds, variant)
