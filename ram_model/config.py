@@ -161,13 +161,26 @@ class HeadConfig:
         return cls.from_dict(_read_json(path), source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
+        """The official q2l_config.json format, so the official code can build the same head."""
         return {
+            "architectures": ["BertModel"],
+            "model_type": "bert",
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
             "num_attention_heads": self.num_attention_heads,
             "num_hidden_layers": self.num_hidden_layers,
             "layer_norm_eps": self.layer_norm_eps,
             "hidden_act": "gelu",
+            "attention_probs_dropout_prob": 0.1,
+            "hidden_dropout_prob": 0.1,
+            "initializer_range": 0.02,
+            "max_position_embeddings": 512,
+            "pad_token_id": 0,
+            "type_vocab_size": 2,
+            "vocab_size": 30522,
+            "encoder_width": 512,
+            "add_cross_attention": True,
+            "add_tag_cross_attention": False,
         }
 
 

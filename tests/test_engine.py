@@ -148,3 +148,21 @@ def test_model_version_changes_with_thresholds_and_weights(tiny_files, tmp_path:
     versions = {base.model_version, other_thresholds.model_version, other_weights.model_version}
     assert len(versions) == 3 and all(v.startswith("random-ram_plus-") for v in versions)
     assert base.info()["num_classes"] == 48 and base.info()["device"] == "cpu"
+
+
+def test_bf16_autocast_on_cpu_stays_close(tiny_files, image_dir: Path) -> None:
+    paths = sorted(str(p) for p in image_dir.glob("*.png"))
+    fp32 = TaggingEngine.from_config(tiny_files.engine_config(precision="fp32")).predict_proba(paths)
+    bf16_engine = TaggingEngine.from_config(tiny_files.engine_config(precision="bf16"))
+    assert bf16_engine.info()["precision"] == "bfloat16"
+    np.testing.assert_allclose(bf16_engine.predict_proba(paths), fp32, atol=0.05)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fp16_matches_cpu_fp32(tiny_files, image_dir: Path) -> None:
+    paths = sorted(str(p) for p in image_dir.rglob("*.*"))
+    cpu = TaggingEngine.from_config(tiny_files.engine_config(precision="fp32")).predict_proba(paths)
+    for precision, tol in (("fp32", 1e-4), ("fp16", 1e-2), ("bf16", 5e-2)):
+        gpu = TaggingEngine.from_config(tiny_files.engine_config(device="cuda", precision=precision))
+        np.testing.assert_allclose(gpu.predict_proba(paths), cpu, atol=tol)
