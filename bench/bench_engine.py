@@ -11,7 +11,6 @@ and peak GPU memory.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
