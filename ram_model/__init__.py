@@ -4,17 +4,36 @@ Depends on torch, numpy and Pillow only (plus safetensors / huggingface_hub for 
 never imports Label Studio, FiftyOne or a web framework. See docs/seams.md for the API
 the integrations use.
 """
-from .config import PRESETS, EngineConfig, HeadConfig, SwinConfig
-from .engine import ImagePrediction, TaggingEngine
-from .errors import (
-    CheckpointMismatchError,
-    CheckpointNotFoundError,
-    ConfigError,
-    ImageLoadError,
-    RamModelError,
-)
-from .thresholds import Tag, ThresholdPolicy
-from .vocab import TagVocabulary
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public names, resolved on first use: `ram_model.review` (NumPy only) can then be imported
+# without loading torch.
+_EXPORTS = {
+    "PRESETS": "config", "EngineConfig": "config", "HeadConfig": "config", "SwinConfig": "config",
+    "TaggingEngine": "engine", "ImagePrediction": "engine",
+    "RamModelError": "errors", "ConfigError": "errors", "CheckpointNotFoundError": "errors",
+    "CheckpointMismatchError": "errors", "ImageLoadError": "errors",
+    "Tag": "thresholds", "ThresholdPolicy": "thresholds", "TagVocabulary": "vocab",
+}
+
+if TYPE_CHECKING:
+    from .config import PRESETS, EngineConfig, HeadConfig, SwinConfig
+    from .engine import ImagePrediction, TaggingEngine
+    from .errors import (CheckpointMismatchError, CheckpointNotFoundError, ConfigError, ImageLoadError,
+                         RamModelError)
+    from .thresholds import Tag, ThresholdPolicy
+    from .vocab import TagVocabulary
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ram_model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import RamModelError
+from .review.atomic_io import atomic_write_text
 
 __all__ = ["ResumeState", "read_resume_state", "drop_paths", "append_lines"]
 
@@ -45,14 +45,10 @@ def read_resume_state(path: Path) -> ResumeState:
 
 
 def drop_paths(path: Path, paths: set[str]) -> None:
-    """Rewrite `path` without the lines of `paths` (atomically), so retried images are not listed twice."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
-        for line in src:
-            if line.strip() and json.loads(line)["path"] in paths:
-                continue
-            dst.write(line)
-    os.replace(tmp, path)
+    """Rewrite `path` without the lines of `paths`, so retried images are not listed twice."""
+    with open(path, encoding="utf-8") as src:
+        kept = [line for line in src if line.strip() and json.loads(line)["path"] not in paths]
+    atomic_write_text(path, "".join(kept))
 
 
 def append_lines(stream: Any, rows: Iterable[dict[str, Any]]) -> None:

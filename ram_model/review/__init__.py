@@ -1,0 +1,69 @@
+"""Review core: where existing labels are probably wrong, what to review next, and how the
+fixes become RAM finetuning data.
+
+NumPy-only and free of any Label Studio / FiftyOne / web import, so the backend and the
+plugin call the same code. The method is documented in ``docs/review.md``.
+
+* :mod:`.vocabulary`: project labels -> RAM class indices (:func:`build_label_mapping`).
+* :mod:`.disagreement`: per-tag *missing* / *doubtful* flags and per-sample scores
+  (:func:`find_disagreements`), ranked by :func:`rank_for_review`.
+* :mod:`.selection`: active-learning batches (:func:`select_review_batch`).
+* :mod:`.finetune`: the official finetune JSON, written atomically and validated on read.
+* :mod:`.atomic_io`: the one atomic file writer.
+"""
+
+from .atomic_io import atomic_write_json, atomic_write_text
+from .disagreement import (
+    AGGREGATIONS,
+    ClassSummary,
+    DisagreementReport,
+    TagIssue,
+    aggregate_sample_scores,
+    centred_probabilities,
+    estimate_thresholds,
+    find_disagreements,
+    tag_error_scores,
+)
+from .finetune import (
+    ExportReport,
+    FinetuneFormatError,
+    FinetuneRecord,
+    UnmappedLabelError,
+    build_finetune_records,
+    read_finetune_json,
+    write_finetune_json,
+)
+from .ranking import rank_for_review
+from .selection import STRATEGIES, k_center_greedy, select_review_batch, uncertainty_scores
+from .vocabulary import LabelMapping, MatchKind, build_label_mapping, load_synonyms, normalize_tag
+
+__all__ = [
+    "AGGREGATIONS",
+    "STRATEGIES",
+    "ClassSummary",
+    "DisagreementReport",
+    "ExportReport",
+    "FinetuneFormatError",
+    "FinetuneRecord",
+    "LabelMapping",
+    "MatchKind",
+    "TagIssue",
+    "UnmappedLabelError",
+    "aggregate_sample_scores",
+    "atomic_write_json",
+    "atomic_write_text",
+    "build_finetune_records",
+    "build_label_mapping",
+    "centred_probabilities",
+    "estimate_thresholds",
+    "find_disagreements",
+    "k_center_greedy",
+    "load_synonyms",
+    "normalize_tag",
+    "rank_for_review",
+    "read_finetune_json",
+    "select_review_batch",
+    "tag_error_scores",
+    "uncertainty_scores",
+    "write_finetune_json",
+]
