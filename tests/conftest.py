@@ -10,6 +10,10 @@ from PIL import Image
 from ram_model import TaggingEngine
 from ram_model.testing import TinyModelFiles, make_tiny_checkpoint
 
+# Fixture modules shared by several test files; registered once here so that session
+# fixtures (one Label Studio server per run) are really shared.
+pytest_plugins = ["backend_fixtures", "labelstudio_server"]
+
 
 @pytest.fixture(scope="session")
 def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> TinyModelFiles:

@@ -22,7 +22,8 @@ from ram_model.hub import parse_hf_uri, resolve_checkpoint
 from ram_model.ram import RAMTagger
 from ram_model.testing import make_tiny_checkpoint, official_state_dict
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "ram_reference"
+# Key/shape manifests of the two official Swin-L checkpoints (every state-dict entry).
+REFERENCE = Path(__file__).resolve().parent / "data"
 MANIFESTS = {"ram_plus": "manifest_ram_plus_swin_l.json", "ram": "manifest_ram_swin_l.json"}
 
 

@@ -1,0 +1,101 @@
+"""The FastAPI application factory.
+
+The engine is loaded once in the lifespan (or handed in by tests and benchmarks) and
+shared by every route through `get_state`; nothing is loaded per request.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from ram_model import TaggingEngine, ThresholdPolicy
+
+from .auth import require_basic_auth
+from .batcher import AsyncBatcher
+from .corrections import CorrectionsStore
+from .errors import install_error_handlers
+from .media import MediaFetcher
+from .routes_ls import router as ls_router
+from .routes_native import router as native_router
+from .settings import Settings
+from .state import AppState
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger("backend.app")
+
+
+def _load_synonyms(settings: Settings):
+    if not settings.mapping_file:
+        return None
+    from ram_model.review import load_synonyms
+
+    return load_synonyms(settings.mapping_file)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: TaggingEngine | None = None,
+    policy: ThresholdPolicy | None = None,
+) -> FastAPI:
+    """Build the app; `engine`/`policy` default to what `settings` describe.
+
+    Passing an engine lets a test or a benchmark share one loaded model between apps.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        eng = engine or TaggingEngine.from_config(settings.engine_config())
+        pol = policy or settings.threshold_policy()
+        if getattr(eng, "random_weights", False):
+            _log.warning("serving a RANDOM-WEIGHT test checkpoint: its tags mean nothing (%s)", eng.model_version)
+        batcher = AsyncBatcher(
+            lambda images, with_embedding: eng.predict(images, with_embedding=with_embedding),
+            max_batch_size=eng.config.batch_size,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue=settings.max_queue,
+            coalesce=settings.coalesce,
+        )
+        fetcher = MediaFetcher(
+            allowed_hosts=settings.allowed_hosts,
+            timeout_s=settings.download_timeout_s,
+            max_bytes=settings.max_download_bytes,
+        )
+        store = CorrectionsStore(settings.corrections_path)
+        app.state.ram = AppState(
+            settings=settings,
+            engine=eng,
+            policy=pol,
+            ram_thresholds=pol.resolve(eng.vocab),
+            batcher=batcher,
+            fetcher=fetcher,
+            store=store,
+            file_synonyms=_load_synonyms(settings),
+        )
+        await batcher.start()
+        _log.info(
+            "RAM ready: %s on %s, %d tags, model_version %s", eng.variant, eng.device, len(eng.vocab), eng.model_version
+        )
+        try:
+            yield
+        finally:
+            await batcher.stop()
+            await fetcher.aclose()
+            store.close()
+
+    app = FastAPI(
+        title="ram-annotate",
+        summary="Recognize Anything (RAM / RAM++) tagging for Label Studio and scripts",
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(require_basic_auth)],
+    )
+    install_error_handlers(app)
+    app.include_router(ls_router)
+    app.include_router(native_router)
+    return app

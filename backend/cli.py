@@ -1,0 +1,85 @@
+"""`ram-annotate serve`: run the RAM server (Label Studio ML backend + native API).
+
+Registered through the `ram_annotate.commands` entry point so that `ram_model`'s CLI
+never imports FastAPI. Every flag also has an environment variable (see
+`backend/settings.py`); a flag given on the command line wins over the environment.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+__all__ = ["register", "settings_from_args"]
+
+_BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
+    (("--host",), {"help": "interface to bind (default 127.0.0.1; use 0.0.0.0 in a container)"}),
+    (("--port",), {"type": int, "help": "port (default 9090, Label Studio's convention)"}),
+    (("--label-studio-url",), {"help": "Label Studio base URL [LABEL_STUDIO_URL]; default: the hostname "
+                                       "Label Studio sends to /setup"}),
+    (("--label-studio-api-key",), {"help": "legacy token or personal access token [LABEL_STUDIO_API_KEY]; "
+                                           "prefer the environment variable"}),
+    (("--model-dir",), {"help": "where the corrections database lives [MODEL_DIR]"}),
+    (("--allowed-host",), {"dest": "allowed_hosts", "action": "append",
+                           "help": "extra host (or host:port) task image URLs may point at; repeatable"}),
+    (("--allowed-root",), {"dest": "allowed_roots", "action": "append",
+                           "help": "directory whose files /v1/tag may read by path; repeatable"}),
+    (("--mapping-file",), {"help": "JSON/YAML {project label: [RAM tag, ...]} used for every project"}),
+    (("--max-wait-ms",), {"type": float, "help": "how long a request waits to share a batch (default 5)"}),
+    (("--max-queue",), {"type": int, "help": "images allowed to wait before answering 503 (default 256)"}),
+    (("--no-coalesce",), {"dest": "coalesce", "action": "store_const", "const": False,
+                          "help": "run each request on its own (for comparison)"}),
+    (("--download-timeout",), {"dest": "download_timeout_s", "type": float,
+                               "help": "seconds per image download (default 10)"}),
+    (("--max-download-mb",), {"type": float, "help": "size cap of one image download or upload (default 50)"}),
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ram_model.cli_options import add_model_options
+
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the RAM server for Label Studio (ML backend) and the FiftyOne plugin",
+        description="Load RAM once and serve Label Studio's ML-backend protocol and the native /v1 API.",
+    )
+    add_model_options(parser)
+    for flags, kwargs in _BACKEND_FLAGS:
+        parser.add_argument(*flags, **kwargs)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    # Unset flags must not shadow environment variables, so no flag has a default here.
+    parser.set_defaults(
+        **{a.dest: None for a in parser._actions if a.dest not in ("help", "log_level")},
+        func=_serve,
+    )
+
+
+def settings_from_args(args: argparse.Namespace):
+    """Settings from the environment, overridden by the flags actually given."""
+    from .settings import Settings
+
+    given = {k: v for k, v in vars(args).items() if v is not None and k in Settings.model_fields}
+    if getattr(args, "max_download_mb", None) is not None:
+        given["max_download_bytes"] = int(args.max_download_mb * 1024 * 1024)
+    return Settings(**given)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from .app import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        print(f"error: invalid server settings:\n{exc}", file=sys.stderr)
+        return 2
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.basic_auth:
+        logging.getLogger("backend.cli").warning(
+            "listening on %s without BASIC_AUTH_USER/BASIC_AUTH_PASS: anyone who can reach it can use it",
+            settings.host,
+        )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level)
+    return 0

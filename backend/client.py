@@ -1,0 +1,181 @@
+"""Python client of the native API, for the FiftyOne plugin and scripts.
+
+`RamClient.tag` returns `RemotePrediction`s, which are `ram_model.ImagePrediction`s
+(same `source`, `probs`, `embedding`, `error`, `ok`) plus the fired `tags`, so code
+written against a local `TaggingEngine.predict` works unchanged against a server.
+Imports only httpx, numpy and ram_model's light data classes: no FastAPI.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from ram_model.engine import ImagePrediction
+from ram_model.thresholds import Tag
+
+__all__ = ["RamClient", "RamServerError", "RemotePrediction"]
+
+ImageInput = bytes | str | os.PathLike
+
+
+class RamServerError(RuntimeError):
+    """The server answered with an error (its JSON `error.message` is the text)."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status_code} {code}: {message}")
+        self.status_code = status_code
+        self.code = code
+
+
+@dataclass
+class RemotePrediction(ImagePrediction):
+    tags: list[Tag] = field(default_factory=list)
+
+
+class RamClient:
+    """Talks to `ram-annotate serve`.
+
+    Args:
+        url: server base URL, e.g. ``http://127.0.0.1:9090``.
+        auth: ``(user, password)`` when the server has basic auth on.
+        timeout: seconds per HTTP request (a request holds up to `chunk_size` images).
+        chunk_size: images per request; larger inputs are sent in several requests.
+        retries: how often a 503 (queue full) is retried, honouring Retry-After.
+        server_paths: send path inputs as paths the server reads under its allowed roots
+            instead of uploading the bytes (only when client and server share a disk).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth: tuple[str, str] | None = None,
+        timeout: float = 120.0,
+        chunk_size: int = 32,
+        retries: int = 5,
+        server_paths: bool = False,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        self.url = url.rstrip("/")
+        self.chunk_size = chunk_size
+        self.retries = retries
+        self.server_paths = server_paths
+        self._http = httpx.Client(base_url=self.url, auth=auth, timeout=timeout, transport=transport, trust_env=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RamClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def info(self) -> dict[str, Any]:
+        """Variant, vocabulary size, thresholds, model_version, device and queue depth."""
+        return self._check(self._send(lambda: self._http.get("/v1/info")))
+
+    def health(self) -> dict[str, Any]:
+        return self._check(self._send(lambda: self._http.get("/health")))
+
+    def tag(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        all_scores: bool = False,
+        embedding: bool = False,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[RemotePrediction]:
+        """One `RemotePrediction` per input, in order; `probs` is the full (K,) float32
+        array when `all_scores`, `embedding` the (512,) array when asked. A bad image
+        gets `error`, as with the local engine; a bad request raises `RamServerError`."""
+        images = list(images)
+        out: list[RemotePrediction] = []
+        for start in range(0, len(images), self.chunk_size):
+            chunk = images[start : start + self.chunk_size]
+            out.extend(self._tag_chunk(chunk, all_scores, embedding, threshold, top_k))
+            if progress is not None:
+                progress(len(out), len(images))
+        return out
+
+    def _tag_chunk(
+        self, chunk: Sequence[ImageInput], all_scores: bool, embedding: bool, threshold: float | None, top_k: int | None
+    ) -> list[RemotePrediction]:
+        files: list[tuple[str, tuple[str, bytes, str]]] = []
+        paths: list[str] = []
+        order: list[tuple[str, int]] = []  # the server answers uploads first, then paths
+        local_errors: dict[int, RemotePrediction] = {}
+        for i, item in enumerate(chunk):
+            if isinstance(item, (bytes, bytearray)):
+                files.append(("images", (f"image-{i}", bytes(item), "application/octet-stream")))
+                order.append(("file", i))
+            elif self.server_paths:
+                paths.append(os.fspath(item))
+                order.append(("path", i))
+            else:
+                path = Path(os.fspath(item))
+                try:
+                    files.append(("images", (str(path), path.read_bytes(), "application/octet-stream")))
+                    order.append(("file", i))
+                except OSError as exc:
+                    local_errors[i] = RemotePrediction(source=str(path), error=f"cannot read {path}: {exc}")
+        data: dict[str, Any] = {"all_scores": str(all_scores).lower(), "embedding": str(embedding).lower()}
+        if threshold is not None:
+            data["threshold"] = str(threshold)
+        if top_k is not None:
+            data["top_k"] = str(top_k)
+        if paths:
+            data["paths"] = paths
+        results: list[dict[str, Any]] = []
+        if files or paths:
+            body = self._check(self._send(lambda: self._http.post("/v1/tag", data=data, files=files or None)))
+            results = body["results"]
+        uploads = iter(r for r in results[: len(files)])
+        by_path = iter(results[len(files) :])
+        answered: dict[int, RemotePrediction] = dict(local_errors)
+        for kind, i in order:
+            answered[i] = _to_prediction(next(uploads) if kind == "file" else next(by_path), chunk[i])
+        return [answered[i] for i in range(len(chunk))]
+
+    def _send(self, request: Callable[[], httpx.Response]) -> httpx.Response:
+        for attempt in range(self.retries + 1):
+            response = request()
+            if response.status_code != 503 or attempt == self.retries:
+                return response
+            time.sleep(min(float(response.headers.get("retry-after", "1") or 1), 30.0))
+        return response
+
+    @staticmethod
+    def _check(response: httpx.Response) -> dict[str, Any]:
+        if response.status_code == 200:
+            return response.json()
+        try:
+            error = response.json().get("error", {})
+        except ValueError:
+            error = {}
+        raise RamServerError(response.status_code, error.get("code", "http_error"), error.get("message", response.text))
+
+
+def _to_prediction(result: dict[str, Any], item: ImageInput) -> RemotePrediction:
+    source = item if isinstance(item, (str, os.PathLike)) else result.get("source", "bytes")
+    if not result.get("ok"):
+        return RemotePrediction(source=os.fspath(source), error=result.get("error") or "unknown error")
+    probs = result.get("probs")
+    emb = result.get("embedding")
+    return RemotePrediction(
+        source=os.fspath(source),
+        probs=None if probs is None else np.asarray(probs, dtype=np.float32),
+        embedding=None if emb is None else np.asarray(emb, dtype=np.float32),
+        tags=[Tag(t["index"], t["name"], t["name_zh"], float(t["score"])) for t in result.get("tags", [])],
+    )

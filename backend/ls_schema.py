@@ -1,0 +1,169 @@
+"""Request and response bodies of the Label Studio ML-backend protocol (v2) and the
+native API.
+
+Label Studio sends more fields than we read and adds new ones between releases, so
+requests accept extra keys; responses are closed so the OpenAPI spec says exactly
+what we answer.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "HealthResponse",
+    "InfoResponse",
+    "NativeImageResult",
+    "NativeTag",
+    "NativeTagPathsRequest",
+    "NativeTagResponse",
+    "PredictRequest",
+    "PredictResponse",
+    "SetupRequest",
+    "SetupResponse",
+    "TaskPrediction",
+    "WebhookRequest",
+    "WebhookResponse",
+    "project_id_of",
+]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def project_id_of(project: Any) -> str | None:
+    """Label Studio names a project `"<id>.<created timestamp>"` in ML requests; the id
+    is what stays stable across label-config edits."""
+    if project is None:
+        return None
+    if isinstance(project, dict):
+        project = project.get("id")
+        return None if project is None else str(project)
+    text = str(project)
+    return text.split(".", 1)[0] or None
+
+
+class HealthResponse(_Closed):
+    status: str = "UP"
+    model_class: str
+    model_version: str
+    variant: str
+    device: str
+
+
+class SetupRequest(_Open):
+    project: str | int | None = None
+    label_config: str | None = Field(None, alias="schema")
+    hostname: str | None = None
+    access_token: str | None = None
+    model_version: str | None = None
+    extra_params: dict[str, Any] | None = None
+
+
+class ControlReport(_Closed):
+    from_name: str
+    to_name: str
+    type: str
+    labels: int
+    mapped: int
+    unmapped: list[str]
+
+
+class SetupResponse(_Closed):
+    model_version: str
+    controls: list[ControlReport]
+
+
+class PredictParams(_Open):
+    login: str | None = None
+    password: str | None = None
+    context: Any = None
+
+
+class PredictRequest(_Open):
+    tasks: list[dict[str, Any]] = Field(..., max_length=10_000)
+    project: str | int | None = None
+    label_config: str | None = None
+    params: PredictParams | None = None
+
+
+class TaskPrediction(_Closed):
+    """One prediction per task. A task whose image failed carries `error` and no
+    `result`: Label Studio then stores nothing for it (and logs our message) instead of
+    an empty prediction that would stop it from asking again."""
+
+    result: list[dict[str, Any]] | None = None
+    score: float | None = None
+    model_version: str
+    mislabeling: float | None = None
+    task: int | None = None
+    error: str | None = None
+
+
+class PredictResponse(_Closed):
+    results: list[TaskPrediction]
+
+
+class WebhookRequest(_Open):
+    """`ANNOTATION_CREATED/UPDATED` carry one annotation and its task,
+    `ANNOTATIONS_CREATED` lists of both, `ANNOTATIONS_DELETED` a list of ids."""
+
+    action: str = Field(..., min_length=1, max_length=100)
+    project: dict[str, Any] | None = None
+    annotation: dict[str, Any] | list[dict[str, Any]] | None = None
+    annotations: list[dict[str, Any]] | None = None
+    task: dict[str, Any] | list[dict[str, Any]] | None = None
+
+
+class WebhookResponse(_Closed):
+    status: str
+    action: str
+    stored: int = 0
+    detail: str | None = None
+
+
+class NativeTag(_Closed):
+    index: int
+    name: str
+    name_zh: str
+    score: float
+
+
+class NativeImageResult(_Closed):
+    source: str
+    ok: bool
+    error: str | None = None
+    tags: list[NativeTag] = Field(default_factory=list)
+    probs: list[float] | None = None
+    embedding: list[float] | None = None
+
+
+class NativeTagResponse(_Closed):
+    model_version: str
+    results: list[NativeImageResult]
+
+
+class NativeTagPathsRequest(_Closed):
+    paths: list[str] = Field(..., min_length=1)
+    all_scores: bool = False
+    embedding: bool = False
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=1)
+
+
+class InfoResponse(_Closed):
+    variant: str
+    vocabulary_size: int
+    model_version: str
+    device: str
+    thresholds: dict[str, float | None]
+    queue_depth: int
+    max_queue: int
+    max_batch_size: int
+    coalesce: bool

@@ -1,0 +1,232 @@
+"""Label Studio's ML-backend protocol (v2): /health, /setup, /predict, /webhook, /metrics."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse
+
+from .corrections import StoredPrediction
+from .errors import BackendError
+from .ls_project import ProjectModel
+from .ls_results import predict_task
+from .ls_schema import (
+    HealthResponse,
+    PredictRequest,
+    PredictResponse,
+    SetupRequest,
+    SetupResponse,
+    TaskPrediction,
+    WebhookRequest,
+    WebhookResponse,
+    project_id_of,
+)
+from .ls_webhook import (
+    DELETE_ACTIONS,
+    STORE_ACTIONS,
+    deleted_annotation_ids,
+    store_annotations,
+)
+from .media import LabelStudioAccess
+from .state import AppState, get_state
+
+__all__ = ["router"]
+
+_log = logging.getLogger("backend.routes_ls")
+router = APIRouter(tags=["Label Studio ML backend"])
+_MODEL_CLASS = "RamTagger"
+_DOWNLOAD_CONCURRENCY = 8
+
+
+def _health(state: AppState) -> HealthResponse:
+    return HealthResponse(
+        status="UP",
+        model_class=_MODEL_CLASS,
+        model_version=state.engine.model_version,
+        variant=state.engine.variant,
+        device=str(state.engine.device),
+    )
+
+
+@router.get("/health", response_model=HealthResponse)
+async def health(state: AppState = Depends(get_state)) -> HealthResponse:
+    return _health(state)
+
+
+@router.get("/", response_model=HealthResponse, include_in_schema=False)
+async def root(state: AppState = Depends(get_state)) -> HealthResponse:
+    return _health(state)
+
+
+@router.post("/setup", response_model=SetupResponse)
+async def setup(body: SetupRequest, state: AppState = Depends(get_state)) -> SetupResponse:
+    """Label Studio calls this when the backend is connected and before predicting; the
+    answer's model_version decides whether stored predictions are still current."""
+    project_id = project_id_of(body.project)
+    if body.hostname and not state.settings.label_studio_url:
+        _log.info("project %s: using Label Studio at %s (from /setup)", project_id, body.hostname)
+    state.remember_setup(project_id, body.hostname, body.access_token)
+    project = await run_in_threadpool(state.project_model, body.label_config, project_id)
+    return SetupResponse(model_version=project.model_version, controls=[c.report() for c in project.controls])
+
+
+def _image_refs(project: ProjectModel, task: dict[str, Any]) -> dict[str, str]:
+    data = task.get("data")
+    if not isinstance(data, dict):
+        raise BackendError("the task has no `data` object")
+    refs: dict[str, str] = {}
+    for control in project.controls:
+        key = control.spec.data_key
+        value = data.get(key)
+        if value is None:
+            raise BackendError(f"task data has no {key!r} field (the <Image> reads ${key})")
+        if not isinstance(value, str):
+            raise BackendError(f"task data field {key!r} must be one image URL, got {type(value).__name__}")
+        refs[key] = value
+    return refs
+
+
+async def _fetch_all(
+    state: AppState, jobs: list[tuple[int, str, str, int | None]], ls: LabelStudioAccess
+) -> dict[tuple[int, str], bytes | BackendError]:
+    """Download every (task position, data key) image at once, a few at a time."""
+    gate = asyncio.Semaphore(_DOWNLOAD_CONCURRENCY)
+
+    async def one(ref: str, task_id: int | None) -> bytes | BackendError:
+        async with gate:
+            try:
+                return await state.fetcher.fetch(ref, task_id=task_id, ls=ls)
+            except BackendError as exc:
+                return exc
+
+    results = await asyncio.gather(*(one(ref, task_id) for _, _, ref, task_id in jobs))
+    return {(pos, key): res for (pos, key, _, _), res in zip(jobs, results)}
+
+
+@router.post("/predict", response_model=PredictResponse, response_model_exclude_none=True)
+async def predict(body: PredictRequest, state: AppState = Depends(get_state)) -> PredictResponse:
+    """One prediction per task, in order. All task images of the request go to the
+    model as one batch; a task whose image cannot be fetched or decoded gets `error`
+    and no `result`, and the others are unaffected."""
+    state.counters.predict_requests += 1
+    project_id = project_id_of(body.project)
+    project = await run_in_threadpool(state.project_model, body.label_config, project_id)
+    version = project.model_version
+    ls = state.label_studio(project_id)
+
+    errors: dict[int, str] = {}
+    refs_by_task: dict[int, dict[str, str]] = {}
+    jobs: list[tuple[int, str, str, int | None]] = []
+    for pos, task in enumerate(body.tasks):
+        try:
+            refs = _image_refs(project, task)
+        except BackendError as exc:
+            errors[pos] = exc.message
+            continue
+        refs_by_task[pos] = refs
+        task_id = task.get("id") if isinstance(task.get("id"), int) else None
+        jobs.extend((pos, key, ref, task_id) for key, ref in refs.items())
+
+    fetched = await _fetch_all(state, jobs, ls)
+    for (pos, _), res in fetched.items():
+        if isinstance(res, BackendError):
+            errors.setdefault(pos, res.message)
+    slots = [slot for slot, res in fetched.items() if slot[0] not in errors]
+    images = [fetched[slot] for slot in slots]
+    predictions = await state.batcher.submit(images) if images else []
+
+    probs: dict[int, dict[str, np.ndarray]] = {}
+    for (pos, key), pred in zip(slots, predictions):
+        if pred.error is not None:
+            errors.setdefault(pos, f"cannot read the image: {pred.error}")
+        else:
+            probs.setdefault(pos, {})[key] = pred.probs
+
+    results: list[TaskPrediction] = []
+    stored: list[StoredPrediction] = []
+    for pos, task in enumerate(body.tasks):
+        task_id = task.get("id") if isinstance(task.get("id"), int) else None
+        if pos in errors:
+            _log.warning("task %s: %s", task_id, errors[pos])
+            results.append(TaskPrediction(model_version=version, task=task_id, error=errors[pos]))
+            continue
+        outcome = predict_task(project, probs[pos], task)
+        results.append(
+            TaskPrediction(
+                result=outcome.result,
+                score=outcome.score,
+                model_version=version,
+                mislabeling=outcome.mislabeling,
+                task=task_id,
+            )
+        )
+        if task_id is not None and project_id is not None:
+            first_key = project.controls[0].spec.data_key
+            ram_probs = probs[pos][first_key]
+            tags = state.policy.select(ram_probs, state.engine.vocab, state.ram_thresholds)
+            stored.append(
+                StoredPrediction(
+                    project=project_id,
+                    task_id=task_id,
+                    model_version=version,
+                    image_ref=refs_by_task[pos][first_key],
+                    predicted={
+                        name: [{"label": c.label, "value": c.value, "score": c.score} for c in chosen]
+                        for name, chosen in outcome.chosen.items()
+                    },
+                    ram_tags=[{"index": t.index, "name": t.name, "score": t.score} for t in tags],
+                )
+            )
+    if stored:
+        await run_in_threadpool(lambda: [state.store.record_prediction(s) for s in stored])
+    state.counters.predicted_tasks += len(body.tasks) - len(errors)
+    state.counters.failed_tasks += len(errors)
+    return PredictResponse(results=results)
+
+
+@router.post("/webhook", response_model=WebhookResponse, response_model_exclude_none=True)
+async def webhook(body: WebhookRequest, state: AppState = Depends(get_state)) -> WebhookResponse:
+    """Annotation events from a Label Studio webhook pointed here; every annotation is
+    kept in the corrections store. Other events (training, project updates) are
+    acknowledged and ignored: this backend does not train."""
+    state.counters.webhooks += 1
+    if body.action in STORE_ACTIONS:
+        stored = await run_in_threadpool(store_annotations, state, body)
+        state.counters.corrections_stored += stored
+        return WebhookResponse(status="ok", action=body.action, stored=stored)
+    if body.action in DELETE_ACTIONS:
+        marked = 0
+        for annotation_id in deleted_annotation_ids(body):
+            marked += await run_in_threadpool(state.store.mark_deleted, annotation_id, body.action)
+        return WebhookResponse(status="ok", action=body.action, stored=marked, detail="marked deleted, kept")
+    return WebhookResponse(status="ignored", action=body.action, detail="this backend does not act on this event")
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(state: AppState = Depends(get_state)) -> str:
+    """Prometheus text exposition of queue and request counters."""
+    b = state.batcher.stats
+    c = state.counters
+    rows = [
+        ("ram_queue_images", "gauge", state.batcher.pending_images),
+        ("ram_batches_total", "counter", b.batches),
+        ("ram_batch_images_total", "counter", b.images),
+        ("ram_batch_largest", "gauge", b.largest_batch),
+        ("ram_batch_busy_seconds_total", "counter", round(b.busy_seconds, 6)),
+        ("ram_rejected_requests_total", "counter", b.rejected),
+        ("ram_predict_requests_total", "counter", c.predict_requests),
+        ("ram_predicted_tasks_total", "counter", c.predicted_tasks),
+        ("ram_failed_tasks_total", "counter", c.failed_tasks),
+        ("ram_native_requests_total", "counter", c.native_requests),
+        ("ram_native_images_total", "counter", c.native_images),
+        ("ram_webhooks_total", "counter", c.webhooks),
+        ("ram_corrections_stored_total", "counter", c.corrections_stored),
+    ]
+    lines = []
+    for name, kind, value in rows:
+        lines += [f"# TYPE {name} {kind}", f"{name} {value}"]
+    return "\n".join(lines) + "\n"

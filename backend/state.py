@@ -1,0 +1,96 @@
+"""What the app holds for its lifetime, and the typed dependency routes read it by."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from fastapi import Request
+
+from ram_model import TaggingEngine, ThresholdPolicy
+
+from .batcher import AsyncBatcher
+from .corrections import CorrectionsStore
+from .ls_project import ProjectModel, build_project_model
+from .media import LabelStudioAccess, MediaFetcher
+from .settings import Settings
+
+__all__ = ["AppState", "Counters", "get_state"]
+
+_PROJECT_CACHE_SIZE = 64
+
+
+@dataclass
+class Counters:
+    """Monotonic counts for /metrics (Prometheus text)."""
+
+    predict_requests: int = 0
+    predicted_tasks: int = 0
+    failed_tasks: int = 0
+    native_requests: int = 0
+    native_images: int = 0
+    webhooks: int = 0
+    corrections_stored: int = 0
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: TaggingEngine
+    policy: ThresholdPolicy
+    ram_thresholds: np.ndarray  # (K,) after the policy's overrides
+    batcher: AsyncBatcher
+    fetcher: MediaFetcher
+    store: CorrectionsStore
+    file_synonyms: Mapping[str, Sequence[str]] | None = None
+    counters: Counters = field(default_factory=Counters)
+    _projects: OrderedDict[str, ProjectModel] = field(default_factory=OrderedDict)
+    _configs: dict[str, str] = field(default_factory=dict)  # project id -> last label config
+    _access: dict[str, LabelStudioAccess] = field(default_factory=dict)  # project id -> from /setup
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def project_model(self, label_config: str | None, project_id: str | None = None) -> ProjectModel:
+        """The bound config, cached by its text; remembers it for the project's webhooks."""
+        if not label_config and project_id is not None:
+            label_config = self._configs.get(project_id)
+        key = label_config or ""
+        with self._lock:
+            cached = self._projects.get(key)
+            if cached is not None:
+                self._projects.move_to_end(key)
+        if cached is None:
+            vocab = self.engine.vocab
+            cached = build_project_model(
+                label_config,
+                ram_names=vocab.names,
+                ram_names_zh=vocab.names_zh,
+                ram_thresholds=self.ram_thresholds,
+                engine_version=self.engine.model_version,
+                file_synonyms=self.file_synonyms,
+            )
+            with self._lock:
+                self._projects[key] = cached
+                while len(self._projects) > _PROJECT_CACHE_SIZE:
+                    self._projects.popitem(last=False)
+        if project_id is not None and label_config:
+            self._configs[project_id] = label_config
+        return cached
+
+    def remember_setup(self, project_id: str | None, hostname: str | None, access_token: str | None) -> None:
+        if project_id is None:
+            return
+        self._access[project_id] = LabelStudioAccess(hostname.rstrip("/") if hostname else None, access_token)
+
+    def label_studio(self, project_id: str | None) -> LabelStudioAccess:
+        """Configured URL/key win; what Label Studio sent to /setup fills the gaps."""
+        from_setup = self._access.get(project_id or "", LabelStudioAccess(None, None))
+        return LabelStudioAccess(
+            self.settings.label_studio_url or from_setup.url,
+            self.settings.label_studio_api_key or from_setup.token,
+        )
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.ram
