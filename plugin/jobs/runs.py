@@ -1,0 +1,74 @@
+"""FiftyOne run records of our jobs: what produced a field, so reruns resume and never mix.
+
+Small, comparable settings (model version, thresholds digest, label mapping digest) go in
+the run config, which the App lists; bulky arrays (the 4,585 tag names and thresholds)
+go in the run results, which are loaded only when a later job needs them.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import fiftyone.core.dataset as fod
+import numpy as np
+
+__all__ = [
+    "delete_run",
+    "differences",
+    "read_run_results",
+    "read_run_settings",
+    "record_run",
+    "thresholds_digest",
+]
+
+
+def thresholds_digest(thresholds: np.ndarray) -> str:
+    """Short hash of the resolved thresholds: a changed override must not pass as the same run."""
+    data = np.ascontiguousarray(thresholds, dtype=np.float32).tobytes()
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def read_run_settings(dataset: fod.Dataset, run_key: str) -> dict[str, Any] | None:
+    """The settings a run was recorded with, or None if there is no such run."""
+    if not dataset.has_run(run_key):
+        return None
+    config = dataset.get_run_info(run_key).config.serialize()
+    return {k: v for k, v in config.items() if k not in ("cls", "type", "method")}
+
+
+def read_run_results(dataset: fod.Dataset, run_key: str) -> dict[str, Any]:
+    """The bulky arrays stored with a run ({} if none were stored)."""
+    if not dataset.has_run(run_key):
+        return {}
+    results = dataset.load_run_results(run_key, cache=False)
+    if results is None:
+        return {}
+    return {k: v for k, v in vars(results).items() if not k.startswith("_")}
+
+
+def record_run(
+    dataset: fod.Dataset,
+    run_key: str,
+    settings: Mapping[str, Any],
+    *,
+    results: Mapping[str, Any] | None = None,
+) -> None:
+    """Create or replace the run record (settings first: they are what later jobs check)."""
+    config = dataset.init_run(**settings)
+    if dataset.has_run(run_key):
+        dataset.update_run_config(run_key, config)
+    else:
+        dataset.register_run(run_key, config)
+    if results is not None:
+        dataset.save_run_results(run_key, dataset.init_run_results(run_key, **results), overwrite=True)
+
+
+def delete_run(dataset: fod.Dataset, run_key: str) -> None:
+    if dataset.has_run(run_key):
+        dataset.delete_run(run_key)
+
+
+def differences(old: Mapping[str, Any], new: Mapping[str, Any], keys: Sequence[str]) -> list[str]:
+    """Human-readable list of the settings that changed, for conflict messages."""
+    return [f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in keys if old.get(key) != new.get(key)]

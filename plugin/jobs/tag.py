@@ -1,0 +1,188 @@
+"""Tag with RAM: run the model over a view and write one `fo.Classifications` per sample.
+
+Results are written chunk by chunk with bulk `set_values`, the label field last, so a run
+killed halfway loses at most the chunk in flight; the label's `model_version` is the mark
+a rerun uses to skip finished samples. The run record pins the model version, thresholds
+and label mapping: a rerun with different ones refuses to mix them into the same field
+unless asked to overwrite, which then clears the field everywhere first.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import fiftyone as fo
+import fiftyone.core.collections as foc
+import fiftyone.core.dataset as fod
+import numpy as np
+from fiftyone import ViewField as F
+
+from plugin.engine_cache import Tagger
+from plugin.errors import PluginInputError, RunConflictError
+from plugin.fo_convert import distinct_labels, label_kind, tags_to_classifications
+from plugin.jobs import runs
+from plugin.params import TagParams
+from ram_model import TagVocabulary, ThresholdPolicy
+from ram_model.review import LabelMapping, build_label_mapping, load_synonyms
+
+__all__ = ["TAG_RUN_SETTINGS", "TagResult", "fired_tags", "tag_samples", "write_results"]
+
+ProgressFn = Callable[[int, int], None]
+
+# Settings that must match for two runs to write into the same field.
+TAG_RUN_SETTINGS = ("model_version", "thresholds_digest", "top_k", "label_field", "mapping_digest")
+
+MAX_REPORTED_FAILURES = 20
+
+
+@dataclass
+class TagResult:
+    field: str
+    run_key: str
+    model_version: str
+    total: int
+    tagged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    unmapped_labels: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _mapping_for(collection: foc.SampleCollection, params: TagParams, tagger: Tagger) -> LabelMapping | None:
+    if params.label_field is None:
+        return None
+    label_kind(collection, params.label_field)  # a clear error for unsupported types, before any work
+    synonyms = load_synonyms(params.synonyms) if params.synonyms else None
+    return build_label_mapping(
+        distinct_labels(collection, params.label_field),
+        tagger.vocab.names,
+        synonyms=synonyms,
+        ram_names_zh=tagger.vocab.names_zh,
+    )
+
+
+def _settings(params: TagParams, tagger: Tagger, thresholds: np.ndarray,
+              mapping: LabelMapping | None) -> dict[str, object]:
+    mapped = [label for label, idx in zip(mapping.labels, mapping.ram_indices) if idx] if mapping else []
+    return {
+        "model_version": tagger.model_version,
+        **tagger.describe(),
+        "threshold": params.threshold,
+        "per_tag": [list(pair) for pair in params.per_tag or ()],
+        "top_k": params.top_k,
+        "thresholds_digest": runs.thresholds_digest(thresholds),
+        "label_field": params.label_field,
+        "chinese_names": params.chinese_names,
+        "mapping_digest": mapping.digest if mapping else None,
+        "field": params.field,
+        "scores_field": params.scores_field if mapping else None,
+        "score_labels": mapped,
+    }
+
+
+def _prepare_field(collection: foc.SampleCollection, params: TagParams, settings: dict[str, object]) -> bool:
+    """Check for conflicts and clear what must not mix; True when finished samples may be skipped.
+
+    Overwriting results of the *same* settings re-tags the target samples and keeps the
+    rest (they agree); results of other settings, or a field we did not write, are
+    cleared on every sample, so the field never holds two kinds of tags.
+    """
+    dataset = collection._root_dataset
+    previous = runs.read_run_settings(dataset, params.run_key)
+    field_exists = dataset.has_sample_field(params.field)
+    if previous is None and field_exists and not params.overwrite:
+        raise RunConflictError(
+            f"Field {params.field!r} already exists and was not written by Tag with RAM; "
+            "choose another field name or enable overwrite to replace it"
+        )
+    changed = runs.differences(previous, settings, TAG_RUN_SETTINGS) if previous else []
+    if changed and not params.overwrite:
+        raise RunConflictError(
+            f"Field {params.field!r} holds RAM tags made with other settings ({'; '.join(changed)}); "
+            "choose another field name, or enable overwrite to clear it on every sample and tag again"
+        )
+    compatible = previous is not None and not changed
+    if not compatible:
+        for name in (params.field, params.scores_field, params.error_field):
+            if dataset.has_sample_field(name):
+                dataset.delete_sample_field(name)
+    return compatible and not params.overwrite
+
+
+def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagParams, *,
+                progress: ProgressFn | None = None) -> TagResult:
+    """Tag every sample of `collection` not yet tagged with this model version and these settings."""
+    total = len(collection)
+    if total == 0:
+        raise PluginInputError("The target view has no samples; nothing to tag")
+    dataset = collection._root_dataset
+    policy = ThresholdPolicy(threshold=params.threshold, per_tag=dict(params.per_tag or ()) or None,
+                             top_k=params.top_k)
+    thresholds = policy.resolve(tagger.vocab)
+    mapping = _mapping_for(dataset, params, tagger)
+    settings = _settings(params, tagger, thresholds, mapping)
+    resume = _prepare_field(collection, params, settings)
+    runs.record_run(
+        dataset,
+        params.run_key,
+        settings,
+        results={"vocab_names": list(tagger.vocab.names), "thresholds": thresholds.tolist()},
+    )
+
+    result = TagResult(params.field, params.run_key, tagger.model_version, total,
+                       unmapped_labels=list(mapping.unmapped) if mapping else [])
+    pending = collection.match(F(f"{params.field}.model_version") != tagger.model_version) if resume else collection
+    ids, paths = pending.values(["id", "filepath"])
+    result.skipped = total - len(ids)
+    score_labels: list[str] = settings["score_labels"]  # type: ignore[assignment]
+    columns = [mapping.labels.index(label) for label in score_labels] if mapping else []
+
+    if progress is not None:
+        progress(result.skipped, total)
+    for start in range(0, len(ids), params.chunk_size):
+        chunk_ids = ids[start:start + params.chunk_size]
+        predictions = tagger.predict(paths[start:start + params.chunk_size])
+        labels, scores, errors = {}, {}, {}
+        for sample_id, prediction in zip(chunk_ids, predictions):
+            probs = prediction.probs
+            if probs is None or not prediction.ok:
+                errors[sample_id] = prediction.error
+                if len(result.failures) < MAX_REPORTED_FAILURES:
+                    result.failures.append({"id": sample_id, "filepath": prediction.source,
+                                            "error": str(prediction.error)})
+                continue
+            labels[sample_id] = fired_tags(probs, tagger.vocab, policy, thresholds,
+                                           model_version=tagger.model_version, chinese=params.chinese_names)
+            if mapping is not None:
+                projected = mapping.project_probs(probs)
+                scores[sample_id] = [round(float(projected[c]), 5) for c in columns]
+        write_results(dataset, params, labels, scores, errors)
+        result.tagged += len(labels)
+        result.failed += len(errors)
+        if progress is not None:
+            progress(result.skipped + start + len(chunk_ids), total)
+    return result
+
+
+def fired_tags(probs: np.ndarray, vocab: TagVocabulary, policy: ThresholdPolicy, thresholds: np.ndarray, *,
+               model_version: str, chinese: bool = False) -> fo.Classifications:
+    """One image's fired tags (best first) as the label the job writes."""
+    fired = policy.fired(probs, thresholds)
+    return tags_to_classifications([vocab.names[i] for i in fired], [float(probs[i]) for i in fired],
+                                   model_version=model_version,
+                                   names_zh=[vocab.names_zh[i] for i in fired] if chinese else None)
+
+
+def write_results(dataset: fod.Dataset, params: TagParams, labels: dict, scores: dict, errors: dict) -> None:
+    """Bulk-write one chunk; the label field goes last because it marks a sample as done."""
+    if scores:
+        dataset.set_values(params.scores_field, scores, key_field="id")
+    if errors or dataset.has_sample_field(params.error_field):
+        cleared = {sample_id: None for sample_id in labels}
+        dataset.set_values(params.error_field, {**cleared, **errors}, key_field="id")
+    if labels:
+        dataset.set_values(params.field, labels, key_field="id")

@@ -1,0 +1,8 @@
+"""The plugin's operators, in the order fiftyone.yml lists them."""
+from plugin.operators.export_finetune import ExportRamFinetune
+from plugin.operators.find_disagreements import FindRamDisagreements
+from plugin.operators.tag_with_ram import TagWithRam
+
+OPERATORS = (TagWithRam, FindRamDisagreements, ExportRamFinetune)
+
+__all__ = ["OPERATORS", "ExportRamFinetune", "FindRamDisagreements", "TagWithRam"]

@@ -1,0 +1,75 @@
+"""Operator: Find disagreements between a RAM field and a label field; opens the ranked view."""
+from __future__ import annotations
+
+import fiftyone.operators as foo
+from fiftyone.operators import types
+
+from plugin.inputs import (
+    add_label_field_choice,
+    add_new_field,
+    add_ram_field_choice,
+    add_target_view,
+    progress_reporter,
+    show_result,
+)
+from plugin.jobs.disagreements import find_sample_disagreements
+from plugin.params import DisagreementParams
+
+__all__ = ["FindRamDisagreements"]
+
+_RESULT_LABELS = {
+    "compared": "Samples compared",
+    "flagged_samples": "Samples with at least one flag",
+    "missing_tags": "Likely missing tags",
+    "wrong_tags": "Likely wrong tags",
+    "untagged": "Skipped: not tagged by RAM",
+    "unlabeled": "Skipped: label field unset",
+    "saved_view": "Saved view (sorted by disagreement)",
+    "score_source": "RAM scores used",
+    "unmapped_labels": "Labels with no RAM tag (never flagged)",
+}
+
+
+class FindRamDisagreements(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="find_ram_disagreements",
+            label="Find RAM disagreements",
+            description="Rank samples where RAM and the existing labels disagree",
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
+        inputs = types.Object()
+        add_target_view(ctx, inputs, "Compare")
+        ram_field = add_ram_field_choice(ctx, inputs, "ram_field")
+        label_field = add_label_field_choice(
+            ctx, inputs, "label_field", label="Label field", required=True,
+            description="The labels to check: Classification(s), Detections or the sample tags",
+            exclude=(ram_field,) if ram_field else (),
+        )
+        if ram_field and label_field:
+            add_new_field(ctx, inputs, "output", label="Output prefix", default=f"{ram_field}_vs_{label_field}",
+                          description="Writes <prefix>_missing, <prefix>_wrong and <prefix>_score")
+        inputs.str("synonyms", label="Synonym file (optional)", required=False,
+                   description="JSON/YAML mapping of label -> RAM tag(s)")
+        inputs.bool("overwrite", label="Overwrite", default=False,
+                    description="Replace output fields that were not written by this operator")
+        return types.Property(inputs, view=types.View(label="Find RAM disagreements"))
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict:
+        params = DisagreementParams.from_mapping(ctx.params)
+        result = find_sample_disagreements(ctx.target_view(), params,
+                                           progress=progress_reporter(ctx, "Comparing"))
+        if not ctx.delegated:
+            ctx.trigger("reload_dataset")
+            ctx.ops.set_view(name=result.saved_view)
+        return result.to_dict()
+
+    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property:
+        outputs = types.Object()
+        show_result(outputs, ctx.results, _RESULT_LABELS)
+        return types.Property(outputs, view=types.View(label="Disagreements found"))

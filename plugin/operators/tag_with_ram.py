@@ -1,0 +1,88 @@
+"""Operator: Tag with RAM (writes a Classifications field; resumable; recorded as a run)."""
+from __future__ import annotations
+
+import fiftyone.operators as foo
+from fiftyone.operators import types
+
+from plugin.engine_cache import get_tagger
+from plugin.inputs import (
+    add_label_field_choice,
+    add_model_options,
+    add_new_field,
+    add_target_view,
+    mark_invalid,
+    progress_reporter,
+    secrets_of,
+    show_result,
+)
+from plugin.jobs.tag import tag_samples
+from plugin.params import ModelParams, TagParams
+
+__all__ = ["TagWithRam"]
+
+_RESULT_LABELS = {
+    "tagged": "Samples tagged",
+    "skipped": "Already tagged by this model (skipped)",
+    "failed": "Samples that could not be read",
+    "model_version": "Model version",
+    "field": "Field",
+}
+
+
+class TagWithRam(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="tag_with_ram",
+            label="Tag with RAM",
+            description="Tag images with the Recognize Anything Model",
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=True,
+        )
+
+    def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
+        inputs = types.Object()
+        add_target_view(ctx, inputs, "Tag")
+        field, field_prop = add_new_field(
+            ctx, inputs, "field", label="Output field", default=TagParams.field,
+            description="fo.Classifications field that receives RAM's tags with their confidences",
+        )
+        add_label_field_choice(
+            ctx, inputs, "label_field", label="Label field (optional)", required=False,
+            description="Also store RAM's score for each class of this field, for Find disagreements",
+            exclude=(field,),
+        )
+        inputs.float("threshold", label="Global threshold (optional)", required=False,
+                     description="Overrides RAM's per-class thresholds; empty keeps them")
+        inputs.str("per_tag", label="Per-tag thresholds (optional)", required=False,
+                   description="e.g. dog=0.5, cat=0.6")
+        inputs.int("top_k", label="Keep at most k tags per image (optional)", required=False)
+        inputs.str("synonyms", label="Synonym file (optional)", required=False,
+                   description="JSON/YAML mapping of label -> RAM tag(s)")
+        inputs.bool("chinese_names", label="Store Chinese tag names", default=False,
+                    description="Adds name_zh to each tag (writing gets slower)")
+        inputs.bool("overwrite", label="Overwrite", default=False,
+                    description="Replace the output field on every sample, even if other settings made it")
+        add_model_options(ctx, inputs)
+        if not field_prop.invalid and not ctx.params.get("overwrite") and ctx.dataset.has_sample_field(field) \
+                and not ctx.dataset.has_run(TagParams(field=field).run_key):
+            mark_invalid(field_prop, f"Field {field!r} exists and was not written by Tag with RAM; "
+                                     "choose another name or enable overwrite")
+        return types.Property(inputs, view=types.View(label="Tag with RAM"))
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict:
+        params = TagParams.from_mapping(ctx.params)
+        model = ModelParams.from_mapping(ctx.params, secrets=secrets_of(ctx))
+        tagger = get_tagger(model)
+        result = tag_samples(ctx.target_view(), tagger, params, progress=progress_reporter(ctx, "Tagging"))
+        if not ctx.delegated:
+            ctx.trigger("reload_dataset")
+        return result.to_dict()
+
+    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property:
+        outputs = types.Object()
+        show_result(outputs, ctx.results, _RESULT_LABELS)
+        return types.Property(outputs, view=types.View(label="RAM tagging finished"))
+

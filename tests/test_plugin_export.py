@@ -1,0 +1,174 @@
+"""Export finetuning data through FiftyOne's operator execution; the files are read back and checked."""
+from __future__ import annotations
+
+# ruff: noqa: I001  (fo_fixtures must be imported before fiftyone: it sets FiftyOne's config)
+
+import json
+from pathlib import Path
+from urllib.parse import unquote
+
+import fo_fixtures as fx
+import pytest
+
+import fiftyone as fo
+import fiftyone.operators as foo
+from fiftyone.operators.executor import ExecutionError, ExecutionRunState
+from ram_model import TagVocabulary
+from ram_model.review import read_finetune_json
+
+pytestmark = pytest.mark.fiftyone
+
+# "Dogs" maps to RAM's "dog" (plural), "street_sign" to "street sign" (separators), "unicorn" to nothing.
+LABELS = [["Dogs", "cat"], ["street_sign"], None, ["unicorn"], ["tree", "unicorn", "Dogs"], ["car"]]
+RAM_NAME = {"Dogs": "dog", "cat": "cat", "street_sign": "street sign", "tree": "tree", "car": "car"}
+
+
+@pytest.fixture(scope="module")
+def thresholds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fx.write_thresholds(tmp_path_factory.mktemp("thr") / "t.txt", {"dog": 0.0, "tree": 0.0})
+
+
+@pytest.fixture(scope="module")
+def model(tiny_files, thresholds) -> dict[str, str]:
+    return fx.model_params(tiny_files, thresholds=thresholds)
+
+
+@pytest.fixture(scope="module")
+def vocab(tiny_files) -> TagVocabulary:
+    return TagVocabulary.from_files(tiny_files.tag_list, tiny_files.tag_list_zh, tiny_files.thresholds)
+
+
+@pytest.fixture()
+def dataset(request, tmp_path) -> fo.Dataset:
+    images = fx.write_images(tmp_path / "images" / "nested", len(LABELS), seed=7)
+    ds = fx.make_dataset(f"exp-{request.node.name}"[:60], images, labels=LABELS)
+    yield ds
+    ds.delete()
+
+
+def _export(dataset: fo.Dataset, model: dict, out: Path, **params) -> dict:
+    return foo.execute_operator(fx.EXPORT_URI, {"dataset": dataset.name, "params": {
+        **model, "label_field": "ground_truth", "output_dir": str(out), **params}}).result
+
+
+def _labelled_with_ram_tags(dataset: fo.Dataset) -> list[tuple[str, str, set[str]]]:
+    """(sample id, filepath, expected RAM names) of the samples the export should contain."""
+    out = []
+    for sample, labels in zip(dataset, LABELS):
+        names = {RAM_NAME[label] for label in labels or [] if label in RAM_NAME}
+        if names:
+            out.append((sample.id, sample.filepath, names))
+    return out
+
+
+def _check_finetune(path: Path, vocab: TagVocabulary, expected, image_root: Path) -> list:
+    records = read_finetune_json(path, num_classes=len(vocab), image_root=image_root)
+    assert len(records) == len(expected)
+    for record, (_, _, names) in zip(records, expected):
+        assert {vocab.names[i] for i in record.union_label_id} == names
+        assert record.parse_label_id == [record.union_label_id]
+        assert record.caption == [", ".join(vocab.names[i] for i in record.union_label_id)]
+    return records
+
+
+def test_copy_images_export_maps_every_id_to_the_right_tag(dataset, model, vocab, tmp_path) -> None:
+    fo_tag = foo.execute_operator(fx.TAG_URI, {"dataset": dataset.name, "params": {**model, "field": "ram"}})
+    out = tmp_path / "export"
+    result = _export(dataset, model, out, copy_images=True)
+    expected = _labelled_with_ram_tags(dataset)
+    assert (result["records"], result["skipped_unlabeled"], result["skipped_no_mapped_label"]) == (4, 1, 1)
+    assert result["unmapped_labels"] == ["unicorn"]
+    records = _check_finetune(out / "ram_finetune.json", vocab, expected, out)
+    for record, (sample_id, source, _) in zip(records, expected):
+        assert record.image_path == f"images/{sample_id}.jpg"
+        assert (out / record.image_path).read_bytes() == Path(source).read_bytes()
+
+    tasks = json.loads((out / "label_studio_tasks.json").read_text())
+    assert [t["data"]["fiftyone_id"] for t in tasks] == [sid for sid, _, _ in expected]
+    model_version = fo_tag.result["model_version"]
+    for task, record in zip(tasks, records):
+        assert unquote(task["data"]["image"]) == f"/data/local-files/?d={record.image_path}"
+        (prediction,) = task["predictions"]
+        assert prediction["model_version"] == model_version
+        (choices,) = prediction["result"]
+        assert (choices["from_name"], choices["to_name"], choices["type"]) == ("tags", "image", "choices")
+        # RAM fired dog and tree everywhere; they appear under the project's names ("Dogs" for dog).
+        assert set(choices["value"]["choices"]) == {"Dogs", "tree"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "staging left behind"
+
+
+def test_export_in_place_points_at_the_original_images(dataset, model, vocab, tmp_path) -> None:
+    out = tmp_path / "json_only"
+    result = _export(dataset, model, out, ram_field="")
+    expected = _labelled_with_ram_tags(dataset)
+    records = _check_finetune(out / "ram_finetune.json", vocab, expected, out)
+    assert [r.image_path for r in records] == [path for _, path, _ in expected]
+    tasks = json.loads((out / "label_studio_tasks.json").read_text())
+    root = Path(expected[0][1]).parent
+    assert all(t["predictions"] == [] for t in tasks)
+    assert [str(root / unquote(t["data"]["image"]).split("?d=")[1]) for t in tasks] == [p for _, p, _ in expected]
+    assert result["image_root"] is None and not (out / "images").exists()
+
+
+def test_missing_media_is_skipped_and_listed(dataset, model, vocab, tmp_path) -> None:
+    gone = dataset.values("filepath")[0]
+    Path(gone).unlink()
+    result = _export(dataset, model, tmp_path / "out")
+    assert result["skipped_missing_media"] == 1 and result["missing_media"] == [gone]
+    records = read_finetune_json(tmp_path / "out" / "ram_finetune.json", num_classes=len(vocab))
+    assert gone not in [r.image_path for r in records] and len(records) == 3
+
+
+def test_unmapped_labels_can_fail_the_export_and_nothing_is_written(dataset, model, tmp_path) -> None:
+    out = tmp_path / "strict"
+    with pytest.raises(ExecutionError, match="unicorn"):
+        _export(dataset, model, out, on_unmapped="fail")
+    assert not out.exists()
+
+
+def test_failure_halfway_leaves_the_previous_export_untouched(dataset, model, tmp_path) -> None:
+    out = tmp_path / "export"
+    _export(dataset, model, out, copy_images=True)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    dataset.set_values("ground_truth", [fo.Classifications(classifications=[fo.Classification(label="cat")])]
+                       * len(dataset))
+    # Images are copied into staging, then the task paths cannot be made relative: the job fails late.
+    with pytest.raises(ExecutionError, match="outside the Label Studio document root"):
+        _export(dataset, model, out, copy_images=True, overwrite=True, ls_document_root=str(tmp_path / "elsewhere"))
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_existing_export_needs_overwrite(dataset, model, tmp_path) -> None:
+    out = tmp_path / "export"
+    _export(dataset, model, out)
+    with pytest.raises(ExecutionError, match="already exist"):
+        _export(dataset, model, out)
+    _export(dataset, model, out, overwrite=True)
+
+
+def test_zero_samples_is_a_clear_error(dataset, model, tmp_path) -> None:
+    empty = dataset.limit(0)
+    with pytest.raises(ExecutionError, match="no samples"):
+        foo.execute_operator(fx.EXPORT_URI, {"view": empty, "params": {
+            **model, "label_field": "ground_truth", "output_dir": str(tmp_path / "o"), "view_target": "CURRENT_VIEW"}})
+    assert not (tmp_path / "o").exists()
+
+
+def test_delegated_export(dataset, model, vocab, tmp_path) -> None:
+    out = tmp_path / "delegated"
+    operation = fx.run_delegated(fx.EXPORT_URI, dataset, {**model, "label_field": "ground_truth",
+                                                          "output_dir": str(out)})
+    assert operation.run_state == ExecutionRunState.COMPLETED, operation.result
+    _check_finetune(out / "ram_finetune.json", vocab, _labelled_with_ram_tags(dataset), out)
+
+
+def test_without_an_output_folder_the_json_goes_next_to_the_images(dataset, model, vocab) -> None:
+    result = foo.execute_operator(fx.EXPORT_URI, {"dataset": dataset.name, "params": {
+        **model, "label_field": "ground_truth"}}).result
+    folder = Path(dataset.first().filepath).parent
+    assert result["finetune_json"] == str(folder / "ram_finetune.json")
+    _check_finetune(folder / "ram_finetune.json", vocab, _labelled_with_ram_tags(dataset), folder)
+    tasks = json.loads((folder / "label_studio_tasks.json").read_text())
+    assert [unquote(t["data"]["image"]) for t in tasks] == [
+        f"/data/local-files/?d={Path(p).name}" for _, p, _ in _labelled_with_ram_tags(dataset)]

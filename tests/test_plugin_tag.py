@@ -1,0 +1,226 @@
+"""Tag with RAM, run through FiftyOne's own operator execution on real datasets and a real tiny model."""
+from __future__ import annotations
+
+# ruff: noqa: I001  (fo_fixtures must be imported before fiftyone: it sets FiftyOne's config)
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fo_fixtures as fx
+import numpy as np
+import pytest
+
+import fiftyone as fo
+import fiftyone.operators as foo
+from fiftyone import ViewField as F
+from fiftyone.operators.executor import ExecutionError, ExecutionRunState
+from ram_model import TaggingEngine
+
+pytestmark = pytest.mark.fiftyone
+
+FIRED = ("dog", "cat")  # threshold 0.0: these fire on every image; every other tag has 1.0 and never fires
+
+
+@pytest.fixture(scope="module")
+def thresholds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fx.write_thresholds(tmp_path_factory.mktemp("thr") / "fire_dog_cat.txt", {t: 0.0 for t in FIRED})
+
+
+@pytest.fixture(scope="module")
+def model(tiny_files, thresholds) -> dict[str, str]:
+    return fx.model_params(tiny_files, thresholds=thresholds)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_files, thresholds) -> TaggingEngine:
+    """An engine built independently of the plugin, to know what the plugin should have written."""
+    return TaggingEngine.from_config(tiny_files.engine_config(thresholds=str(thresholds)))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return fx.write_images(tmp_path_factory.mktemp("tag_images"), 6)
+
+
+@pytest.fixture()
+def dataset(request, images) -> fo.Dataset:
+    labels = [["dog"], ["cat", "car"], None, ["Dogs"], [], ["tree"]]
+    ds = fx.make_dataset(f"tag-{request.node.name}"[:60], images, labels=labels)
+    yield ds
+    ds.delete()
+
+
+def _tag(dataset: fo.Dataset, params: dict, **ctx) -> dict:
+    return foo.execute_operator(fx.TAG_URI, {"dataset": dataset.name, "params": params, **ctx}).result
+
+
+def _expected(engine: TaggingEngine, paths: list[str]) -> list[dict[str, float]]:
+    return [{engine.vocab.names[i]: float(p.probs[i]) for i in range(len(engine.vocab)) if engine.vocab.names[i] in FIRED}
+            for p in engine.predict(paths)]
+
+
+def test_immediate_run_writes_classifications_with_confidences(dataset, model, engine) -> None:
+    result = _tag(dataset, {**model, "field": "ram", "chinese_names": True})
+    assert (result["tagged"], result["skipped"], result["failed"]) == (6, 0, 0)
+    written = dataset.values("ram")
+    for label, expected in zip(written, _expected(engine, dataset.values("filepath"))):
+        assert isinstance(label, fo.Classifications)
+        got = {c.label: c.confidence for c in label.classifications}
+        assert got.keys() == expected.keys()
+        np.testing.assert_allclose([got[k] for k in FIRED], [expected[k] for k in FIRED], rtol=1e-5)
+        assert [c.confidence for c in label.classifications] == sorted(got.values(), reverse=True)
+        assert label.model_version == engine.model_version
+        assert {c.name_zh for c in label.classifications} == {engine.vocab.names_zh[engine.vocab.index_of(n)]
+                                                              for n in FIRED}
+
+
+def test_run_record_holds_model_version_checkpoint_and_thresholds(dataset, model, engine, tiny_files) -> None:
+    _tag(dataset, {**model, "field": "ram", "top_k": 5})
+    info = dataset.get_run_info("ram_tag_ram")
+    assert info.config.model_version == engine.model_version
+    assert info.config.checkpoint == str(tiny_files.checkpoint)
+    assert info.config.top_k == 5 and info.config.where == "in-process"
+    results = dataset.load_run_results("ram_tag_ram", cache=False)
+    assert results.vocab_names == list(engine.vocab.names)
+    np.testing.assert_allclose(results.thresholds, engine.vocab.thresholds)
+
+
+def test_label_field_stores_scores_of_the_mapped_classes_only(dataset, model, engine) -> None:
+    result = _tag(dataset, {**model, "field": "ram", "label_field": "ground_truth"})
+    config = dataset.get_run_info("ram_tag_ram").config
+    # "Dogs" maps to dog by plural, "car"/"cat"/"tree" exactly; the field holds nothing unmappable here.
+    assert config.score_labels == ["Dogs", "car", "cat", "dog", "tree"] and result["unmapped_labels"] == []
+    probs = np.stack([p.probs for p in engine.predict(dataset.values("filepath"))])
+    columns = [engine.vocab.index_of(n) for n in ("dog", "car", "cat", "dog", "tree")]
+    np.testing.assert_allclose(np.array(dataset.values("ram_scores")), probs[:, columns], atol=1e-5)
+
+
+def test_rerun_skips_samples_done_by_the_same_model_version(dataset, model) -> None:
+    _tag(dataset, {**model, "field": "ram"})
+    before = {s.id: [c.id for c in s.ram.classifications] for s in dataset}
+    again = _tag(dataset, {**model, "field": "ram"})
+    assert (again["tagged"], again["skipped"]) == (0, 6)
+    assert {s.id: [c.id for c in s.ram.classifications] for s in dataset} == before
+
+
+def test_other_settings_never_mix_into_the_same_field(dataset, model, tiny_files) -> None:
+    _tag(dataset, {**model, "field": "ram"})
+    with pytest.raises(ExecutionError, match="other settings"):
+        _tag(dataset, {**model, "field": "ram", "threshold": 0.5})
+    other_model = {**model, "thresholds": str(tiny_files.thresholds)}  # another model_version
+    with pytest.raises(ExecutionError, match="model_version"):
+        _tag(dataset, other_model)
+    result = _tag(dataset, {**model, "field": "ram", "threshold": 1.0, "overwrite": True})
+    assert result["tagged"] == 6
+    assert dataset.count("ram.classifications") == 0  # nothing fires at 1.0, and nothing old is left
+    assert dataset.get_run_info("ram_tag_ram").config.threshold == 1.0
+
+
+def test_a_field_the_user_owns_is_refused_in_the_form(dataset, model) -> None:
+    with pytest.raises(ExecutionError, match="not written by Tag with RAM"):
+        _tag(dataset, {**model, "field": "ground_truth"})
+    assert dataset.distinct("ground_truth.classifications.label") == ["Dogs", "car", "cat", "dog", "tree"]
+
+
+def test_selected_samples_only(dataset, model) -> None:
+    chosen = dataset.values("id")[1:3]
+    result = _tag(dataset, {**model, "field": "ram", "view_target": "SELECTED_SAMPLES"}, selected=chosen)
+    assert result["total"] == 2 and result["tagged"] == 2
+    assert sorted(dataset.exists("ram").values("id")) == sorted(chosen)
+
+
+def test_current_view_with_zero_samples_is_a_clear_error(dataset, model) -> None:
+    empty = dataset.match(F("filepath") == "/nowhere.jpg")
+    with pytest.raises(ExecutionError, match="no samples"):
+        foo.execute_operator(fx.TAG_URI, {"view": empty, "params": {**model, "view_target": "CURRENT_VIEW"}})
+    assert not dataset.has_sample_field("ram")
+
+
+def test_missing_media_is_reported_and_retried_on_rerun(dataset, model, tmp_path) -> None:
+    missing = tmp_path / "later.jpg"
+    sample = fo.Sample(filepath=str(missing))
+    dataset.add_sample(sample)
+    result = _tag(dataset, {**model, "field": "ram"})
+    assert (result["tagged"], result["failed"]) == (6, 1)
+    assert result["failures"][0]["id"] == sample.id and "not found" in result["failures"][0]["error"]
+    sample.reload()
+    assert sample.ram is None and "not found" in sample.ram_error
+    fx.write_images(tmp_path / "gen", 1)[0].rename(missing)
+    again = _tag(dataset, {**model, "field": "ram"})
+    assert (again["tagged"], again["skipped"], again["failed"]) == (1, 6, 0)
+    sample.reload()
+    assert sample.ram is not None and sample.ram_error is None
+
+
+def test_delegated_run_reports_progress_and_writes_the_same_results(dataset, model) -> None:
+    operation = fx.run_delegated(fx.TAG_URI, dataset, {**model, "field": "ram", "chunk_size": 2})
+    assert operation.run_state == ExecutionRunState.COMPLETED, operation.result
+    assert operation.result.result["tagged"] == 6
+    assert operation.status is not None and operation.status.progress == pytest.approx(1.0)
+    assert dataset.count("ram") == 6 and len(set(dataset.values("ram.model_version"))) == 1
+
+
+def _tagged_count(dataset: fo.Dataset) -> int:
+    dataset.reload()  # another process adds the field: refresh the schema this process knows
+    return dataset.count("ram") if dataset.has_sample_field("ram") else 0
+
+
+def test_kill_in_the_middle_then_rerun_loses_and_duplicates_nothing(model, tmp_path, engine) -> None:
+    """SIGKILL a CLI run after its first chunks are written; the rerun finishes only the rest."""
+    paths = fx.write_images(tmp_path / "many", 40, seed=3)
+    dataset = fx.make_dataset("tag-kill", paths)
+    args = [sys.executable, "-m", "ram_model.cli", "fiftyone", "tag", "--dataset", dataset.name,
+            "--chunk-size", "4", "--no-progress", "--batch-size", "4"]
+    for key, value in model.items():
+        args += [f"--{key.replace('_', '-')}", value]
+    proc = subprocess.Popen(args, cwd=fx.REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 240
+        while _tagged_count(dataset) < 8:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the CLI wrote nothing in time"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    done_before = _tagged_count(dataset)
+    assert 8 <= done_before < 40, "the kill came too late to test resuming"
+
+    result = _tag(dataset, {**model, "field": "ram", "chunk_size": 8})
+    assert result["skipped"] == done_before and result["tagged"] == 40 - done_before
+    assert dataset.count("ram") == 40
+    assert all(len(label.classifications) == len(FIRED) for label in dataset.values("ram"))
+    expected = _expected(engine, dataset.values("filepath"))
+    got = [{c.label: c.confidence for c in label.classifications} for label in dataset.values("ram")]
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose([g[k] for k in FIRED], [e[k] for k in FIRED], rtol=1e-5)
+    dataset.delete()
+
+
+def test_overwrite_with_the_same_settings_retags_only_the_target(dataset, model) -> None:
+    _tag(dataset, {**model, "field": "ram"})
+    before = {s.id: [c.id for c in s.ram.classifications] for s in dataset}
+    target = dataset.values("id")[1]
+    result = _tag(dataset, {**model, "field": "ram", "overwrite": True, "view_target": "SELECTED_SAMPLES"},
+                  selected=[target])
+    assert (result["tagged"], result["skipped"]) == (1, 0)
+    after = {s.id: [c.id for c in s.ram.classifications] for s in dataset}
+    assert after[target] != before[target]
+    assert {k: v for k, v in after.items() if k != target} == {k: v for k, v in before.items() if k != target}
+
+
+def test_per_tag_thresholds_and_top_k_decide_what_is_written(dataset, model) -> None:
+    result = _tag(dataset, {**model, "field": "ram", "per_tag": "cat=1.0, sky=0.0", "top_k": 1})
+    assert result["tagged"] == 6
+    # dog (0.0 in the file) and sky (0.0 by override) fire, cat is switched off; top_k keeps the better one.
+    for label in dataset.values("ram"):
+        assert len(label.classifications) == 1 and label.classifications[0].label in {"dog", "sky"}
+    assert dataset.get_run_info("ram_tag_ram").config.per_tag == [["cat", 1.0], ["sky", 0.0]]
