@@ -15,26 +15,13 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ram_model.cli_options import ENGINE_OPTION_NAMES, THRESHOLD_OPTION_NAMES
+
 __all__ = ["MODEL_OPTION_NAMES", "Settings"]
 
 # The engine options shared with `ram-annotate tag`; `ram_model.cli_options` owns how
 # they become an EngineConfig and a ThresholdPolicy.
-MODEL_OPTION_NAMES = (
-    "checkpoint",
-    "swin_config",
-    "head_config",
-    "tag_list",
-    "tag_list_zh",
-    "thresholds",
-    "threshold",
-    "device",
-    "batch_size",
-    "precision",
-    "no_exif_transpose",
-    "trust_pickle",
-    "tag_threshold",
-    "top_k",
-)
+MODEL_OPTION_NAMES = ENGINE_OPTION_NAMES + THRESHOLD_OPTION_NAMES
 
 
 def _csv(value: Any) -> Any:

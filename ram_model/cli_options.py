@@ -9,9 +9,21 @@ from .config import PRESETS, EngineConfig
 from .errors import ConfigError
 from .thresholds import ThresholdPolicy
 
-__all__ = ["add_model_options", "engine_config_from_args", "threshold_policy_from_args", "DEFAULT_CHECKPOINT"]
+__all__ = [
+    "add_model_options",
+    "engine_config_from_args",
+    "threshold_policy_from_args",
+    "DEFAULT_CHECKPOINT",
+    "ENGINE_OPTION_NAMES",
+    "THRESHOLD_OPTION_NAMES",
+]
 
 DEFAULT_CHECKPOINT = "ram_plus_swin_large_14m"
+# The argparse destinations `add_model_options` creates, for callers that carry the same
+# options in other forms (server settings, plugin params).
+ENGINE_OPTION_NAMES = ("checkpoint", "swin_config", "head_config", "tag_list", "tag_list_zh", "thresholds",
+                       "device", "precision", "batch_size", "no_exif_transpose", "trust_pickle")
+THRESHOLD_OPTION_NAMES = ("threshold", "tag_threshold", "top_k")
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, thresholds: bool = True) -> None:
