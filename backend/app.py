@@ -56,7 +56,7 @@ def create_app(
             _log.warning("serving a RANDOM-WEIGHT test checkpoint: its tags mean nothing (%s)", eng.model_version)
         batcher = AsyncBatcher(
             lambda images, with_embedding: eng.predict(images, with_embedding=with_embedding),
-            max_batch_size=eng.config.batch_size,
+            max_batch_size=max(eng.batch_size, settings.coalesce_max_batch),
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
             coalesce=settings.coalesce,

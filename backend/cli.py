@@ -26,6 +26,8 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
                            "help": "directory whose files /v1/tag may read by path; repeatable"}),
     (("--mapping-file",), {"help": "JSON/YAML {project label: [RAM tag, ...]} used for every project"}),
     (("--max-wait-ms",), {"type": float, "help": "how long a request waits to share a batch (default 5)"}),
+    (("--coalesce-max-batch",), {"type": int,
+                                 "help": "most images one coalesced engine call takes (default 16)"}),
     (("--max-queue",), {"type": int, "help": "images allowed to wait before answering 503 (default 256)"}),
     (("--no-coalesce",), {"dest": "coalesce", "action": "store_const", "const": False,
                           "help": "run each request on its own (for comparison)"}),

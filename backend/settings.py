@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     )
     device: str = "auto"
     precision: str = "auto"
-    batch_size: int = Field(16, ge=1, le=1024)
+    batch_size: int | None = Field(None, ge=1, le=1024)
+    # Requests coalesced into one engine call, which then runs its own forward batches.
+    coalesce_max_batch: int = Field(16, ge=1, le=1024)
     no_exif_transpose: bool = False
     trust_pickle: bool = False
     tag_threshold: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -98,7 +98,8 @@ def add_model_options(ctx: foo.ExecutionContext, inputs: types.Object) -> None:
         inputs.str(name, label=name.replace("_", " ").capitalize(), required=False,
                    description="Optional; empty uses the checkpoint's own or the packaged official file"
                    if name not in ("device", "precision") else "auto, cpu, cuda, cuda:N (default auto)")
-    inputs.int("batch_size", label="Batch size", required=False, default=16)
+    inputs.int("batch_size", label="Batch size", required=False,
+               description="Images per forward pass; empty: 1 on CPU, 32 on GPU")
 
 
 def secrets_of(ctx: foo.ExecutionContext) -> dict[str, str | None]:

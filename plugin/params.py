@@ -115,7 +115,7 @@ class ModelParams:
     thresholds: str | None = None
     device: str = "auto"
     precision: str = "auto"
-    batch_size: int = 16
+    batch_size: int | None = None
     exif_transpose: bool = True
     trust_pickle: bool = False
     server_url: str | None = None

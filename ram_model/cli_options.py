@@ -39,7 +39,7 @@ def add_model_options(parser: argparse.ArgumentParser, *, thresholds: bool = Tru
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                    help="autocast precision (auto: fp16 on CUDA, fp32 on CPU)")
-    g.add_argument("--batch-size", type=int, default=16)
+    g.add_argument("--batch-size", type=int, help="images per forward pass (default: 1 on CPU, 32 on GPU)")
     g.add_argument("--no-exif-transpose", action="store_true",
                    help="ignore EXIF orientation (exact parity with the official pipeline)")
     g.add_argument("--trust-pickle", action="store_true",

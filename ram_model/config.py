@@ -232,7 +232,7 @@ class EngineConfig:
     variant: Variant | None = None
     device: str = "auto"
     precision: Precision = "auto"
-    batch_size: int = 16
+    batch_size: int | None = None  # None: 1 on CPU (measured fastest there), 32 on an accelerator
     exif_transpose: bool = True
     decode_workers: int = 2
     max_image_pixels: int = 89_478_485
@@ -240,7 +240,7 @@ class EngineConfig:
     trust_pickle: bool = False
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError("batch_size must be >= 1")
         if self.decode_workers < 0:
             raise ConfigError("decode_workers must be >= 0")

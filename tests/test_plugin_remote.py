@@ -95,7 +95,7 @@ def test_remote_and_in_process_runs_write_the_same_tags(dataset, model, monkeypa
         assert (a is None) == (b is None)
         if a is not None:
             assert list(a) == list(b) and set(a) == {"dog", "sky", "cat"}
-            np.testing.assert_allclose(list(a.values()), list(b.values()), rtol=1e-6)
+            np.testing.assert_allclose(list(a.values()), list(b.values()), atol=1e-5)  # batch size changes last bits
     assert dataset.get_run_info("ram_tag_remote").config.where == server_url
 
 
