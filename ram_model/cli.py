@@ -83,8 +83,6 @@ def _fail(message: str) -> int:
 def _load_engine(args: argparse.Namespace):
     from .engine import TaggingEngine
 
-    if getattr(args, "checkpoint_path", None):
-        args.checkpoint = args.checkpoint_path
     engine = TaggingEngine.from_config(engine_config_from_args(args))
     if engine.random_weights:
         print(RANDOM_WEIGHTS_WARNING, file=sys.stderr)
@@ -158,8 +156,6 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .model_files import load_model
 
-    if args.checkpoint_path:
-        args.checkpoint = args.checkpoint_path
     loaded = load_model(engine_config_from_args(args))
     model = loaded.model
 
@@ -199,7 +195,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert_checkpoint
     from .model_files import load_model
 
-    args.checkpoint = args.checkpoint_path
     loaded = load_model(engine_config_from_args(args))
     out = convert_checkpoint(loaded, args.output, dtype=args.dtype)
     before, after = loaded.path.stat().st_size, out.stat().st_size
@@ -209,6 +204,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "checkpoint_path", None):  # `info CKPT` / `convert CKPT OUT`
+        args.checkpoint = args.checkpoint_path
     try:
         return int(args.func(args) or 0)
     except RamModelError as e:

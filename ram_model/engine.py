@@ -78,6 +78,10 @@ class TaggingEngine:
         # On a 2-core CPU, batch 1 measured ~20% faster than batch 8 (bench/bench_engine.py).
         self.batch_size = config.batch_size or (1 if self.device.type == "cpu" else 32)
         self._lock = threading.Lock()
+        # One decode pool for the engine's lifetime: the server calls predict once per
+        # coalesced batch, and a pool per call would add thread start-up to every request.
+        workers = config.decode_workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="ram-decode") if workers else None
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> "TaggingEngine":
@@ -177,29 +181,23 @@ class TaggingEngine:
         """Probabilities for every class of every image, in input order."""
         images = list(images)
         results = [ImagePrediction(describe_source(s)) for s in images]
-        workers = self.config.decode_workers
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="ram-decode") if workers else None
-        try:
-            done = 0
-            for start, prepared in self._decoded_chunks(images, pool):
-                good = [i for i, p in enumerate(prepared) if isinstance(p, torch.Tensor)]
-                for i, p in enumerate(prepared):
-                    if isinstance(p, ImageLoadError):
-                        results[start + i].error = str(p)
-                if good:
-                    batch = torch.stack([prepared[i] for i in good])  # type: ignore[misc]
-                    with self._lock:
-                        probs, pooled = self._forward(batch)
-                    for row, i in enumerate(good):
-                        results[start + i].probs = probs[row].numpy()
-                        if with_embedding:
-                            results[start + i].embedding = pooled[row].numpy()
-                done += len(prepared)
-                if progress is not None:
-                    progress(done, len(images))
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+        done = 0
+        for start, prepared in self._decoded_chunks(images, self._pool):
+            good = [i for i, p in enumerate(prepared) if isinstance(p, torch.Tensor)]
+            for i, p in enumerate(prepared):
+                if isinstance(p, ImageLoadError):
+                    results[start + i].error = str(p)
+            if good:
+                batch = torch.stack([prepared[i] for i in good])  # type: ignore[misc]
+                with self._lock:
+                    probs, pooled = self._forward(batch)
+                for row, i in enumerate(good):
+                    results[start + i].probs = probs[row].numpy()
+                    if with_embedding:
+                        results[start + i].embedding = pooled[row].numpy()
+            done += len(prepared)
+            if progress is not None:
+                progress(done, len(images))
         return results
 
     def predict_proba(self, images: Sequence[ImageSource]) -> np.ndarray:
