@@ -9,11 +9,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from ram_model import TaggingEngine, ThresholdPolicy
 
-from .auth import require_basic_auth
+from .auth import install_basic_auth
 from .batcher import AsyncBatcher
 from .corrections import CorrectionsStore
 from .errors import install_error_handlers
@@ -93,9 +93,9 @@ def create_app(
         summary="Recognize Anything (RAM / RAM++) tagging for Label Studio and scripts",
         version="0.1.0",
         lifespan=lifespan,
-        dependencies=[Depends(require_basic_auth)],
     )
     install_error_handlers(app)
+    install_basic_auth(app, settings.basic_auth)
     app.include_router(ls_router)
     app.include_router(native_router)
     return app

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
 from .corrections import StoredPrediction
-from .errors import BackendError
+from .errors import BackendError, BadRequest
 from .ls_project import ProjectModel
 from .ls_results import predict_task
 from .ls_schema import (
@@ -31,7 +31,7 @@ from .ls_webhook import (
     deleted_annotation_ids,
     store_annotations,
 )
-from .media import LabelStudioAccess
+from .media import LabelStudioAccess, redact_url
 from .state import AppState, get_state
 
 __all__ = ["router"]
@@ -68,8 +68,11 @@ async def setup(body: SetupRequest, state: AppState = Depends(get_state)) -> Set
     answer's model_version decides whether stored predictions are still current."""
     project_id = project_id_of(body.project)
     if body.hostname and not state.settings.label_studio_url:
-        _log.info("project %s: using Label Studio at %s (from /setup)", project_id, body.hostname)
-    state.remember_setup(project_id, body.hostname, body.access_token)
+        _log.info("project %s: using Label Studio at %s (from /setup)", project_id, redact_url(body.hostname))
+    try:
+        state.remember_setup(project_id, body.hostname, body.access_token)
+    except BackendError as exc:
+        raise BadRequest(f"/setup hostname: {exc.message}") from None
     project = await run_in_threadpool(state.project_model, body.label_config, project_id)
     return SetupResponse(model_version=project.model_version, controls=[c.report() for c in project.controls])
 

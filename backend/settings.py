@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ram_model.cli_options import ENGINE_OPTION_NAMES, THRESHOLD_OPTION_NAMES
@@ -98,10 +97,34 @@ class Settings(BaseSettings):
     def _check_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"LABEL_STUDIO_URL must be an http(s) URL, got {value!r}")
-        return value.rstrip("/")
+        from .errors import BackendError
+        from .media_refs import parse_origin
+
+        try:
+            return parse_origin(value, what="LABEL_STUDIO_URL", allow_path=True).url()
+        except BackendError as exc:
+            raise ValueError(exc.message) from None
+
+    @model_validator(mode="after")
+    def _key_needs_its_url(self) -> "Settings":
+        # A key with no URL would be sent wherever a /setup call says Label Studio is.
+        if self.label_studio_api_key and not self.label_studio_url:
+            raise ValueError(
+                "LABEL_STUDIO_API_KEY is set but LABEL_STUDIO_URL is not: set LABEL_STUDIO_URL to your "
+                "Label Studio's address, so the key is only ever sent there"
+            )
+        return self
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        from .errors import BackendError
+        from .media_refs import normalise_allowed_host
+
+        try:
+            return [normalise_allowed_host(h) for h in value if h.strip()]
+        except BackendError as exc:
+            raise ValueError(exc.message) from None
 
     @property
     def basic_auth(self) -> tuple[str, str] | None:

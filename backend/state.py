@@ -79,17 +79,27 @@ class AppState:
         return cached
 
     def remember_setup(self, project_id: str | None, hostname: str | None, access_token: str | None) -> None:
+        """Keep what a `/setup` call said, the hostname and token as one pair."""
         if project_id is None:
             return
-        self._access[project_id] = LabelStudioAccess(hostname.rstrip("/") if hostname else None, access_token)
+        access = LabelStudioAccess(hostname.rstrip("/") if hostname else None, access_token)
+        access.origin  # noqa: B018 - parse now, so a bad hostname is the /setup caller's 400
+        self._access[project_id] = access
 
     def label_studio(self, project_id: str | None) -> LabelStudioAccess:
-        """Configured URL/key win; what Label Studio sent to /setup fills the gaps."""
+        """Where this project's images come from, and the key to read them with.
+
+        A configured LABEL_STUDIO_URL wins, and a configured key goes only there
+        (`Settings` refuses a key without a URL), so no `/setup` call can repoint it.
+        A token that `/setup` sent may be used with the configured URL, which is
+        harmless: it goes to the Label Studio the operator named. With no URL
+        configured, the hostname and token of one `/setup` call are used together.
+        """
         from_setup = self._access.get(project_id or "", LabelStudioAccess(None, None))
-        return LabelStudioAccess(
-            self.settings.label_studio_url or from_setup.url,
-            self.settings.label_studio_api_key or from_setup.token,
-        )
+        configured = self.settings.label_studio_url
+        if configured:
+            return LabelStudioAccess(configured, self.settings.label_studio_api_key or from_setup.token)
+        return from_setup
 
 
 def get_state(request: Request) -> AppState:

@@ -223,7 +223,7 @@ class TestBasicAuth:
     def _basic(user: str, password: str) -> dict:
         return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
-    @pytest.mark.parametrize("path", ["/health", "/v1/info", "/metrics"])
+    @pytest.mark.parametrize("path", ["/v1/info", "/metrics", "/docs", "/openapi.json"])
     def test_required_and_checked(self, secured: TestClient, path: str):
         assert secured.get(path).status_code == 401
         assert secured.get(path).headers["WWW-Authenticate"].startswith("Basic")

@@ -103,19 +103,19 @@ def test_missing_image_is_a_clear_404(file_server: FileServer):
 
 def test_size_cap_by_header_and_by_stream(file_server: FileServer):
     big = b"x" * 5000
-    file_server.routes["/big.png"] = Route(body=big)
+    file_server.routes["/data/upload/1/big.png"] = Route(body=big)
     with pytest.raises(MediaError, match="limit"):
-        fetch("/big.png", LabelStudioAccess(file_server.url, TOKEN), max_bytes=1000)
+        fetch("/data/upload/1/big.png", LabelStudioAccess(file_server.url, TOKEN), max_bytes=1000)
     # A server that does not announce its length is cut off while streaming.
-    file_server.routes["/unsized.png"] = Route(body=big, send_length=False)
+    file_server.routes["/data/upload/1/unsized.png"] = Route(body=big, send_length=False)
     with pytest.raises(MediaError, match="exceeds"):
-        fetch("/unsized.png", LabelStudioAccess(file_server.url, TOKEN), max_bytes=1000)
+        fetch("/data/upload/1/unsized.png", LabelStudioAccess(file_server.url, TOKEN), max_bytes=1000)
 
 
 def test_timeout(file_server: FileServer):
-    file_server.routes["/slow.png"] = Route(body=PNG, delay_s=2.0)
+    file_server.routes["/data/upload/1/slow.png"] = Route(body=PNG, delay_s=2.0)
     with pytest.raises(MediaError, match="timed out"):
-        fetch("/slow.png", LabelStudioAccess(file_server.url, TOKEN), timeout_s=0.3)
+        fetch("/data/upload/1/slow.png", LabelStudioAccess(file_server.url, TOKEN), timeout_s=0.3)
 
 
 def test_unreachable_host():
