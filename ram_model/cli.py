@@ -10,6 +10,7 @@ import hashlib
 import json
 import sys
 from contextlib import nullcontext
+from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,6 +27,9 @@ RANDOM_WEIGHTS_WARNING = (
 )
 # Images handed to the engine per step: results are written (and flushed) after each.
 _CHUNK = 64
+# ram_model's own sub-commands that live in their own modules; each has `register(sub)`.
+# A module is imported only here, when the parser is built.
+_COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _add_tag_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tag_parser(sub)
     _add_info_parser(sub)
     _add_convert_parser(sub)
+    for module in _COMMAND_MODULES:
+        import_module(module).register(sub)
     for ep in entry_points(group="ram_annotate.commands"):
         try:
             ep.load()(sub)
