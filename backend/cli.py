@@ -60,7 +60,10 @@ def settings_from_args(args: argparse.Namespace):
     """Settings from the environment, overridden by the flags actually given."""
     from .settings import Settings
 
-    given = {k: v for k, v in vars(args).items() if v is not None and k in Settings.model_fields}
+    from ram_model.options import MODEL_OPTION_NAMES
+
+    names = set(Settings.model_fields) | set(MODEL_OPTION_NAMES)
+    given = {k: v for k, v in vars(args).items() if v is not None and k in names}
     if getattr(args, "max_download_mb", None) is not None:
         given["max_download_bytes"] = int(args.max_download_mb * 1024 * 1024)
     return Settings(**given)

@@ -53,6 +53,7 @@ class ProjectModel:
     controls: tuple[ServedControl, ...]
     model_version: str
     config_digest: str
+    top_k: int | None = None  # at most this many choices per multiple-choice control
 
     def unmapped(self) -> dict[str, list[str]]:
         return {c.spec.name: list(c.mapping.unmapped) for c in self.controls if c.mapping.unmapped}
@@ -101,6 +102,7 @@ def build_project_model(
     ram_thresholds: np.ndarray,
     engine_version: str,
     file_synonyms: Mapping[str, Sequence[str]] | None = None,
+    top_k: int | None = None,
 ) -> ProjectModel:
     """Parse, map and stamp a version that changes whenever a prediction could.
 
@@ -112,6 +114,7 @@ def build_project_model(
     controls = tuple(_bind(s, ram_names, ram_names_zh, ram_thresholds, file_synonyms) for s in specs)
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(ram_thresholds, dtype=np.float32).tobytes())
+    digest.update(f"top_k={top_k}".encode())
     for control in controls:
         digest.update(
             repr(
@@ -127,4 +130,4 @@ def build_project_model(
                 "(add predicted_values=\"ram tag,...\" to the <Choice>, or a --mapping-file entry)",
                 control.spec.name, len(control.mapping.unmapped), ", ".join(control.mapping.unmapped),
             )
-    return ProjectModel(controls, version, config_digest(label_config or ""))
+    return ProjectModel(controls, version, config_digest(label_config or ""), top_k)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ram_model.review import find_disagreements
+from ram_model.thresholds import fired_indices
 
 from .ls_project import ProjectModel, ServedControl
 
@@ -31,14 +32,10 @@ class TaskOutcome:
     chosen: dict[str, list[ChosenLabel]]
 
 
-def _choose(control: ServedControl, probs_k: np.ndarray) -> list[ChosenLabel]:
-    """Entries over their threshold, best first; single-choice controls keep the best."""
+def _choose(control: ServedControl, probs_k: np.ndarray, top_k: int | None) -> list[ChosenLabel]:
+    """Entries that fire (the engine's one rule), best first; single-choice controls keep the best."""
     label_probs = control.mapping.project_probs(probs_k)[list(control.columns)]
-    with np.errstate(invalid="ignore"):
-        fired = np.flatnonzero(label_probs > control.thresholds)  # NaN (unmapped) never fires
-    order = fired[np.argsort(-label_probs[fired], kind="stable")]
-    if not control.spec.multiple:
-        order = order[:1]
+    order = fired_indices(label_probs, control.thresholds, top_k=top_k if control.spec.multiple else 1)
     spec = control.spec
     return [ChosenLabel(int(i), spec.labels[i], spec.values[i], float(label_probs[i])) for i in order]
 
@@ -116,7 +113,7 @@ def predict_task(project: ProjectModel, probs_by_key: dict[str, np.ndarray], tas
     result: list[dict[str, Any]] = []
     chosen_by_control: dict[str, list[ChosenLabel]] = {}
     for control in project.controls:
-        chosen = _choose(control, probs_by_key[control.spec.data_key])
+        chosen = _choose(control, probs_by_key[control.spec.data_key], project.top_k)
         chosen_by_control[control.spec.name] = chosen
         if chosen:
             result.append(_result_item(control, chosen))

@@ -3,24 +3,22 @@
 Label Studio users already know `LABEL_STUDIO_URL`, `LABEL_STUDIO_API_KEY`,
 `BASIC_AUTH_USER`/`BASIC_AUTH_PASS`, `MODEL_DIR` and `MODEL_SCORE_THRESHOLD` from the
 official ML backends, so those names are read as they are; our own options carry the
-`RAM_ANNOTATE_` prefix. Settings are built when the app is built, never at import.
+`RAM_ANNOTATE_` prefix. The model options are not declared here: they are
+`ram_model.options.ModelOptions`, shared with every other command. Settings are built
+when the app is built, never at import.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ram_model.cli_options import ENGINE_OPTION_NAMES, THRESHOLD_OPTION_NAMES
+from ram_model.errors import ConfigError
+from ram_model.options import MODEL_OPTION_NAMES, ModelOptions
 
-__all__ = ["MODEL_OPTION_NAMES", "Settings"]
-
-# The engine options shared with `ram-annotate tag`; `ram_model.cli_options` owns how
-# they become an EngineConfig and a ThresholdPolicy.
-MODEL_OPTION_NAMES = ENGINE_OPTION_NAMES + THRESHOLD_OPTION_NAMES
+__all__ = ["Settings"]
 
 
 def _csv(value: Any) -> Any:
@@ -46,28 +44,10 @@ class Settings(BaseSettings):
     basic_auth_pass: str | None = Field(None, validation_alias=AliasChoices("basic_auth_pass", "BASIC_AUTH_PASS"))
     model_dir: Path = Field(Path("ram-annotate-data"), validation_alias=AliasChoices("model_dir", "MODEL_DIR"))
 
-    # --- the engine (same meaning as the `ram-annotate tag` flags) ---
-    checkpoint: str = "ram_plus_swin_large_14m"
-    swin_config: str | None = None
-    head_config: str | None = None
-    tag_list: str | None = None
-    tag_list_zh: str | None = None
-    thresholds: str | None = None
-    threshold: float | None = Field(
-        None,
-        ge=0.0,
-        le=1.0,
-        validation_alias=AliasChoices("threshold", "RAM_ANNOTATE_THRESHOLD", "MODEL_SCORE_THRESHOLD"),
-    )
-    device: str = "auto"
-    precision: str = "auto"
-    batch_size: int | None = Field(None, ge=1, le=1024)
+    # --- the model: declared once in ram_model.options, gathered by _gather_model_options ---
+    model: ModelOptions = Field(default_factory=ModelOptions.from_values)
     # Requests coalesced into one engine call, which then runs its own forward batches.
     coalesce_max_batch: int = Field(16, ge=1, le=1024)
-    no_exif_transpose: bool = False
-    trust_pickle: bool = False
-    tag_threshold: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    top_k: int | None = Field(None, ge=1)
 
     # --- batching ---
     max_wait_ms: float = Field(5.0, ge=0.0, le=10_000.0)
@@ -87,7 +67,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(9090, ge=1, le=65535)
 
-    @field_validator("allowed_hosts", "allowed_roots", "tag_threshold", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_model_options(cls, data: Any) -> Any:
+        """Model options arrive flat (`Settings(checkpoint=...)`, the serve flags); they
+        become one `ModelOptions`, completed from RAM_ANNOTATE_* variables and defaults."""
+        if not isinstance(data, dict) or isinstance(data.get("model"), ModelOptions):
+            return data
+        data = dict(data)
+        given = {name: data.pop(name) for name in MODEL_OPTION_NAMES if name in data}
+        try:
+            data["model"] = ModelOptions.from_values(given)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return data
+
+    @field_validator("allowed_hosts", "allowed_roots", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         return _csv(value)
@@ -136,16 +131,8 @@ class Settings(BaseSettings):
     def corrections_path(self) -> Path:
         return self.model_dir / "corrections.sqlite3"
 
-    def model_args(self) -> argparse.Namespace:
-        """The engine options as the namespace `ram_model.cli_options` reads."""
-        return argparse.Namespace(**{name: getattr(self, name) for name in MODEL_OPTION_NAMES})
-
     def engine_config(self):  # -> ram_model.EngineConfig
-        from ram_model.cli_options import engine_config_from_args
-
-        return engine_config_from_args(self.model_args())
+        return self.model.engine_config()
 
     def threshold_policy(self):  # -> ram_model.ThresholdPolicy
-        from ram_model.cli_options import threshold_policy_from_args
-
-        return threshold_policy_from_args(self.model_args())
+        return self.model.threshold_policy()

@@ -69,6 +69,7 @@ class AppState:
                 ram_thresholds=self.ram_thresholds,
                 engine_version=self.engine.model_version,
                 file_synonyms=self.file_synonyms,
+                top_k=self.policy.top_k,
             )
             with self._lock:
                 self._projects[key] = cached

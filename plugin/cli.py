@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from plugin.errors import PluginInputError
-from ram_model.cli_options import add_model_options, threshold_policy_from_args
+from ram_model.cli_options import add_model_options
 
 __all__ = ["register"]
 
@@ -85,12 +85,10 @@ def _add_export(jobs: argparse._SubParsersAction) -> None:
 
 
 def _model(args: argparse.Namespace):
-    from plugin.params import MODEL_OPTION_NAMES, ModelParams
+    from plugin.params import ModelParams
 
-    values: dict[str, Any] = {name: getattr(args, name) for name in MODEL_OPTION_NAMES}
-    values.update(exif_transpose=not args.no_exif_transpose, trust_pickle=args.trust_pickle)
     secrets = {"RAM_ANNOTATE_URL": args.server_url} if args.server_url else None
-    return ModelParams.from_mapping(values, secrets=secrets)
+    return ModelParams.from_mapping(vars(args), secrets=secrets)
 
 
 def _target(args: argparse.Namespace):
@@ -140,9 +138,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     from plugin.params import TagParams
 
     def job():
-        policy = threshold_policy_from_args(args)
-        params = TagParams(field=args.field, label_field=args.label_field, threshold=policy.threshold,
-                           per_tag=tuple(sorted((policy.per_tag or {}).items())) or None, top_k=policy.top_k,
+        params = TagParams(field=args.field, label_field=args.label_field, policy=_model(args).options.threshold_policy(),
                            synonyms=args.synonyms, chinese_names=args.chinese_names, overwrite=args.overwrite,
                            chunk_size=args.chunk_size)
         collection = _target(args)

@@ -67,9 +67,7 @@ class LocalTagger:
 
 def engine_config(model: ModelParams) -> EngineConfig:
     """The EngineConfig for these options, built the way every ram-annotate command builds it."""
-    from ram_model.cli_options import engine_config_from_args
-
-    return engine_config_from_args(model.engine_args())
+    return model.options.engine_config()
 
 
 _lock = threading.Lock()
@@ -85,8 +83,9 @@ def _remote_for(model: ModelParams) -> Tagger:
     from plugin.remote import RemoteTagger
 
     assert model.server_url is not None
-    return RemoteTagger(model.server_url, auth=model.server_auth, tag_list=model.tag_list,
-                        tag_list_zh=model.tag_list_zh, thresholds=model.thresholds)
+    options = model.options
+    return RemoteTagger(model.server_url, auth=model.server_auth, tag_list=options.tag_list,
+                        tag_list_zh=options.tag_list_zh, thresholds=options.thresholds)
 
 
 def get_tagger(model: ModelParams) -> Tagger:

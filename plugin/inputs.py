@@ -14,11 +14,13 @@ from fiftyone.operators import types
 
 from plugin.errors import PluginInputError
 from plugin.fo_convert import SUPPORTED_LABEL_TYPES
-from plugin.params import MODEL_OPTION_NAMES, check_field_name
+from plugin.params import check_field_name
+from ram_model.options import MODEL_OPTIONS, OptionSpec
 
 __all__ = [
     "add_label_field_choice",
     "add_model_options",
+    "add_threshold_options",
     "add_new_field",
     "add_ram_field_choice",
     "add_target_view",
@@ -83,23 +85,45 @@ def add_new_field(ctx: foo.ExecutionContext, inputs: types.Object, name: str, *,
     return value, prop
 
 
+def _add_option(inputs: types.Object, spec: OptionSpec) -> None:
+    """One form input for one declared model option (`ram_model.options`)."""
+    description = spec.help[:1].upper() + spec.help[1:]
+    env_default = os.environ.get(spec.env)
+    default = env_default if env_default else spec.default
+    if spec.kind is bool:
+        inputs.bool(spec.name, label=spec.title, default=bool(spec.default), description=description)
+    elif spec.choices:
+        choices = types.DropdownView()
+        for choice in spec.choices:
+            choices.add_choice(choice, label=choice)
+        inputs.enum(spec.name, choices.values(), label=spec.title, default=default, description=description,
+                    view=choices)
+    elif spec.kind is int:
+        inputs.int(spec.name, label=spec.title, required=False, description=description)
+    elif spec.kind is float:
+        inputs.float(spec.name, label=spec.title, required=False, description=description)
+    else:
+        text_default = None if spec.kind is tuple else default
+        inputs.str(spec.name, label=spec.title, required=spec.name == "checkpoint", default=text_default,
+                   description=description)
+
+
 def add_model_options(ctx: foo.ExecutionContext, inputs: types.Object) -> None:
     """Checkpoint and files for the in-process engine; hidden when a shared server is configured."""
     if secrets_of(ctx).get("RAM_ANNOTATE_URL"):
         inputs.view("server_notice", types.Notice(
             label="The model runs on the ram-annotate server configured in RAM_ANNOTATE_URL"))
         return
-    inputs.str("checkpoint", label="Checkpoint",
-               default=os.environ.get("RAM_ANNOTATE_CHECKPOINT", "ram_plus_swin_large_14m"),
-               description="Preset name, local .pth/.safetensors path, or hf://owner/repo/file")
-    for name in MODEL_OPTION_NAMES:
-        if name in ("checkpoint", "batch_size"):
-            continue
-        inputs.str(name, label=name.replace("_", " ").capitalize(), required=False,
-                   description="Optional; empty uses the checkpoint's own or the packaged official file"
-                   if name not in ("device", "precision") else "auto, cpu, cuda, cuda:N (default auto)")
-    inputs.int("batch_size", label="Batch size", required=False,
-               description="Images per forward pass; empty: 1 on CPU, 32 on GPU")
+    for spec in MODEL_OPTIONS:
+        if spec.group == "model" and spec.in_form:
+            _add_option(inputs, spec)
+
+
+def add_threshold_options(inputs: types.Object) -> None:
+    """Which tags fire: the same options (and rule) as `ram-annotate tag` and the server."""
+    for spec in MODEL_OPTIONS:
+        if spec.group == "thresholds" and spec.in_form:
+            _add_option(inputs, spec)
 
 
 def secrets_of(ctx: foo.ExecutionContext) -> dict[str, str | None]:

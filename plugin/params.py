@@ -5,37 +5,25 @@ here only, and `execute` never reads a raw `ctx.params` key.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Literal
 
 from plugin.errors import PluginInputError
+from ram_model.errors import ConfigError
+from ram_model.options import ModelOptions
+from ram_model.thresholds import ThresholdPolicy
 
 __all__ = [
-    "MODEL_OPTION_NAMES",
     "DisagreementParams",
     "ExportParams",
     "ModelParams",
     "TagParams",
     "check_field_name",
 ]
-
-# The engine options shared with `ram-annotate serve` and `ram-annotate tag`; the same
-# names with a RAM_ANNOTATE_ prefix are read from the environment as defaults.
-MODEL_OPTION_NAMES = (
-    "checkpoint",
-    "swin_config",
-    "head_config",
-    "tag_list",
-    "tag_list_zh",
-    "thresholds",
-    "device",
-    "precision",
-    "batch_size",
-)
 
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -56,18 +44,6 @@ def _opt_str(value: Any) -> str | None:
     return value or None
 
 
-def _opt_float(value: Any, name: str, low: float = 0.0, high: float = 1.0) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as e:
-        raise PluginInputError(f"{name} must be a number, not {value!r}") from e
-    if not low <= number <= high:
-        raise PluginInputError(f"{name} must lie in [{low}, {high}], not {number}")
-    return number
-
-
 def _opt_int(value: Any, name: str, low: int = 1) -> int | None:
     if value is None or value == "":
         return None
@@ -80,44 +56,19 @@ def _opt_int(value: Any, name: str, low: int = 1) -> int | None:
     return number
 
 
-def _per_tag(value: Any) -> tuple[tuple[str, float], ...] | None:
-    """Per-tag thresholds from a mapping or a "dog=0.3, cat=0.5" string (the form's text box)."""
-    if value in (None, "", {}):
-        return None
-    if isinstance(value, str):
-        written: dict[str, str] = {}
-        for item in value.split(","):
-            name, sep, number = item.strip().rpartition("=")
-            if not sep or not name.strip():
-                raise PluginInputError(f"per-tag thresholds are written TAG=VALUE, got {item.strip()!r}")
-            written[name.strip()] = number
-        value = written
-    if not isinstance(value, Mapping):
-        raise PluginInputError(f"per-tag thresholds must be a mapping of tag -> value, not {value!r}")
-    pairs: list[tuple[str, float]] = []
-    for key, number in value.items():
-        threshold = _opt_float(number, f"threshold of {key!r}")
-        if threshold is None:
-            raise PluginInputError(f"per-tag threshold of {key!r} is empty")
-        pairs.append((str(key), threshold))
-    return tuple(sorted(pairs))
+def _model_options(params: Mapping[str, Any], env: Mapping[str, str] | None) -> ModelOptions:
+    try:
+        return ModelOptions.from_values(params, env=env)
+    except ConfigError as e:
+        raise PluginInputError(str(e)) from None
 
 
 @dataclass(frozen=True)
 class ModelParams:
-    """Which model runs: the shared server if `server_url` is set, else an in-process engine."""
+    """Which model runs: the shared server if `server_url` is set, else an in-process engine
+    built from `options` (declared once in `ram_model.options`)."""
 
-    checkpoint: str = "ram_plus_swin_large_14m"
-    swin_config: str | None = None
-    head_config: str | None = None
-    tag_list: str | None = None
-    tag_list_zh: str | None = None
-    thresholds: str | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    batch_size: int | None = None
-    exif_transpose: bool = True
-    trust_pickle: bool = False
+    options: ModelOptions = dataclass_field(default_factory=ModelOptions)
     server_url: str | None = None
     server_auth: str | None = None
 
@@ -136,32 +87,9 @@ class ModelParams:
         """
         env = os.environ if env is None else env
         secrets = secrets or {}
-        values: dict[str, Any] = {}
-        for name in MODEL_OPTION_NAMES:
-            value = params.get(name)
-            if value in (None, ""):
-                value = env.get(f"RAM_ANNOTATE_{name.upper()}")
-            if value not in (None, ""):
-                values[name] = value
-        if "batch_size" in values:
-            values["batch_size"] = _opt_int(values["batch_size"], "batch_size")
         url = secrets.get("RAM_ANNOTATE_URL") or env.get("RAM_ANNOTATE_URL")
         auth = secrets.get("RAM_ANNOTATE_AUTH") or env.get("RAM_ANNOTATE_AUTH")
-        return cls(
-            **values,
-            exif_transpose=bool(params.get("exif_transpose", True)),
-            trust_pickle=bool(params.get("trust_pickle", False)),
-            server_url=_opt_str(url),
-            server_auth=_opt_str(auth),
-        )
-
-    def engine_args(self) -> argparse.Namespace:
-        """The options as the namespace `ram_model.cli_options.engine_config_from_args` reads."""
-        return argparse.Namespace(
-            **{name: getattr(self, name) for name in MODEL_OPTION_NAMES},
-            no_exif_transpose=not self.exif_transpose,
-            trust_pickle=self.trust_pickle,
-        )
+        return cls(options=_model_options(params, env), server_url=_opt_str(url), server_auth=_opt_str(auth))
 
 
 @dataclass(frozen=True)
@@ -170,9 +98,7 @@ class TagParams:
 
     field: str = "ram"
     label_field: str | None = None
-    threshold: float | None = None
-    per_tag: tuple[tuple[str, float], ...] | None = None
-    top_k: int | None = None
+    policy: ThresholdPolicy = dataclass_field(default_factory=ThresholdPolicy)
     synonyms: str | None = None
     chinese_names: bool = False
     overwrite: bool = False
@@ -200,13 +126,12 @@ class TagParams:
         return f"ram_tag_{self.field}"
 
     @classmethod
-    def from_mapping(cls, params: Mapping[str, Any]) -> TagParams:
+    def from_mapping(cls, params: Mapping[str, Any], *, env: Mapping[str, str] | None = None) -> TagParams:
+        """`threshold`, `tag_threshold` and `top_k` are the model options of that name."""
         return cls(
             field=_opt_str(params.get("field")) or cls.field,
             label_field=_opt_str(params.get("label_field")),
-            threshold=_opt_float(params.get("threshold"), "threshold"),
-            per_tag=_per_tag(params.get("per_tag")),
-            top_k=_opt_int(params.get("top_k"), "top_k"),
+            policy=_model_options(params, env).threshold_policy(),
             synonyms=_opt_str(params.get("synonyms")),
             chinese_names=bool(params.get("chinese_names", False)),
             overwrite=bool(params.get("overwrite", False)),

@@ -9,7 +9,20 @@ import numpy as np
 from .errors import ConfigError
 from .vocab import TagVocabulary
 
-__all__ = ["Tag", "ThresholdPolicy"]
+__all__ = ["Tag", "ThresholdPolicy", "fired_indices"]
+
+
+def fired_indices(probs: np.ndarray, thresholds: np.ndarray, *, top_k: int | None = None) -> np.ndarray:
+    """The one rule that decides which tags fire, wherever tags are shown.
+
+    A tag fires when its probability is strictly greater than its threshold (the
+    official rule); a NaN threshold (a label that maps to no RAM tag) never fires.
+    Fired tags come best first (ties keep class order) and at most `top_k` of them.
+    """
+    with np.errstate(invalid="ignore"):
+        idx = np.flatnonzero(probs > thresholds)
+    idx = idx[np.argsort(-probs[idx], kind="stable")]
+    return idx[:top_k] if top_k else idx
 
 
 @dataclass(frozen=True)
@@ -58,9 +71,7 @@ class ThresholdPolicy:
 
     def fired(self, probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
         """Indices of fired classes for one (K,) probability row, best first, at most top_k."""
-        idx = np.flatnonzero(probs > thresholds)
-        idx = idx[np.argsort(-probs[idx], kind="stable")]
-        return idx[: self.top_k] if self.top_k else idx
+        return fired_indices(probs, thresholds, top_k=self.top_k)
 
     def select(self, probs: np.ndarray, vocab: TagVocabulary, thresholds: np.ndarray | None = None) -> list[Tag]:
         """Fired tags of one (K,) probability row; pass `thresholds` from `resolve` to skip re-resolving."""

@@ -294,3 +294,19 @@ def test_openapi_describes_every_route(client: TestClient):
     spec = client.get("/openapi.json").json()
     assert {"/health", "/setup", "/predict", "/webhook", "/metrics", "/v1/tag", "/v1/info"} <= set(spec["paths"])
     json.dumps(spec)
+
+
+def test_top_k_reaches_label_studio_predictions(tmp_path: Path, backend_engine: TaggingEngine, ls_files: FileServer):
+    """`RAM_ANNOTATE_TOP_K` used to reach only the native API; the Label Studio path dropped it."""
+    from ram_model import ThresholdPolicy
+
+    app = make_app(tmp_path, backend_engine, policy=ThresholdPolicy(top_k=1),
+                   label_studio_url=ls_files.url, label_studio_api_key=TOKEN)
+    with TestClient(app) as client:
+        (result,) = predict(client, [task(1, "/data/upload/1/img0.png")]).json()["results"]
+        both = make_app(tmp_path / "b", backend_engine, label_studio_url=ls_files.url, label_studio_api_key=TOKEN)
+        with TestClient(both) as other:
+            (unlimited,) = predict(other, [task(1, "/data/upload/1/img0.png")]).json()["results"]
+    assert len(result["result"][0]["value"]["choices"]) == 1
+    assert len(unlimited["result"][0]["value"]["choices"]) == 2
+    assert result["model_version"] != unlimited["model_version"]  # Label Studio re-predicts after a change

@@ -48,11 +48,11 @@ def test_environment_fills_what_flags_leave_out(monkeypatch: pytest.MonkeyPatch,
     settings = settings_from_args(build_parser().parse_args(["serve", "--port", "9999"]))
     assert settings.label_studio_url == "http://127.0.0.1:8080"
     assert settings.basic_auth == ("ls", "pw") and settings.model_dir == tmp_path
-    assert settings.checkpoint == "from-env.pth" and settings.port == 9999
+    assert settings.model.checkpoint == "from-env.pth" and settings.port == 9999
     assert settings.allowed_hosts == ["images.example.com", "cdn.example.com:8443"]
-    assert settings.threshold == 0.3 and settings.top_k is None
+    assert settings.model.threshold == 0.3 and settings.model.top_k is None
     flagged = settings_from_args(build_parser().parse_args(["serve", "--checkpoint", "flag.pth"]))
-    assert flagged.checkpoint == "flag.pth"
+    assert flagged.model.checkpoint == "flag.pth"
 
 
 def test_bad_label_studio_url_is_refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):

@@ -36,12 +36,13 @@ def test_unusable_field_names_are_refused(name: str) -> None:
     (None, None),
 ])
 def test_per_tag_thresholds(raw, expected) -> None:
-    assert TagParams.from_mapping({"per_tag": raw}).per_tag == expected
+    per_tag = TagParams.from_mapping({"tag_threshold": raw}, env={}).policy.per_tag
+    assert (tuple(sorted(per_tag.items())) if per_tag else None) == expected
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"per_tag": "dog"}, "TAG=VALUE"),
-    ({"per_tag": "dog=2"}, r"lie in \[0.0, 1.0\]"),
+    ({"tag_threshold": "dog"}, "TAG=VALUE"),
+    ({"tag_threshold": "dog=2"}, r"lie in \[0.0, 1.0\]"),
     ({"threshold": "high"}, "must be a number"),
     ({"top_k": 0}, ">= 1"),
     ({"field": "a.b"}, "usable field name"),
@@ -62,9 +63,10 @@ def test_export_needs_an_output_folder_and_a_known_unmapped_policy() -> None:
 def test_model_options_come_from_params_then_environment_and_the_server_from_secrets() -> None:
     env = {"RAM_ANNOTATE_CHECKPOINT": "/ckpt/env.pth", "RAM_ANNOTATE_DEVICE": "cpu", "RAM_ANNOTATE_BATCH_SIZE": "8"}
     model = ModelParams.from_mapping({"checkpoint": "/ckpt/form.pth"}, env=env)
-    assert (model.checkpoint, model.device, model.batch_size, model.server_url) == ("/ckpt/form.pth", "cpu", 8, None)
+    options = model.options
+    assert (options.checkpoint, options.device, options.batch_size, model.server_url) == ("/ckpt/form.pth", "cpu", 8, None)
     remote = ModelParams.from_mapping({}, env={}, secrets={"RAM_ANNOTATE_URL": "http://127.0.0.1:9090",
                                                           "RAM_ANNOTATE_AUTH": "u:p"})
     assert (remote.server_url, remote.server_auth) == ("http://127.0.0.1:9090", "u:p")
-    args = model.engine_args()
-    assert args.checkpoint == "/ckpt/form.pth" and args.no_exif_transpose is False
+    config = options.engine_config()
+    assert config.checkpoint == "/ckpt/form.pth" and config.exif_transpose is True

@@ -218,9 +218,9 @@ def test_overwrite_with_the_same_settings_retags_only_the_target(dataset, model)
 
 
 def test_per_tag_thresholds_and_top_k_decide_what_is_written(dataset, model) -> None:
-    result = _tag(dataset, {**model, "field": "ram", "per_tag": "cat=1.0, sky=0.0", "top_k": 1})
+    result = _tag(dataset, {**model, "field": "ram", "tag_threshold": "cat=1.0, sky=0.0", "top_k": 1})
     assert result["tagged"] == 6
     # dog (0.0 in the file) and sky (0.0 by override) fire, cat is switched off; top_k keeps the better one.
     for label in dataset.values("ram"):
         assert len(label.classifications) == 1 and label.classifications[0].label in {"dog", "sky"}
-    assert dataset.get_run_info("ram_tag_ram").config.per_tag == [["cat", 1.0], ["sky", 0.0]]
+    assert dataset.get_run_info("ram_tag_ram").config.tag_threshold == [["cat", 1.0], ["sky", 0.0]]

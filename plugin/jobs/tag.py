@@ -71,9 +71,9 @@ def _settings(params: TagParams, tagger: Tagger, thresholds: np.ndarray,
     return {
         "model_version": tagger.model_version,
         **tagger.describe(),
-        "threshold": params.threshold,
-        "per_tag": [list(pair) for pair in params.per_tag or ()],
-        "top_k": params.top_k,
+        "threshold": params.policy.threshold,
+        "tag_threshold": [list(pair) for pair in sorted((params.policy.per_tag or {}).items())],
+        "top_k": params.policy.top_k,
         "thresholds_digest": runs.thresholds_digest(thresholds),
         "label_field": params.label_field,
         "chinese_names": params.chinese_names,
@@ -120,8 +120,7 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
     if total == 0:
         raise PluginInputError("The target view has no samples; nothing to tag")
     dataset = collection._root_dataset
-    policy = ThresholdPolicy(threshold=params.threshold, per_tag=dict(params.per_tag or ()) or None,
-                             top_k=params.top_k)
+    policy = params.policy
     thresholds = policy.resolve(tagger.vocab)
     mapping = _mapping_for(dataset, params, tagger)
     settings = _settings(params, tagger, thresholds, mapping)

@@ -9,6 +9,7 @@ from plugin.inputs import (
     add_label_field_choice,
     add_model_options,
     add_new_field,
+    add_threshold_options,
     add_target_view,
     mark_invalid,
     progress_reporter,
@@ -54,11 +55,7 @@ class TagWithRam(foo.Operator):
             description="Also store RAM's score for each class of this field, for Find disagreements",
             exclude=(field,),
         )
-        inputs.float("threshold", label="Global threshold (optional)", required=False,
-                     description="Overrides RAM's per-class thresholds; empty keeps them")
-        inputs.str("per_tag", label="Per-tag thresholds (optional)", required=False,
-                   description="e.g. dog=0.5, cat=0.6")
-        inputs.int("top_k", label="Keep at most k tags per image (optional)", required=False)
+        add_threshold_options(inputs)
         inputs.str("synonyms", label="Synonym file (optional)", required=False,
                    description="JSON/YAML mapping of label -> RAM tag(s)")
         inputs.bool("chinese_names", label="Store Chinese tag names", default=False,

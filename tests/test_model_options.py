@@ -1,0 +1,113 @@
+"""One declaration of the model options (`ram_model.options`), and one firing rule,
+used by the CLI, the server and the FiftyOne form alike."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ram_model.cli import build_parser
+from ram_model.errors import ConfigError
+from ram_model.options import DEFAULT_CHECKPOINT, MODEL_OPTIONS, MODEL_OPTION_NAMES, ModelOptions
+from ram_model.thresholds import ThresholdPolicy, fired_indices
+from ram_model.vocab import TagVocabulary
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _flags(command: list[str]) -> set[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return {opt for action in sub.choices[command[0]]._actions for opt in action.option_strings}
+
+
+@pytest.mark.parametrize("command", [["tag"], ["serve"]])
+def test_every_option_is_a_flag_of_every_command(command: list[str]) -> None:
+    assert {spec.flag for spec in MODEL_OPTIONS} <= _flags(command)
+
+
+def test_flags_then_environment_then_defaults() -> None:
+    args = build_parser().parse_args(["tag", "x.png", "--threshold", "0.4", "--tag-threshold", "dog=0.2"])
+    env = {"RAM_ANNOTATE_THRESHOLD": "0.9", "RAM_ANNOTATE_DEVICE": "cpu", "RAM_ANNOTATE_TOP_K": "3"}
+    options = ModelOptions.from_values(vars(args), env=env)
+    assert (options.threshold, options.device, options.top_k, options.checkpoint) == (0.4, "cpu", 3, DEFAULT_CHECKPOINT)
+    assert options.threshold_policy() == ThresholdPolicy(threshold=0.4, per_tag={"dog": 0.2}, top_k=3)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"threshold": "high"}, "--threshold must be a number"),
+        ({"threshold": "1.5"}, "<= 1"),
+        ({"top_k": "0"}, ">= 1"),
+        ({"batch_size": "2.5"}, "integer"),
+        ({"precision": "fp8"}, "one of auto, fp32, fp16, bf16"),
+        ({"tag_threshold": ["dog"]}, "TAG=VALUE"),
+        ({"no_exif_transpose": "maybe"}, "true or false"),
+    ],
+)
+def test_bad_values_are_one_clear_error_everywhere(values: dict, message: str) -> None:
+    from pydantic import ValidationError
+
+    from backend.settings import Settings
+
+    with pytest.raises(ConfigError, match=message):
+        ModelOptions.from_values(values, env={})
+    with pytest.raises(ValidationError, match=message):
+        Settings(**values)
+
+
+def test_server_settings_carry_the_same_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from backend.settings import Settings
+
+    monkeypatch.setenv("MODEL_SCORE_THRESHOLD", "0.25")
+    monkeypatch.setenv("RAM_ANNOTATE_TOP_K", "2")
+    settings = Settings(model_dir=tmp_path, checkpoint="c.pth")
+    assert settings.model == ModelOptions(checkpoint="c.pth", threshold=0.25, top_k=2)
+    assert settings.threshold_policy().top_k == 2
+
+
+def test_the_default_checkpoint_is_written_once() -> None:
+    """The default used to be spelled out in four places and they drifted."""
+    hits = []
+    for path in [*REPO.glob("ram_model/**/*.py"), *REPO.glob("backend/**/*.py"), *REPO.glob("plugin/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value == DEFAULT_CHECKPOINT:
+                hits.append(path.relative_to(REPO).as_posix())
+    assert hits == ["ram_model/config.py", "ram_model/options.py"]
+
+
+def test_no_other_module_declares_an_option_list() -> None:
+    for path in [*REPO.glob("backend/**/*.py"), *REPO.glob("plugin/**/*.py")]:
+        text = path.read_text(encoding="utf-8")
+        assert "OPTION_NAMES = (" not in text, path
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    probs=st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12),
+    cut=st.floats(0, 1, allow_nan=False),
+    top_k=st.one_of(st.none(), st.integers(1, 5)),
+)
+def test_one_firing_rule(probs: list[float], cut: float, top_k: int | None) -> None:
+    p = np.asarray(probs, dtype=np.float32)
+    thresholds = np.full(len(p), cut, dtype=np.float32)
+    fired = fired_indices(p, thresholds, top_k=top_k)
+    strictly_above = [i for i in range(len(p)) if p[i] > thresholds[i]]
+    assert sorted(fired.tolist()) == sorted(sorted(strictly_above, key=lambda i: (-p[i], i))[: top_k or None])
+    assert all(p[a] >= p[b] for a, b in zip(fired, fired[1:]))
+    names = [f"t{i}" for i in range(len(p))]
+    vocab = TagVocabulary(tuple(names), tuple(names), thresholds)
+    assert [t.index for t in ThresholdPolicy(top_k=top_k).select(p, vocab)] == fired.tolist()
+
+
+def test_unmapped_labels_never_fire() -> None:
+    assert fired_indices(np.array([0.9, 0.9]), np.array([np.nan, 0.5])).tolist() == [1]
+
+
+def test_option_names_are_the_dataclass_fields() -> None:
+    assert MODEL_OPTION_NAMES == tuple(ModelOptions().to_dict())
