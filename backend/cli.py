@@ -34,7 +34,20 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
     (("--download-timeout",), {"dest": "download_timeout_s", "type": float,
                                "help": "seconds per image download (default 10)"}),
     (("--max-download-mb",), {"type": float, "help": "size cap of one image download or upload (default 50)"}),
+    (("--max-body-mb",), {"type": float, "help": "size cap of a JSON request body (default 8)"}),
+    (("--max-upload-mb",), {"type": float, "help": "size cap of a whole multipart /v1/tag request (default 256)"}),
+    (("--max-predict-tasks",), {"type": int, "help": "most tasks in one /predict request; more is a 413 (default 1000)"}),
+    (("--max-label-config-kb",), {"type": float, "help": "size cap of a labeling config (default 512)"}),
+    (("--label-config-timeout",), {"dest": "label_config_timeout_s", "type": float,
+                                   "help": "seconds allowed to parse and map a new labeling config (default 5)"}),
 )
+# Flags in friendly units -> the byte-valued settings they set.
+_SIZE_FLAGS = {
+    "max_download_mb": ("max_download_bytes", 1024 * 1024),
+    "max_body_mb": ("max_body_bytes", 1024 * 1024),
+    "max_upload_mb": ("max_upload_bytes", 1024 * 1024),
+    "max_label_config_kb": ("max_label_config_bytes", 1024),
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,8 +77,9 @@ def settings_from_args(args: argparse.Namespace):
 
     names = set(Settings.model_fields) | set(MODEL_OPTION_NAMES)
     given = {k: v for k, v in vars(args).items() if v is not None and k in names}
-    if getattr(args, "max_download_mb", None) is not None:
-        given["max_download_bytes"] = int(args.max_download_mb * 1024 * 1024)
+    for flag, (setting, unit) in _SIZE_FLAGS.items():
+        if getattr(args, flag, None) is not None:
+            given[setting] = int(getattr(args, flag) * unit)
     return Settings(**given)
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .ls_tasks import Annotation, LsTask, WebhookProject
+
 __all__ = [
     "HealthResponse",
     "InfoResponse",
@@ -87,7 +89,10 @@ class PredictParams(_Open):
 
 
 class PredictRequest(_Open):
-    tasks: list[dict[str, Any]] = Field(..., max_length=10_000)
+    # Each task is checked on its own (`ls_tasks.check_task`): one malformed task gets
+    # its own error, the others their predictions. The count is capped by the route
+    # (--max-predict-tasks, a 413), the bytes by the body limit.
+    tasks: list[Any]
     project: str | int | None = None
     label_config: str | None = None
     params: PredictParams | None = None
@@ -115,10 +120,10 @@ class WebhookRequest(_Open):
     `ANNOTATIONS_CREATED` lists of both, `ANNOTATIONS_DELETED` a list of ids."""
 
     action: str = Field(..., min_length=1, max_length=100)
-    project: dict[str, Any] | None = None
-    annotation: dict[str, Any] | list[dict[str, Any]] | None = None
-    annotations: list[dict[str, Any]] | None = None
-    task: dict[str, Any] | list[dict[str, Any]] | None = None
+    project: WebhookProject | None = None
+    annotation: Annotation | list[Annotation] | None = None
+    annotations: list[Annotation] | None = None
+    task: LsTask | list[LsTask] | None = None
 
 
 class WebhookResponse(_Closed):

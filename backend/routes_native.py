@@ -13,7 +13,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from .errors import BackendError, BadRequest
+from .errors import BackendError, BadRequest, PayloadTooLarge
 from .ls_schema import InfoResponse, NativeImageResult, NativeTag, NativeTagResponse
 from .media import resolve_allowed_path
 from .state import AppState, get_state
@@ -21,11 +21,6 @@ from .state import AppState, get_state
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["native"])
-
-
-class PayloadTooLarge(BackendError):
-    status_code = 413
-    code = "too_large"
 
 
 @router.get("/info", response_model=InfoResponse)
