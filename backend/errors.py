@@ -98,7 +98,7 @@ _BODY_ERROR_MESSAGE = (
 )
 # How pydantic names the members of a union in an error location ("Annotation",
 # "list[Annotation]", "constrained-int", "str"); our own field names are snake_case.
-_UNION_MEMBER = re.compile(r"^([A-Z]\w*|\w+\[.*\]|constrained-\w+|str|int|float|bool|dict|list|function-\w+)$")
+_UNION_MEMBER = re.compile(r"^([A-Z]\w*|[\w-]+\[.*\]|constrained-\w+|str|int|float|bool|dict|list|function-\w+)$")
 
 
 def _union_member(part: object) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .ls_tasks import Annotation, LsTask, WebhookProject
+from .ls_tasks import Annotation, LsTask, Text, WebhookProject
 
 __all__ = [
     "HealthResponse",
@@ -60,12 +60,12 @@ class HealthResponse(_Closed):
 
 
 class SetupRequest(_Open):
-    project: str | int | None = None
-    label_config: str | None = Field(None, alias="schema")
-    hostname: str | None = None
-    access_token: str | None = None
-    model_version: str | None = None
-    extra_params: dict[str, Any] | None = None
+    project: Text | int | None = None
+    label_config: Text | None = Field(None, alias="schema")
+    hostname: Text | None = None
+    access_token: Text | None = None
+    model_version: Text | None = None
+    extra_params: dict[Text, Any] | None = None
 
 
 class ControlReport(_Closed):
@@ -83,8 +83,8 @@ class SetupResponse(_Closed):
 
 
 class PredictParams(_Open):
-    login: str | None = None
-    password: str | None = None
+    login: Text | None = None
+    password: Text | None = None
     context: Any = None
 
 
@@ -93,8 +93,8 @@ class PredictRequest(_Open):
     # its own error, the others their predictions. The count is capped by the route
     # (--max-predict-tasks, a 413), the bytes by the body limit.
     tasks: list[Any]
-    project: str | int | None = None
-    label_config: str | None = None
+    project: Text | int | None = None
+    label_config: Text | None = None
     params: PredictParams | None = None
 
 
@@ -119,7 +119,7 @@ class WebhookRequest(_Open):
     """`ANNOTATION_CREATED/UPDATED` carry one annotation and its task,
     `ANNOTATIONS_CREATED` lists of both, `ANNOTATIONS_DELETED` a list of ids."""
 
-    action: str = Field(..., min_length=1, max_length=100)
+    action: Text = Field(..., min_length=1, max_length=100)
     project: WebhookProject | None = None
     annotation: Annotation | list[Annotation] | None = None
     annotations: list[Annotation] | None = None

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError
 
 __all__ = [
     "Annotation",
     "Id",
+    "Text",
     "LsTask",
     "ResultItem",
     "ResultValue",
@@ -34,6 +35,20 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 Id = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
+def _valid_unicode(value: str) -> str:
+    # JSON may spell a lone surrogate ("\ud800"); such a string cannot be stored in
+    # SQLite, logged as UTF-8 or sent back, so it is refused where it arrives.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode text (it contains a lone surrogate)") from None
+    return value
+
+
+# Every string the server reads, stores or echoes is of this type.
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+
+
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -41,14 +56,14 @@ class _Open(BaseModel):
 class ResultValue(_Open):
     """A result's `value`; only what Choices and Taxonomy write is typed."""
 
-    choices: list[str] | None = None
-    taxonomy: list[list[str]] | None = None
+    choices: list[Text] | None = None
+    taxonomy: list[list[Text]] | None = None
 
 
 class ResultItem(_Open):
-    from_name: str | None = None
-    to_name: str | None = None
-    type: str | None = None
+    from_name: Text | None = None
+    to_name: Text | None = None
+    type: Text | None = None
     value: ResultValue | None = None
 
 
@@ -60,20 +75,20 @@ class Annotation(_Open):
     id: Id | None = None
     result: list[ResultItem] | None = None
     was_cancelled: bool | None = None
-    updated_at: str | None = None
+    updated_at: Text | None = None
     task: Id | TaskRef | None = None
-    project: Id | str | None = None
+    project: Id | Text | None = None
 
 
 class LsTask(_Open):
     id: Id | None = None
-    data: dict[str, Any] | None = None
+    data: dict[Text, Any] | None = None
     annotations: list[Annotation] | None = None
 
 
 class WebhookProject(_Open):
-    id: Id | str | None = None
-    label_config: str | None = None
+    id: Id | Text | None = None
+    label_config: Text | None = None
 
 
 _TASK = TypeAdapter(LsTask)

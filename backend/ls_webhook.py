@@ -74,13 +74,23 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
             annotation_id=annotation_id,
             project=project_id,
             task_id=task_id if isinstance(task_id, int) else None,
-            image_ref=image_ref if isinstance(image_ref, str) else None,
+            image_ref=image_ref if isinstance(image_ref, str) and _storable(image_ref) else None,
             final=final,
             final_ram_tags=final_ram,
             action=body.action,
         )
         stored += 1
     return stored
+
+
+def _storable(text: str) -> bool:
+    """Task data is not typed (any field, any value); a reference with a lone surrogate
+    cannot be stored as SQLite text, and is left out rather than failing the webhook."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _labels_of(control: ServedControl, values: list[Any]) -> list[str]:
