@@ -36,6 +36,7 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
     (("--max-download-mb",), {"type": float, "help": "size cap of one image download or upload (default 50)"}),
     (("--max-body-mb",), {"type": float, "help": "size cap of a JSON request body (default 8)"}),
     (("--max-upload-mb",), {"type": float, "help": "size cap of a whole multipart /v1/tag request (default 256)"}),
+    (("--max-upload-images",), {"type": int, "help": "most images in one /v1/tag request (default 256)"}),
     (("--max-predict-tasks",), {"type": int, "help": "most tasks in one /predict request; more is a 413 (default 1000)"}),
     (("--max-label-config-kb",), {"type": float, "help": "size cap of a labeling config (default 512)"}),
     (("--label-config-timeout",), {"dest": "label_config_timeout_s", "type": float,
