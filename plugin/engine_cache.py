@@ -83,9 +83,7 @@ def _remote_for(model: ModelParams) -> Tagger:
     from plugin.remote import RemoteTagger
 
     assert model.server_url is not None
-    options = model.options
-    return RemoteTagger(model.server_url, auth=model.server_auth, tag_list=options.tag_list,
-                        tag_list_zh=options.tag_list_zh, thresholds=options.thresholds)
+    return RemoteTagger(model.server_url, auth=model.server_auth)
 
 
 def get_tagger(model: ModelParams) -> Tagger:
