@@ -160,8 +160,7 @@ def _cmd_disagreements(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from plugin.engine_cache import get_tagger
-    from plugin.jobs.export import export_finetune
+    from plugin.jobs.export import export_finetune, export_vocabulary
     from plugin.params import ExportParams
 
     def job():
@@ -169,7 +168,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                               copy_images=args.copy_images, on_unmapped=args.on_unmapped, synonyms=args.synonyms,
                               ls_document_root=args.ls_document_root, overwrite=args.overwrite)
         collection = _target(args)
-        return export_finetune(collection, get_tagger(_model(args)).vocab, params,
-                               progress=_progress(args, "exporting"))
+        vocab = export_vocabulary(collection._root_dataset, params, _model(args))
+        return export_finetune(collection, vocab, params, progress=_progress(args, "exporting"))
 
     return _run(job)

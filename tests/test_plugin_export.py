@@ -172,3 +172,25 @@ def test_without_an_output_folder_the_json_goes_next_to_the_images(dataset, mode
     tasks = json.loads((folder / "label_studio_tasks.json").read_text())
     assert [unquote(t["data"]["image"]) for t in tasks] == [
         f"/data/local-files/?d={Path(p).name}" for _, p, _ in _labelled_with_ram_tags(dataset)]
+
+
+def test_export_takes_the_vocabulary_from_the_tag_run_and_never_loads_the_model(dataset, model, vocab,
+                                                                                 tmp_path) -> None:
+    foo.execute_operator(fx.TAG_URI, {"dataset": dataset.name, "params": {**model, "field": "ram"}})
+    out = tmp_path / "no_model"
+    # No tag list and a checkpoint that does not exist: only the tag run can supply the 48 tiny tags.
+    result = foo.execute_operator(fx.EXPORT_URI, {"dataset": dataset.name, "params": {
+        "checkpoint": str(tmp_path / "absent.pth"), "label_field": "ground_truth", "output_dir": str(out)}}).result
+    assert result["records"] == 4
+    _check_finetune(out / "ram_finetune.json", vocab, _labelled_with_ram_tags(dataset), out)
+
+
+def test_images_the_tag_run_could_not_read_are_left_out(dataset, model, vocab, tmp_path) -> None:
+    broken = dataset.values("filepath")[0]  # labelled "Dogs", "cat"
+    Path(broken).write_bytes(b"not an image")
+    tagged = foo.execute_operator(fx.TAG_URI, {"dataset": dataset.name, "params": {**model, "field": "ram"}}).result
+    assert tagged["failed"] == 1
+    result = _export(dataset, model, tmp_path / "out")
+    assert (result["skipped_unreadable"], result["unreadable"], result["records"]) == (1, [broken], 3)
+    records = read_finetune_json(tmp_path / "out" / "ram_finetune.json", num_classes=len(vocab))
+    assert broken not in [r.image_path for r in records]
