@@ -200,6 +200,11 @@ class TaggingEngine:
                 progress(done, len(images))
         return results
 
+    def tag_embeddings(self) -> np.ndarray:
+        """(K, 512) float32: each tag's text embedding, comparable with `predict(..., with_embedding=True)`."""
+        with self._lock, torch.inference_mode():
+            return self.model.tag_embeddings().float().cpu().numpy()
+
     def predict_proba(self, images: Sequence[ImageSource]) -> np.ndarray:
         """(N, K) float32 probabilities; raises `ImageLoadError` if any image is bad."""
         results = self.predict(images)
