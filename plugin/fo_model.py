@@ -39,6 +39,7 @@ __all__ = [
     "RamModel",
     "RamModelConfig",
     "download_zoo_checkpoint",
+    "ensure_zoo_source",
     "load_zoo_entry",
     "zoo_model_name",
 ]
@@ -46,6 +47,7 @@ __all__ = [
 ZOO_PREFIX = "ram-annotate/"
 # The zoo entry for any checkpoint the engine loads (given as checkpoint=...): nothing to download.
 ZOO_CUSTOM_MODEL = ZOO_PREFIX + "ram-checkpoint"
+ZOO_SOURCE_DIR = Path(__file__).resolve().parent / "zoo"
 
 
 @dataclass
@@ -205,6 +207,25 @@ def zoo_model_name(checkpoint: str) -> str:
 
 def _base_name(model_name: str) -> str:
     return model_name.split("@", 1)[0].removeprefix(ZOO_PREFIX)
+
+
+def ensure_zoo_source() -> None:
+    """Make the zoo entries known to FiftyOne on this machine, from the installed package.
+
+    The same result as `foz.register_zoo_model_source(<repository URL>)` (the source
+    folder copied into `fo.config.model_zoo_dir`), without the network: a similarity index
+    names its model by zoo name, and the App loads it from there in its own process.
+    """
+    import fiftyone.zoo as foz
+
+    if ZOO_CUSTOM_MODEL in foz.list_zoo_models():
+        return
+    manifest = json.loads((ZOO_SOURCE_DIR / "manifest.json").read_text(encoding="utf-8"))
+    target = Path(fo.config.model_zoo_dir, *manifest["name"].split("/"))
+    shutil.copytree(ZOO_SOURCE_DIR, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    invalidate = getattr(foz.models, "_invalidate_zoo_models_manifest", None)  # only set when FiftyOne caches it
+    if invalidate is not None:
+        invalidate()
 
 
 def download_zoo_checkpoint(model_name: str, model_path: str) -> None:
