@@ -15,7 +15,7 @@ from fiftyone.operators.executor import ExecutionContext, resolve_type_with_cont
 
 pytestmark = pytest.mark.fiftyone
 
-URIS = (fx.TAG_URI, fx.DISAGREE_URI, fx.EXPORT_URI)
+URIS = (fx.TAG_URI, fx.DISAGREE_URI, fx.EXPORT_URI, f"{fx.PLUGIN_NAME}/compute_ram_similarity")
 
 
 @pytest.fixture()
