@@ -95,7 +95,7 @@ def zoo_source(tmp_path_factory):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/ram-annotate-zoo.zip"
-    foz.register_zoo_model_source(url)
+    foz.register_zoo_model_source(url, overwrite=True)  # replaces a copy Compute RAM similarity installed
     yield url
     foz.delete_zoo_model_source(url)
     server.shutdown()
