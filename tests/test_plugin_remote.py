@@ -143,3 +143,16 @@ def test_unreachable_server_is_a_clear_error(dataset, model, monkeypatch) -> Non
     with pytest.raises(ExecutionError, match="Cannot reach the ram-annotate server"):
         _tag(dataset, {**model, "field": "ram"})
     assert not dataset.has_sample_field("ram")
+
+
+def test_remote_similarity_indexes_the_servers_embeddings(dataset, remote, model, tiny_files) -> None:
+    result = foo.execute_operator(f"{fx.PLUGIN_NAME}/compute_ram_similarity",
+                                  {"dataset": dataset.name, "params": {}}).result
+    assert (result["embedded"], result["failed"], result["indexed"], result["text_queries"]) == (5, 1, 5, False)
+    assert "server" in result["text_query_note"]
+    from ram_model import TaggingEngine
+
+    local = TaggingEngine.from_config(tiny_files.engine_config(thresholds=model["thresholds"]))
+    expected = [p.embedding for p in local.predict(dataset.values("filepath")[:5], with_embedding=True)]
+    np.testing.assert_allclose(np.stack(dataset.values("ram_embedding")[:5]), np.stack(expected), rtol=1e-4,
+                               atol=1e-5)
