@@ -79,3 +79,20 @@ def test_every_model_option_in_the_form_has_its_own_description(dataset) -> None
     shown = [spec.name for spec in MODEL_OPTIONS if spec.in_form and spec.name in properties]
     descriptions = [properties[name].view.description for name in shown]
     assert len(shown) >= 10 and all(descriptions) and len(set(descriptions)) == len(descriptions)
+
+
+@pytest.mark.parametrize("uri", URIS)
+def test_forms_resolve(uri, dataset) -> None:
+    form = _resolve(uri, dataset, target="inputs")
+    assert not hasattr(form, "error"), getattr(form, "error", None)
+    assert form.type.properties
+
+
+def test_export_form_asks_for_tag_lists_only_without_a_tag_run(dataset, tiny_files) -> None:
+    """Export loads no model, so it never asks for a checkpoint; tag-list files only when no tag run has the names."""
+    without_run = _resolve(fx.EXPORT_URI, dataset, target="inputs").type.properties
+    assert "tag_list" in without_run and "checkpoint" not in without_run
+    foo.execute_operator(fx.TAG_URI, {"dataset": dataset.name, "params": {**fx.model_params(tiny_files),
+                                                                          "field": "ram"}})
+    with_run = _resolve(fx.EXPORT_URI, dataset, target="inputs").type.properties
+    assert "tag_list" not in with_run and "checkpoint" not in with_run
