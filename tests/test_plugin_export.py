@@ -94,7 +94,10 @@ def test_copy_images_export_maps_every_id_to_the_right_tag(dataset, model, vocab
         assert (choices["from_name"], choices["to_name"], choices["type"]) == ("tags", "image", "choices")
         # RAM fired dog and tree everywhere; they appear under the project's names ("Dogs" for dog).
         assert set(choices["value"]["choices"]) == {"Dogs", "tree"}
-    assert not [p for p in out.iterdir() if p.name.startswith(".")], "staging left behind"
+    # The one hidden entry is the generation store: the current export, no staging left behind.
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".ram-export"]
+    store = sorted(p.name for p in (out / ".ram-export").iterdir())
+    assert len(store) == 3 and store[0] == "current" and store[1].startswith("gen-") and store[2] == "lock", store
 
 
 def test_export_in_place_points_at_the_original_images(dataset, model, vocab, tmp_path) -> None:
