@@ -54,7 +54,7 @@ def expand_image_paths(items: Iterable[str]) -> ExpandedPaths:
         path = Path(item)
         matched = False
         if path.is_dir():
-            for root, dirs, files in os.walk(path, followlinks=True):
+            for root, dirs, files in os.walk(path):
                 dirs.sort()
                 for name in sorted(files):
                     if _is_image(Path(name)):

@@ -98,6 +98,15 @@ def test_retry_errors_matches_failed_lines_by_identity(tiny_files, tmp_path: Pat
     assert len(rows) == 2 and all(r["error"] is None for r in rows)
 
 
+def test_a_file_named_like_a_glob_is_tagged_and_a_symlink_loop_is_not_walked(
+        tiny_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    make_image(tmp_path / "photo[1].png", seed=5)
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    assert main(["tag", "photo[1].png", ".", *_model_args(tiny_files), "--no-progress"]) == 0
+    assert [json.loads(line)["path"] for line in capsys.readouterr().out.splitlines()] == ["photo[1].png"]
+
+
 # -- item 7: errors at once, in one line --------------------------------------------------
 def test_offline_environment_fails_at_once_naming_hf_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
