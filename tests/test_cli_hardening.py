@@ -254,6 +254,8 @@ def _first_bash_block(markdown: str) -> list[str]:
 def test_readme_first_block_runs_as_written_on_a_fresh_clone(tmp_path: Path) -> None:
     """The set-up lines are the install (not repeated here: this venv is that install);
     every other line runs, in a folder holding nothing but the install."""
+    if not Path(sys.executable).with_name("ram-annotate").exists():
+        pytest.skip("package not installed in this environment (pip install -e .)")
     lines = _first_bash_block((REPO / "README.md").read_text(encoding="utf-8"))
     setup = [line for line in lines if "pip install" in line or ".ci/setup" in line]
     runnable = [line for line in lines if line not in setup]
