@@ -20,6 +20,7 @@ from tqdm import tqdm
 from .cli_options import add_model_options, engine_config_from_args, threshold_policy_from_args
 from .errors import RamModelError
 from .inputs import IMAGE_EXTENSIONS as _IMAGE_SUFFIXES
+from .inputs import expand_image_paths, image_identity
 
 __all__ = ["main", "build_parser"]
 
@@ -116,8 +117,6 @@ def _policy_digest(thresholds, policy) -> str:
 
 
 def _result_row(pred, engine, policy, thresholds, args: argparse.Namespace) -> dict[str, Any]:
-    from .inputs import image_identity
-
     row: dict[str, Any] = {"path": pred.source, "realpath": image_identity(pred.source),
                            "model_version": engine.model_version,
                            "policy": _policy_digest(thresholds, policy)}
@@ -136,7 +135,6 @@ def _result_row(pred, engine, policy, thresholds, args: argparse.Namespace) -> d
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
-    from .inputs import expand_image_paths, image_identity
     from .jsonl import append_lines, drop_paths, read_resume_state
 
     paths = expand_image_paths(args.paths)
