@@ -103,7 +103,9 @@ def test_a_file_named_like_a_glob_is_tagged_and_a_symlink_loop_is_not_walked(
     make_image(tmp_path / "photo[1].png", seed=5)
     (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
-    assert main(["tag", "photo[1].png", ".", *_model_args(tiny_files), "--no-progress"]) == 0
+    assert main(["tag", "photo[1].png", *_model_args(tiny_files), "--no-progress"]) == 0
+    assert [json.loads(line)["path"] for line in capsys.readouterr().out.splitlines()] == ["photo[1].png"]
+    assert main(["tag", ".", *_model_args(tiny_files), "--no-progress"]) == 0
     assert [json.loads(line)["path"] for line in capsys.readouterr().out.splitlines()] == ["photo[1].png"]
 
 
