@@ -142,10 +142,14 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         print(f"warning: {item!r} matched no image file ({', '.join(sorted(_IMAGE_SUFFIXES))})", file=sys.stderr)
     if not paths:
         return _fail(f"no image files found in {' '.join(args.paths)}")
+    out_path = Path(args.output) if args.output else None
+    if out_path is not None and out_path.is_dir():
+        return _fail(f"--output {out_path} is a folder; name a file, e.g. {out_path / 'tags.jsonl'}")
+    if out_path is not None and not out_path.absolute().parent.is_dir():
+        return _fail(f"--output {out_path}: folder {out_path.absolute().parent} does not exist")
     policy = threshold_policy_from_args(args)
     engine = _load_engine(args)
     thresholds = policy.resolve(engine.vocab)
-    out_path = Path(args.output) if args.output else None
     if out_path is not None and args.overwrite and out_path.exists():
         out_path.unlink()
     todo = list(paths)

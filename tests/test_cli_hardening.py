@@ -184,6 +184,17 @@ def test_a_run_where_no_file_matched_exits_non_zero(pattern: str, garbage_checkp
     assert "matched no image file" in err and "no image files found" in err
 
 
+@pytest.mark.parametrize("output, message", [("missing-folder/tags.jsonl", "does not exist"), (".", "is a folder")])
+def test_a_bad_output_path_is_one_line_before_the_model_loads(output: str, message: str, garbage_checkpoint: Path,
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    make_image(tmp_path / "x.png", seed=0)
+    monkeypatch.chdir(tmp_path)
+    assert main(["tag", "x.png", "--checkpoint", str(garbage_checkpoint), "--output", output]) == 2
+    err = _error_lines(capsys.readouterr().err)
+    assert len(err) == 1 and message in err[0], err
+
+
 def test_a_run_where_nothing_could_be_tagged_exits_non_zero(tiny_files, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a.png").write_bytes(b"")
