@@ -38,7 +38,8 @@ def expand_image_paths(items: Iterable[str]) -> ExpandedPaths:
     A named file is kept whatever its extension (and even if it is missing), so that the
     run reports an error for it instead of silently skipping what the user asked for.
     A file reached twice (`a.png ./a.png`, a folder and a file in it, a symlinked folder)
-    is listed once, under its first spelling.
+    is listed once, under its first spelling. Walks skip hidden folders (`.git`, an export's
+    `.ram-export` generations) and macOS `._*` resource forks, which are not images.
     """
     out = ExpandedPaths()
     seen: set[str] = set()
@@ -55,9 +56,9 @@ def expand_image_paths(items: Iterable[str]) -> ExpandedPaths:
         matched = False
         if path.is_dir():
             for root, dirs, files in os.walk(path):
-                dirs.sort()
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
-                    if _is_image(Path(name)):
+                    if _is_image(Path(name)) and not name.startswith("._"):
                         matched = add(str(Path(root) / name))
         elif any(ch in item for ch in "*?[") and not path.exists():
             for match in sorted(glob.glob(item, recursive=True)):

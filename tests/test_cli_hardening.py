@@ -109,6 +109,17 @@ def test_a_file_named_like_a_glob_is_tagged_and_a_symlink_loop_is_not_walked(
     assert [json.loads(line)["path"] for line in capsys.readouterr().out.splitlines()] == ["photo[1].png"]
 
 
+def test_folder_walks_skip_hidden_folders_and_macos_resource_forks(tmp_path: Path) -> None:
+    from ram_model.inputs import expand_image_paths
+
+    make_image(tmp_path / "a.png", seed=1)
+    (tmp_path / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble metadata, not an image
+    (tmp_path / ".ram-export" / "gen-1" / "images").mkdir(parents=True)
+    make_image(tmp_path / ".ram-export" / "gen-1" / "images" / "copy.png", seed=1)
+    assert expand_image_paths([str(tmp_path)]) == [str(tmp_path / "a.png")]
+    assert expand_image_paths([str(tmp_path / "._a.png")]) == [str(tmp_path / "._a.png")]  # named: kept
+
+
 # -- item 7: errors at once, in one line --------------------------------------------------
 def test_offline_environment_fails_at_once_naming_hf_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
