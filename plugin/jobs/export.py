@@ -1,15 +1,14 @@
 """Export finetuning data: a label field -> RAM's official finetune JSON + Label Studio tasks.
 
 Record building, validation and the JSON format belong to `ram_model.review.finetune`;
-this module collects the inputs from FiftyOne and makes the export all-or-nothing: every
-file (and copied image) is first written into a hidden staging folder inside the output
-folder, then moved into place, so a failure leaves the previous export untouched.
+this module collects the inputs from FiftyOne. The export is all-or-nothing, images
+included, even under kill -9: every file and copied image is written into a new generation
+folder, which one rename then makes current (`plugin.jobs.export_commit`).
 """
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from plugin.errors import PluginInputError, RunConflictError
 from plugin.fo_convert import distinct_labels, present_labels, tag_confidences
 from plugin.jobs import runs
+from plugin.jobs.export_commit import ExportBusyError, ExportTransaction, crash_point
 from plugin.params import ExportParams, ModelParams, TagParams
 from ram_model import TagVocabulary
 from ram_model.review import (
@@ -64,9 +64,9 @@ class ExportResult:
         return asdict(self)
 
 
-def _targets(out: Path, params: ExportParams) -> list[Path]:
-    paths = [out / params.finetune_name, out / params.tasks_name]
-    return paths + ([out / params.images_dir] if params.copy_images else [])
+def _targets(params: ExportParams) -> list[str]:
+    """The names an export writes into its folder."""
+    return [params.finetune_name, params.tasks_name] + ([params.images_dir] if params.copy_images else [])
 
 
 def _ls_predictions(confidences: dict[str, float] | None, mapping: LabelMapping,
@@ -134,7 +134,7 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
         raise PluginInputError("The target view has no samples; nothing to export")
     ids, paths = collection.values(["id", "filepath"])
     out = _output_dir(params, paths)
-    existing = [str(p) for p in _targets(out, params) if p.exists()]
+    existing = [str(out / name) for name in _targets(params) if (out / name).exists()]
     if existing and not params.overwrite:
         raise RunConflictError(f"Export files already exist: {existing}; choose another folder or enable overwrite")
     dataset = collection._root_dataset
@@ -174,8 +174,11 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
 
     origin = [rows[record.image_path] for record in records]  # (row, sample id) per record
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".ram-export-", dir=out))
+    transaction = ExportTransaction(out, _targets(params), optional_names=(params.images_dir,))
+    try:
+        staging = transaction.begin()
+    except ExportBusyError as e:
+        raise RunConflictError(str(e)) from None
     try:
         if params.copy_images:
             records = _copy_images(records, [sid for _, sid in origin], staging / params.images_dir,
@@ -194,13 +197,12 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
         write_finetune_json(records, staging / params.finetune_name,
                             image_root=staging if params.copy_images else None, num_classes=len(vocab))
         atomic_write_json(staging / params.tasks_name, tasks)
-        _move_into_place(staging, out, params)
+        transaction.commit()
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        transaction.abort()
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
-    shutil.rmtree(staging, ignore_errors=True)
     result.records = len(records)
     result.image_root = str(out) if params.copy_images else None
     return result
@@ -225,16 +227,5 @@ def _copy_images(records: Sequence[FinetuneRecord], sample_ids: Sequence[str], f
                                      record.parse_label_id))
         if progress is not None and (done % 100 == 0 or done == len(records)):
             progress(done, len(records))
+        crash_point(f"image:{done}")
     return copied
-
-
-def _move_into_place(staging: Path, out: Path, params: ExportParams) -> None:
-    """Replace the previous export: the images folder first, the JSON files (which point at it) last."""
-    if params.copy_images:
-        target = out / params.images_dir
-        if target.exists():
-            old = staging / ".previous-images"
-            os.replace(target, old)
-        os.replace(staging / params.images_dir, target)
-    for name in (params.tasks_name, params.finetune_name):
-        os.replace(staging / name, out / name)
