@@ -47,6 +47,9 @@ class FinetuneConfig:
     num_workers: int = 2
     official_layout: bool = False
     min_lr: float = 0.0
+    # New classes' label_embed rows start from the mean of the existing rows, i.e. from no
+    # knowledge at all, while everything else starts pretrained: they learn this much faster.
+    new_class_lr_scale: float = 10.0
 
     def __post_init__(self) -> None:
         if isinstance(self.data, (str, Path)):
@@ -99,7 +102,7 @@ class FinetuneConfig:
 
 
 RECIPE_FIELDS = ("mode", "unfreeze_stages", "epochs", "lr", "batch_size", "grad_accum", "weight_decay",
-                 "val_split", "seed", "negatives", "new_classes", "augment", "min_lr")
+                 "val_split", "seed", "negatives", "new_classes", "augment", "min_lr", "new_class_lr_scale")
 
 
 @dataclass

@@ -59,13 +59,14 @@ def _head_config_of(model: RAMTagger):  # type: ignore[no-untyped-def]
 
 
 def trainable_parameter_groups(model: RAMTagger, *, mode: str, unfreeze_stages: int, old_classes: int,
-                               weight_decay: float) -> list[dict[str, Any]]:
+                               weight_decay: float, lr: float = 1e-4, new_class_lr_scale: float = 1.0
+                               ) -> list[dict[str, Any]]:
     """Freeze what the mode keeps fixed; return AdamW groups for the rest.
 
     `label_embed` stays frozen for the existing classes, as in the official recipe. When
     classes were added, the whole tensor trains but a gradient hook zeroes the old rows,
     and it sits in a group without weight decay: AdamW with a zero gradient and no decay
-    leaves those rows bit-identical, while the new rows learn.
+    leaves those rows bit-identical, while the new rows learn (at `lr * new_class_lr_scale`).
     """
     for p in model.parameters():
         p.requires_grad_(False)
@@ -86,7 +87,8 @@ def trainable_parameter_groups(model: RAMTagger, *, mode: str, unfreeze_stages: 
             for p in model.visual_encoder.norm.parameters():
                 p.requires_grad_(True)
     groups: list[dict[str, Any]] = [
-        {"params": [p for n, p in model.named_parameters() if p.requires_grad], "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if p.requires_grad], "weight_decay": weight_decay,
+         "lr": lr},
     ]
     if model.num_classes > old_classes:
         embed = model.label_embed
@@ -95,7 +97,7 @@ def trainable_parameter_groups(model: RAMTagger, *, mode: str, unfreeze_stages: 
         mask = torch.ones(embed.shape[0], 1)
         mask[:keep] = 0
         embed.register_hook(lambda grad: grad * mask.to(grad.device, grad.dtype))
-        groups.append({"params": [embed], "weight_decay": 0.0})
+        groups.append({"params": [embed], "weight_decay": 0.0, "lr": lr * new_class_lr_scale})
     return [g for g in groups if g["params"]]
 
 

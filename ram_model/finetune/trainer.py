@@ -158,7 +158,8 @@ def finetune(cfg: FinetuneConfig, progress: ProgressFn | None = None,
 
     model = grow_classes(base.model.cpu(), len(cfg.new_classes), seed=cfg.seed)
     groups = trainable_parameter_groups(model, mode=cfg.mode, unfreeze_stages=cfg.unfreeze_stages,
-                                        old_classes=old_k, weight_decay=cfg.weight_decay)
+                                        old_classes=old_k, weight_decay=cfg.weight_decay,
+                                        lr=cfg.learning_rate, new_class_lr_scale=cfg.new_class_lr_scale)
     if cfg.grad_checkpointing:
         enable_gradient_checkpointing(model)
     model.to(device)
