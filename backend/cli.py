@@ -99,8 +99,7 @@ def _check_before_loading(settings) -> str | None:
     config = settings.engine_config()
     try:
         resolve_device(config.device)
-        if not config.checkpoint.startswith("registry://"):  # the registry resolves its own references
-            resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
+        resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
     except RamModelError as exc:
         return str(exc)
     return _port_problem(settings.host, settings.port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 from safetensors.torch import save_file
@@ -35,8 +36,10 @@ def _current_umask() -> int:
 
 def write_tagger_file(model: RAMTagger, output: str | Path, *, variant: str, swin: SwinConfig, head: HeadConfig,
                       vocab: TagVocabulary, random_weights: bool, source_model_version: str,
-                      dtype: str = "fp16") -> Path:
+                      dtype: str = "fp16", metadata: Mapping[str, Any] | None = None) -> Path:
     """Write `model`'s learned parameters and everything needed to rebuild it, atomically.
+
+    `metadata` adds (or replaces) header entries; values are stored as JSON.
 
     The file gets the permissions a plain `open()` would give it (0666 less the umask):
     safetensors writes through a private temporary file, which would leave it 0600.
@@ -48,7 +51,7 @@ def write_tagger_file(model: RAMTagger, output: str | Path, *, variant: str, swi
     target = _DTYPES[dtype]
     tensors = {k: (v.to(target) if v.is_floating_point() else v).contiguous()
                for k, v in model.state_dict().items()}
-    metadata = {
+    header = {
         "format": CONVERTED_FORMAT,
         "variant": json.dumps(variant),
         "swin_config": json.dumps(swin.to_dict()),
@@ -58,10 +61,11 @@ def write_tagger_file(model: RAMTagger, output: str | Path, *, variant: str, swi
         "dtype": json.dumps(dtype),
         RANDOM_WEIGHTS_MARKER: json.dumps(random_weights),
     }
+    header.update({key: json.dumps(value, ensure_ascii=False) for key, value in (metadata or {}).items()})
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.partial")
     try:
-        save_file(tensors, str(tmp), metadata=metadata)
+        save_file(tensors, str(tmp), metadata=header)
         os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, output)
     except BaseException:
@@ -70,8 +74,9 @@ def write_tagger_file(model: RAMTagger, output: str | Path, *, variant: str, swi
     return output
 
 
-def convert_checkpoint(loaded: LoadedModel, output: str | Path, *, dtype: str = "fp16") -> Path:
+def convert_checkpoint(loaded: LoadedModel, output: str | Path, *, dtype: str = "fp16",
+                       metadata: Mapping[str, Any] | None = None) -> Path:
     """Write `loaded`'s weights (learned parameters only) to `output`, atomically."""
     return write_tagger_file(loaded.model, output, variant=loaded.variant, swin=loaded.swin, head=loaded.head,
                              vocab=loaded.vocab, random_weights=loaded.random_weights,
-                             source_model_version=loaded.model_version, dtype=dtype)
+                             source_model_version=loaded.model_version, dtype=dtype, metadata=metadata)

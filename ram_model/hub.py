@@ -1,4 +1,5 @@
-"""Resolving a checkpoint reference to a local file: a path, a preset name, or `hf://owner/repo/file`.
+"""Resolving a checkpoint reference to a local file: a path, a preset name, `hf://owner/repo/file`,
+or `registry://<root>/<name>[@<version>]` (a fine-tuned model in a `ram_model.registry`).
 
 Downloads go through `huggingface_hub` and its cache, so a file fetched once (on this
 machine or copied into the cache) is found again without the network. When neither
@@ -99,6 +100,10 @@ def resolve_checkpoint(ref: str, *, cache_dir: str | None = None) -> ResolvedChe
         from .random_preset import random_checkpoint
 
         return ResolvedCheckpoint(random_checkpoint(ref, cache_dir=cache_dir), None)
+    if ref.startswith("registry://"):
+        from .registry import resolve_registry_uri  # only registry users pay for its import
+
+        return ResolvedCheckpoint(resolve_registry_uri(ref), None)
     if ref.startswith("hf://"):
         repo, filename = parse_hf_uri(ref)
         return ResolvedCheckpoint(_download(repo, filename, cache_dir), None)
@@ -108,5 +113,6 @@ def resolve_checkpoint(ref: str, *, cache_dir: str | None = None) -> ResolvedChe
     if local.exists():
         raise CheckpointNotFoundError(f"checkpoint path {ref!r} is not a file")
     raise CheckpointNotFoundError(
-        f"checkpoint {ref!r} is not a local file, a preset ({', '.join(PRESETS)}), random:tiny or an hf://owner/repo/file URI"
+        f"checkpoint {ref!r} is not a local file, a preset ({', '.join(PRESETS)}), random:tiny, an "
+        "hf://owner/repo/file URI or a registry://<root>/<name>[@<version>] URI"
     )
