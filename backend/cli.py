@@ -7,7 +7,9 @@ never imports FastAPI. Every flag also has an environment variable (see
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 
 __all__ = ["register", "settings_from_args"]
@@ -84,6 +86,40 @@ def settings_from_args(args: argparse.Namespace):
     return Settings(**given)
 
 
+def _port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, found by binding once, as uvicorn will."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is already in use (another server?); choose one with --port"
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def _check_before_loading(settings) -> str | None:
+    """The mistakes that would otherwise surface only after the model has loaded, or as a
+    traceback: a device that is not there, a checkpoint that cannot be found, a busy port."""
+    from ram_model.engine import resolve_device
+    from ram_model.errors import RamModelError
+    from ram_model.hub import resolve_checkpoint
+
+    config = settings.engine_config()
+    try:
+        resolve_device(config.device)
+        resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
+    except RamModelError as exc:
+        return str(exc)
+    return _port_problem(settings.host, settings.port)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
@@ -95,6 +131,10 @@ def _serve(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
     except ValidationError as exc:
         print(f"error: invalid server settings:\n{exc}", file=sys.stderr)
+        return 2
+    problem = _check_before_loading(settings)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.basic_auth:
         logging.getLogger("backend.cli").warning(

@@ -162,9 +162,19 @@ class NativeTagPathsRequest(_Closed):
     top_k: int | None = Field(None, ge=1)
 
 
+class InfoVocabulary(_Closed):
+    """The tag vocabulary in class order; `thresholds` are the class-file values (before overrides)."""
+
+    names: list[str]
+    names_zh: list[str]
+    thresholds: list[float]
+    digest: str
+
+
 class InfoResponse(_Closed):
     variant: str
     vocabulary_size: int
+    vocabulary: InfoVocabulary
     model_version: str
     device: str
     thresholds: dict[str, float | None]
