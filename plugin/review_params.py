@@ -24,6 +24,7 @@ __all__ = [
     "SendReviewParams",
     "ThresholdJobParams",
     "review_state_fields",
+    "reviews_run_key",
     "work_dir",
 ]
 
@@ -104,6 +105,11 @@ class ReviewStateFields:
     @property
     def round_prefix(self) -> str:
         return f"ram_ls_{self.label_field}_r"
+
+
+def reviews_run_key(output_field: str) -> str:
+    """The run Load reviews records for the field it writes."""
+    return f"ram_reviews_{output_field}"
 
 
 def review_state_fields(label_field: str) -> ReviewStateFields:
@@ -207,7 +213,7 @@ class LoadReviewsParams:
 
     @property
     def run_key(self) -> str:
-        return f"ram_reviews_{self.output_field}"
+        return reviews_run_key(self.output_field)
 
     @property
     def state(self) -> ReviewStateFields:
