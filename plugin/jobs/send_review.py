@@ -57,6 +57,7 @@ ProgressFn = Callable[[int, int], None]
 # Files per upload request: keeps each request far below Label Studio's request-size limit.
 _UPLOAD_FILES = 20
 _UPLOAD_BYTES = 32 * 1024 * 1024
+_TITLE_MAX = 50  # Label Studio's limit
 
 
 @dataclass
@@ -173,7 +174,9 @@ def _ensure_project(dataset: fod.Dataset, ls: LabelStudioClient, params: SendRev
     """
     state = params.state
     recorded = project_state(dataset, state)
-    title = params.project_title or f"{dataset.name} / {params.label_field} (RAM review)"
+    title = params.project_title or f"{dataset.name} / {params.label_field}"[:_TITLE_MAX]
+    if len(title) > _TITLE_MAX:
+        raise PluginInputError(f"Label Studio project titles have at most {_TITLE_MAX} characters: {title!r}")
     project = None
     if recorded and recorded.get("url") == ls.url:
         try:

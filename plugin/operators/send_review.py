@@ -51,7 +51,7 @@ class SendReviewBatch(foo.Operator):
                                       "diversity": "covers images unlike those already chosen"}[name])
         inputs.int("seed", label="Seed", default=0)
         inputs.str("project_title", label="Label Studio project title (optional)", required=False,
-                   description="Default: '<dataset> / <label field> (RAM review)'; an existing project is reused")
+                   description="Default: '<dataset> / <label field>'; an existing project is reused")
         inputs.str("classes", label="Extra classes (optional)", required=False,
                    description="Comma-separated labels to offer besides those in the field")
         inputs.str("embeddings_field", label="Embeddings field (optional)", required=False,
