@@ -61,7 +61,7 @@ def round_setup(label_studio: LabelStudio, tiny_files, tmp_path, monkeypatch):  
     # 14 images Label Studio can serve from its document root, 4 it cannot (uploaded).
     inside = fx.write_images(label_studio.local_files_root / f"round-{tmp_path.name}", 14, seed=11)
     outside = fx.write_images(tmp_path / "outside", 4, seed=12)
-    dataset = fx.make_dataset(f"round-{tmp_path.name}"[:60], inside + outside, labels=LABELS)
+    dataset = fx.make_dataset(f"round-{os.getpid()}-{time.time_ns()}", inside + outside, labels=LABELS)
     thresholds = fx.write_thresholds(tmp_path / "t.txt", {"dog": 0.2, "cat": 0.12, "tree": 0.09, "car": 0.1},
                                      default=0.5)
     model = fx.model_params(tiny_files, thresholds=thresholds)
@@ -167,6 +167,24 @@ def test_a_whole_round_through_label_studio(round_setup, label_studio: LabelStud
         ids = [t["data"]["ram_sample_id"] for t in tasks]
         assert len(ids) == len(set(ids)) == 16  # nothing sent twice
         assert len(dataset.match(fo.ViewField("ground_truth_ls_round") == 2)) == 6
+
+    # --- tune thresholds and fine-tune on the reviews, re-tag with each ------------------------
+    tune = {**model, "reviewed_field": "ground_truth_reviewed", "min_count": 1, "retag_field": "ram_tuned"}
+    tuned = _execute("tune_ram_thresholds", dataset, tune)
+    assert tuned["images"] == 9 and tuned["retag"]["tagged"] == len(dataset)
+    assert Path(tuned["thresholds"]).is_file() and tuned["metrics"][0]["base"] is not None
+    assert _execute("tune_ram_thresholds", dataset, tune)["thresholds"] == tuned["thresholds"]
+
+    train = {**model, "reviewed_field": "ground_truth_reviewed", "epochs": 1, "finetune_batch_size": 4,
+             "val_split": 0.3, "finetune_extra": {"num_workers": 0, "augment": False}, "retag_field": "ram_v2"}
+    trained = _execute("finetune_ram", dataset, train)
+    assert trained["trained"] and trained["retag"]["tagged"] == len(dataset)
+    assert {row["metric"] for row in trained["metrics"]} >= {"micro_f1", "macro_f1"}
+    versions = set(dataset.values("ram_v2.model_version"))
+    assert versions == {trained["retag"]["model_version"]} and versions != set(dataset.values("ram.model_version"))
+    repeated = _execute("finetune_ram", dataset, train)
+    assert not repeated["trained"] and repeated["version"] == trained["version"]
+    assert repeated["retag"]["tagged"] == 0 and repeated["retag"]["skipped"] == len(dataset)
     TIMES["round"] = time.perf_counter() - round_started
     with capsys.disabled():
         print("\nreview round wall time (s):", {k: round(v, 1) for k, v in TIMES.items()})
