@@ -9,6 +9,7 @@ from __future__ import annotations
 
 # ruff: noqa: I001  (fo_fixtures must be imported before fiftyone: it sets FiftyOne's config)
 
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from labelstudio_server import LabelStudio
 
 import fiftyone as fo
 import fiftyone.operators as foo
+from ram_model.cli import main
 
 pytestmark = [pytest.mark.fiftyone, pytest.mark.labelstudio]
 
@@ -143,7 +145,9 @@ def test_a_whole_round_through_label_studio(round_setup, label_studio: LabelStud
         suggested = Counter(n for t in tasks for n in t["data"]["ram_suggestion"])
         for name, row in report.items():
             assert row["accepted"] + row["removed"] == suggested[name]
-        again = _execute("load_label_studio_reviews", dataset, {"label_field": "ground_truth"})
+        assert main(["fiftyone", "load-reviews", "--dataset", dataset.name, "--label-field", "ground_truth",
+                     "--no-progress"]) == 0  # the same job from the command line
+        again = json.loads(capsys.readouterr().out)
         assert (again["written"], again["unchanged"], again["cleared"]) == (0, 10, 0)
 
         # an updated and a deleted annotation
