@@ -24,6 +24,7 @@ from labelstudio_server import LabelStudio
 
 import fiftyone as fo
 import fiftyone.operators as foo
+from fiftyone.operators.executor import ExecutionRunState
 from ram_model.cli import main
 
 pytestmark = [pytest.mark.fiftyone, pytest.mark.labelstudio]
@@ -186,7 +187,9 @@ def test_a_whole_round_through_label_studio(round_setup, label_studio: LabelStud
     assert {row["metric"] for row in trained["metrics"]} >= {"micro_f1", "macro_f1"}
     versions = set(dataset.values("ram_v2.model_version"))
     assert versions == {trained["retag"]["model_version"]} and versions != set(dataset.values("ram.model_version"))
-    repeated = _execute("finetune_ram", dataset, train)
+    operation = fx.run_delegated(f"{PLUGIN}/finetune_ram", dataset, train)  # as the App's "Schedule" does
+    assert operation.run_state == ExecutionRunState.COMPLETED, operation.result
+    repeated = operation.result.result
     assert not repeated["trained"] and repeated["version"] == trained["version"]
     assert repeated["retag"]["tagged"] == 0 and repeated["retag"]["skipped"] == len(dataset)
     TIMES["round"] = time.perf_counter() - round_started
