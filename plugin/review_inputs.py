@@ -7,10 +7,12 @@ from typing import Any
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
+from plugin.errors import PluginInputError
 from plugin.inputs import mark_invalid
 from plugin.review_params import LS_SECRET_KEYS, LabelStudioSettings
 
 __all__ = [
+    "add_label_studio_status",
     "add_reviewed_source",
     "add_sent_label_field_choice",
     "label_studio_settings",
@@ -21,6 +23,18 @@ __all__ = [
 def label_studio_settings(ctx: foo.ExecutionContext) -> LabelStudioSettings:
     """Label Studio URL and key from the plugin secrets (FiftyOne falls back to environment variables)."""
     return LabelStudioSettings.from_secrets({key: ctx.secret(key) for key in LS_SECRET_KEYS})
+
+
+def add_label_studio_status(ctx: foo.ExecutionContext, inputs: types.Object) -> bool:
+    """Say in the form where tasks go, or which secret is missing (then the form cannot run)."""
+    try:
+        settings = label_studio_settings(ctx)
+    except PluginInputError as e:
+        prop = inputs.str("label_studio", label="Label Studio", required=True, view=types.Error(label=str(e)))
+        mark_invalid(prop, str(e))
+        return False
+    inputs.view("label_studio_notice", types.Notice(label=f"Label Studio: {settings.url}"))
+    return True
 
 
 def add_sent_label_field_choice(ctx: foo.ExecutionContext, inputs: types.Object, name: str) -> str | None:

@@ -124,3 +124,23 @@ def test_reviewed_labels_become_positives_offered_negatives_and_unknowns() -> No
     assert (others == -1).all()
     (record,) = data.records()  # an image with nothing chosen teaches the trainer nothing
     assert record.union_label_id == [dog] and record.reviewed_label_id == sorted([dog, cat])
+
+
+def test_the_forms_refuse_to_run_without_label_studio_secrets_or_a_sent_batch(monkeypatch, tmp_path) -> None:
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionError
+
+    for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    dataset = fo_fixtures.make_dataset("review-forms", fo_fixtures.write_images(tmp_path, 2), labels=[["dog"], []])
+    try:
+        with pytest.raises(ExecutionError, match="LABEL_STUDIO_URL"):
+            foo.execute_operator(f"{fo_fixtures.PLUGIN_NAME}/send_review_batch",
+                                 {"dataset": dataset.name, "params": {"label_field": "ground_truth"}})
+        monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")
+        monkeypatch.setenv("LABEL_STUDIO_API_KEY", "k")
+        with pytest.raises(ExecutionError, match="No review batch was sent"):
+            foo.execute_operator(f"{fo_fixtures.PLUGIN_NAME}/load_label_studio_reviews",
+                                 {"dataset": dataset.name, "params": {"label_field": "ground_truth"}})
+    finally:
+        dataset.delete()

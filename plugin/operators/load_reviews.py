@@ -6,7 +6,12 @@ from fiftyone.operators import types
 
 from plugin.inputs import add_new_field, add_target_view, progress_reporter, show_result
 from plugin.jobs.load_reviews import load_reviews
-from plugin.review_inputs import add_sent_label_field_choice, label_studio_settings, show_table
+from plugin.review_inputs import (
+    add_label_studio_status,
+    add_sent_label_field_choice,
+    label_studio_settings,
+    show_table,
+)
 from plugin.review_params import LoadReviewsParams
 
 __all__ = ["LoadLabelStudioReviews"]
@@ -37,6 +42,7 @@ class LoadLabelStudioReviews(foo.Operator):
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
         inputs = types.Object()
         add_target_view(ctx, inputs, "Load into")
+        add_label_studio_status(ctx, inputs)
         label_field = add_sent_label_field_choice(ctx, inputs, "label_field")
         if label_field:
             add_new_field(ctx, inputs, "output", label="Output field", default=f"{label_field}_reviewed",

@@ -6,7 +6,7 @@ from fiftyone.operators import types
 
 from plugin.inputs import add_label_field_choice, add_ram_field_choice, add_target_view, progress_reporter, show_result
 from plugin.jobs.send_review import send_review_batch
-from plugin.review_inputs import label_studio_settings
+from plugin.review_inputs import add_label_studio_status, label_studio_settings
 from plugin.review_params import DEFAULT_WEIGHTS, SendReviewParams
 
 __all__ = ["SendReviewBatch"]
@@ -39,6 +39,7 @@ class SendReviewBatch(foo.Operator):
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
         inputs = types.Object()
         add_target_view(ctx, inputs, "Choose from")
+        add_label_studio_status(ctx, inputs)
         label_field = add_label_field_choice(ctx, inputs, "label_field", label="Label field to review",
                                              required=True, description="Its labels become the Choices in Label "
                                                                         "Studio; reviews load into <field>_reviewed")
