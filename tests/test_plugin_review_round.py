@@ -96,14 +96,20 @@ def _send_killed_after_first_import(dataset: fo.Dataset, tmp_path: Path) -> int:
 
 
 def test_a_whole_round_through_label_studio(round_setup, label_studio: LabelStudio, tmp_path,  # noqa: F811
-                                            capsys) -> None:
+                                            capsys, monkeypatch) -> None:
     dataset, model = round_setup
     round_started = time.perf_counter()
     _execute("tag_with_ram", dataset, {**model, "field": "ram", "label_field": "ground_truth"})
 
     # --- send: 10 samples, some served from local files, some uploaded -----------------------
+    with label_studio.client() as ls:
+        # A user has one personal access token; the first test of the session to ask gets it.
+        pat = ls.post("/api/token/")
+    if pat.status_code == 201:
+        monkeypatch.setenv("LABEL_STUDIO_API_KEY", pat.json()["token"])
     send = {"label_field": "ground_truth", "ram_field": "ram", "batch_size": 10}
     sent = _execute("send_review_batch", dataset, send)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
     assert (sent["round"], sent["selected"], sent["sent"]) == (1, 10, 10)
     assert sent["local_files"] + sent["uploaded"] == 10
     again = _execute("send_review_batch", dataset, send)

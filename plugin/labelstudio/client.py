@@ -38,9 +38,24 @@ class LabelStudioClient:
             raise LabelStudioError("No Label Studio API key: set the LABEL_STUDIO_API_KEY secret "
                                    "(Account & Settings > Legacy token)")
         self.url = url.rstrip("/")
-        scheme = "Bearer" if api_key.count(".") == 2 else "Token"  # personal access tokens are JWTs
-        self._http = httpx.Client(base_url=self.url, headers={"Authorization": f"{scheme} {api_key}"},
-                                  timeout=timeout, trust_env=False)
+        # A personal access token (a JWT) is a refresh token: it is traded for short-lived
+        # access tokens, again whenever Label Studio says the current one expired.
+        self._refresh_token = api_key if api_key.count(".") == 2 else None
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, trust_env=False,
+                                  headers={} if self._refresh_token else {"Authorization": f"Token {api_key}"})
+        if self._refresh_token:
+            self._refresh_access()
+
+    def _refresh_access(self) -> None:
+        try:
+            response = self._http.post("/api/token/refresh/", json={"refresh": self._refresh_token})
+        except httpx.HTTPError as e:
+            raise LabelStudioError(f"Label Studio at {self.url} cannot be reached ({type(e).__name__}: {e})") from None
+        access = response.json().get("access") if response.status_code == 200 else None
+        if not access:
+            raise LabelStudioError(f"Label Studio at {self.url} refused the personal access token "
+                                   f"({response.status_code}); check LABEL_STUDIO_API_KEY")
+        self._http.headers["Authorization"] = f"Bearer {access}"
 
     def __enter__(self) -> LabelStudioClient:
         return self
@@ -52,10 +67,12 @@ class LabelStudioClient:
         self._http.close()
 
     def _call(self, method: str, path: str, *, expect: Sequence[int] = (200, 201), **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as e:
-            raise LabelStudioError(f"Label Studio at {self.url} cannot be reached ({type(e).__name__}: {e})") from None
+        response = self._send(method, path, **kwargs)
+        if response.status_code == 401 and self._refresh_token:
+            self._refresh_access()  # the access token expired during a long job
+            for _, (_, handle, _) in kwargs.get("files") or ():
+                handle.seek(0)  # an upload is sent again from the start
+            response = self._send(method, path, **kwargs)
         if response.status_code == 401:
             raise LabelStudioError(f"Label Studio at {self.url} rejected the API key (401); check "
                                    "LABEL_STUDIO_API_KEY (legacy tokens must be enabled on the server)")
@@ -65,6 +82,12 @@ class LabelStudioClient:
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as e:
+            raise LabelStudioError(f"Label Studio at {self.url} cannot be reached ({type(e).__name__}: {e})") from None
 
     # --- projects -----------------------------------------------------------------------------
 
