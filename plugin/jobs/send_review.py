@@ -58,6 +58,8 @@ ProgressFn = Callable[[int, int], None]
 _UPLOAD_FILES = 20
 _UPLOAD_BYTES = 32 * 1024 * 1024
 _TITLE_MAX = 50  # Label Studio's limit
+# Which `select_review_batch` argument feeds each signal.
+_SIGNAL_INPUT = {"disagreement": "disagreement", "uncertainty": "probs", "diversity": "embeddings"}
 
 
 @dataclass
@@ -108,18 +110,25 @@ def send_review_batch(collection: foc.SampleCollection, params: SendReviewParams
     result = SendResult(project_id=project["id"], project_url=f"{ls.url}/projects/{project['id']}", round=0)
 
     latest = latest_round(dataset, state)
-    if latest is not None and latest[1].get("status") != "sent":
-        number = latest[0]  # a round interrupted while sending: finish the same batch
-        sample_ids = list(runs.read_run_results(dataset, state.round_run(number)).get("sample_ids") or [])
-    elif latest is not None and not params.new_round and latest[1].get("reviewed", 0) < latest[1].get("size", 0):
+    sample_ids: list[str] | None = None
+    if latest is None:
+        number = 1
+    elif latest[1].get("status") != "sent":
+        # A round interrupted while sending: finish the same batch. Without its ids (killed
+        # between writing the round's settings and its results) nothing of it was recorded
+        # as sent, so choosing again with the same seed gives the same batch.
+        number = latest[0]
+        sample_ids = list(runs.read_run_results(dataset, state.round_run(number)).get("sample_ids") or []) or None
+    elif params.new_round or latest[1].get("reviewed", 0) >= latest[1].get("size", 0):
+        number = latest[0] + 1
+    else:
         number, info = latest
         result.round = number
         result.already_sent = int(info.get("size", 0))
         result.message = (f"Round {number} is still open ({info.get('reviewed', 0)} of {info.get('size', 0)} "
                           "reviews loaded): load its reviews first, or ask for a new round")
         return result
-    else:
-        number = (latest[0] + 1) if latest else 1
+    if sample_ids is None:
         sample_ids = _select(collection, params, mapping, stored, result)
         if not sample_ids:
             result.round = number
@@ -236,9 +245,7 @@ def _select(collection: foc.SampleCollection, params: SendReviewParams, mapping,
             scores[labelled] = report.sample_scores
             inputs["disagreement"] = scores
     inputs["embeddings"], result.diversity_source = _embeddings(tagged, params, stored)
-    weights = {name: w for name, w in params.weights.items()
-               if w > 0 and inputs.get("probs" if name == "uncertainty" else
-                                       "embeddings" if name == "diversity" else name) is not None}
+    weights = {name: w for name, w in params.weights.items() if w > 0 and inputs.get(_SIGNAL_INPUT[name]) is not None}
     if not weights:
         raise PluginInputError(f"None of the weighted signals is available: {params.weights}")
     result.signals = weights
