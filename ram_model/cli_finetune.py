@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unfreeze-stages", type=int, default=0, metavar="N",
                    help="head mode: also train the last N Swin stages")
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--lr", type=float, help="peak learning rate (default: 1e-4 head, 2e-5 full)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: 3e-4 head, 3e-5 full)")
     p.add_argument("--grad-accum", type=int, default=1, metavar="N", help="optimizer step every N batches")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--val-split", type=float, default=0.1, help="held-out fraction for thresholds and metrics")

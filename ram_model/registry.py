@@ -159,6 +159,7 @@ class ModelRegistry:
     def register(self, name: str, run_dir: str | os.PathLike[str]) -> ModelVersion:
         """Copy a finished fine-tuning folder in (all or nothing); the same content twice is one version."""
         run = Path(run_dir)
+        self._dir(name)  # a bad name fails before anything is read
         missing = [f for f in _REQUIRED if not (run / f).is_file()]
         if missing:
             raise RegistryError(f"{run} is not a finished fine-tuning run: missing {', '.join(missing)}")
