@@ -94,6 +94,9 @@ def finetune_on_reviews(collection: foc.SampleCollection, params: FinetuneJobPar
     base_tagger = get_tagger(model)
     root = Path(params.output_dir).expanduser() if params.output_dir else work_dir() / "finetune"
     data, image_root, examples = _training_data(collection, params, list(base_tagger.vocab.names), root)
+    unknown = set(params.extra) - {f.name for f in dataclasses.fields(FinetuneConfig)}
+    if unknown:
+        raise PluginInputError(f"Unknown fine-tuning settings {sorted(unknown)}")
     config = FinetuneConfig(
         data=(data,), image_root=image_root, base=model.options.engine_config(), output="",
         mode=params.mode, epochs=params.epochs, batch_size=params.batch_size, lr=params.lr, seed=params.seed,
