@@ -62,9 +62,10 @@ def round_setup(label_studio: LabelStudio, tiny_files, tmp_path, monkeypatch):  
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
     monkeypatch.setenv("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", str(label_studio.local_files_root))
     monkeypatch.setenv("RAM_ANNOTATE_WORK_DIR", str(tmp_path / "work"))
-    # 14 images Label Studio can serve from its document root, 4 it cannot (uploaded).
-    inside = fx.write_images(label_studio.local_files_root / f"round-{tmp_path.name}", 14, seed=11)
-    outside = fx.write_images(tmp_path / "outside", 4, seed=12)
+    # 9 images Label Studio can serve from its document root, 9 it cannot (uploaded): a batch
+    # of 10 holds both kinds.
+    inside = fx.write_images(label_studio.local_files_root / f"round-{tmp_path.name}", 9, seed=11)
+    outside = fx.write_images(tmp_path / "outside", 9, seed=12)
     dataset = fx.make_dataset(f"round-{os.getpid()}-{time.time_ns()}", inside + outside, labels=LABELS)
     thresholds = fx.write_thresholds(tmp_path / "t.txt", {"dog": 0.2, "cat": 0.12, "tree": 0.09, "car": 0.1},
                                      default=0.5)
@@ -111,7 +112,7 @@ def test_a_whole_round_through_label_studio(round_setup, label_studio: LabelStud
     sent = _execute("send_review_batch", dataset, send)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
     assert (sent["round"], sent["selected"], sent["sent"]) == (1, 10, 10)
-    assert sent["local_files"] + sent["uploaded"] == 10
+    assert sent["local_files"] >= 1 and sent["uploaded"] >= 1 and sent["local_files"] + sent["uploaded"] == 10
     again = _execute("send_review_batch", dataset, send)
     assert (again["round"], again["sent"]) == (1, 0) and "still open" in again["message"]
 
