@@ -1,4 +1,4 @@
-"""Fine-tuning from a reviewed field: an interrupted run resumes in the same folder, a finished one is reused."""
+"""Fine-tuning and threshold tuning from reviews: an interrupted run resumes, a finished one is reused; exports work too."""
 from __future__ import annotations
 
 # ruff: noqa: I001  (fo_fixtures must be imported before fiftyone: it sets FiftyOne's config)
@@ -49,3 +49,25 @@ def test_an_interrupted_finetune_resumes_and_a_finished_one_is_reused(tiny_files
     finally:
         if fo.dataset_exists("finetune-job"):
             fo.delete_dataset("finetune-job")
+
+
+def test_thresholds_tune_from_a_finetune_export_as_well_as_from_a_field(tiny_files, tmp_path) -> None:
+    from plugin.jobs.tune_thresholds import tune_thresholds_on_reviews
+    from plugin.review_params import ThresholdJobParams
+    from ram_model.testing import make_shapes_dataset
+
+    export = make_shapes_dataset(tmp_path / "export", 12, seed=3)
+    dataset = fx.make_dataset("thresholds-job", fx.write_images(tmp_path / "imgs", 2, seed=6), labels=[["dog"], []],
+                              label_field="gt_reviewed")
+    model = ModelParams.from_mapping(fx.model_params(tiny_files), env={})
+    try:
+        from_file = tune_thresholds_on_reviews(dataset, ThresholdJobParams(data=str(export), min_count=1,
+                                                                           output_dir=str(tmp_path / "a")), model)
+        assert from_file.images == 12 and from_file.tuned + from_file.shrunk >= 1
+        lines = open(from_file.thresholds).read().split()
+        assert len(lines) == 48  # one threshold per class of the tiny vocabulary
+        from_field = tune_thresholds_on_reviews(dataset, ThresholdJobParams(reviewed_field="gt_reviewed",
+                                                                            output_dir=str(tmp_path / "b")), model)
+        assert from_field.images == 2 and from_field.tuned == 0  # too few positives: every class keeps RAM's cut
+    finally:
+        fo.delete_dataset("thresholds-job")
