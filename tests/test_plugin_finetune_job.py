@@ -1,4 +1,4 @@
-"""Fine-tuning and threshold tuning from reviews: an interrupted run resumes, a finished one is reused; exports work too."""
+"""Fine-tuning and threshold tuning from reviews: interrupted runs resume, finished ones are reused."""
 from __future__ import annotations
 
 # ruff: noqa: I001  (fo_fixtures must be imported before fiftyone: it sets FiftyOne's config)
