@@ -7,13 +7,15 @@ key is never a flag, so it stays out of shell history and process lists.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from ram_model.cli_options import add_model_options
 
 __all__ = ["add_review_commands"]
 
 
-def add_review_commands(jobs: argparse._SubParsersAction, *, add_target, add_server) -> None:  # type: ignore[no-untyped-def]
+def add_review_commands(jobs: argparse._SubParsersAction, *, add_target: Callable[[argparse.ArgumentParser], None],
+                        add_server: Callable[[argparse.ArgumentParser], None]) -> None:
     p = jobs.add_parser("send-review", help="choose a review batch and create Label Studio tasks (one round)")
     add_target(p)
     p.add_argument("--label-field", required=True, help="field to review (its labels become the choices)")

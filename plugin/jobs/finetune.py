@@ -78,7 +78,8 @@ def _training_data(collection: foc.SampleCollection, params: FinetuneJobParams, 
                    folder: Path) -> tuple[str, str | None, int]:
     if params.data:
         return str(Path(params.data).expanduser()), params.image_root, -1
-    data = reviewed_data(collection, params.reviewed_field, vocab_names, synonyms=params.synonyms)  # type: ignore[arg-type]
+    assert params.reviewed_field is not None  # the params require a field or a file
+    data = reviewed_data(collection, params.reviewed_field, vocab_names, synonyms=params.synonyms)
     records = data.records()
     path, root = write_training_json(records, folder / "data", len(vocab_names))
     return str(path), root, len(records)
@@ -115,7 +116,8 @@ def finetune_on_reviews(collection: foc.SampleCollection, params: FinetuneJobPar
     version = registry.register(params.model_name, run_dir)
     result = FinetuneJobResult(
         run_dir=str(run_dir), data=data, model_name=params.model_name, version=version.version,
-        checkpoint=str(version.checkpoint), model_uri=f"registry://{registry_root}/{params.model_name}@{version.version}",
+        checkpoint=str(version.checkpoint),
+        model_uri=f"registry://{registry_root}/{params.model_name}@{version.version}",
         trained=not finished, examples=examples, metrics=metric_rows(version.metrics),
     )
     if params.promote:
