@@ -9,6 +9,7 @@ import pytest
 
 from ram_model.review import (
     aggregate_sample_scores,
+    calibrate_per_class,
     centred_probabilities,
     estimate_noise_rate,
     estimate_thresholds,
@@ -202,6 +203,40 @@ class TestNoiseModel:
         high = find_disagreements(LABELS, PROBS, noise_rate=0.4)
         assert (low.tag_scores < high.tag_scores).all() and low.noise_rate == 0.01
         assert low.top(4).tolist()[0] == high.top(4).tolist()[0] == 0
+
+
+class TestCalibration:
+    def test_a_timid_model_is_recalibrated_per_class(self) -> None:
+        noisy, probs, wrong = flipped_dataset(4)
+        logit = np.log(probs) - np.log1p(-probs)
+        timid = 1 / (1 + np.exp(-logit / 4))  # same ranking, four times less sure
+        raw = find_disagreements(noisy, timid, calibrate=False)
+        calibrated = find_disagreements(noisy, timid)
+        assert raw.noise_rate < 0.02  # weak likelihood ratios: the errors look like model doubt
+        assert 0.05 <= calibrated.noise_rate <= 0.15  # 30 of 300 samples
+        flagged = calibrated.tag_scores > calibrated.flag_at
+        assert (flagged & wrong).sum() > 0.7 * flagged.sum() and (flagged & wrong).sum() > 0.5 * wrong.sum()
+
+    def test_calibrated_input_stays_about_as_good(self) -> None:
+        noisy, probs, wrong = flipped_dataset(5)
+        is_error = wrong.any(axis=1)
+
+        def auroc(scores: np.ndarray) -> float:
+            return float((scores[is_error][:, None] > scores[~is_error][None, :]).mean())
+
+        on = find_disagreements(noisy, probs).sample_scores
+        off = find_disagreements(noisy, probs, calibrate=False).sample_scores
+        assert auroc(on) > auroc(off) - 0.01
+
+    def test_rare_classes_and_missing_values_are_left_alone(self) -> None:
+        labels = np.zeros((60, 3), dtype=bool)
+        labels[:30, 0] = True
+        labels[:3, 1] = True  # 3 positives: too few to fit
+        centred = np.random.default_rng(0).uniform(0.05, 0.95, size=(60, 3))
+        centred[::7, 0] = np.nan
+        out = calibrate_per_class(labels, centred)
+        np.testing.assert_array_equal(out[:, 1:], centred[:, 1:])
+        assert np.isnan(out[::7, 0]).all() and not np.isnan(np.delete(out[:, 0], np.s_[::7])).any()
 
 
 class TestExpectedF1Cut:
