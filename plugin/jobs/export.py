@@ -12,7 +12,6 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import fiftyone.core.collections as foc
 import numpy as np
@@ -21,11 +20,11 @@ from plugin.errors import PluginInputError, RunConflictError
 from plugin.fo_convert import distinct_labels, present_labels, tag_confidences
 from plugin.jobs import runs
 from plugin.jobs.export_commit import ExportBusyError, ExportTransaction, crash_point
+from plugin.labelstudio.tasks import LS_FROM_NAME, LS_LOCAL_FILES_PREFIX, LS_TO_NAME, local_files_url, ram_prediction
 from plugin.params import ExportParams, ModelParams, TagParams
 from ram_model import TagVocabulary
 from ram_model.review import (
     FinetuneRecord,
-    LabelMapping,
     atomic_write_json,
     build_finetune_records,
     build_label_mapping,
@@ -37,12 +36,6 @@ __all__ = ["LS_FROM_NAME", "LS_LOCAL_FILES_PREFIX", "LS_TO_NAME", "ExportResult"
            "export_vocabulary", "tag_run_vocabulary"]
 
 ProgressFn = Callable[[int, int], None]
-
-# Label Studio serves files under LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT at this URL.
-LS_LOCAL_FILES_PREFIX = "/data/local-files/?d="
-# Control names of the labeling config the tasks are meant for (see plugin/README.md).
-LS_FROM_NAME, LS_TO_NAME = "tags", "image"
-
 
 @dataclass
 class ExportResult:
@@ -69,29 +62,13 @@ def _targets(params: ExportParams) -> list[str]:
     return [params.finetune_name, params.tasks_name] + ([params.images_dir] if params.copy_images else [])
 
 
-def _ls_predictions(confidences: dict[str, float] | None, mapping: LabelMapping,
-                    model_version: str | None) -> list[dict[str, object]]:
-    """RAM's tags as one Label Studio `choices` prediction, named in the project's labels."""
-    if confidences is None:
-        return []
-    chosen: dict[str, float] = {}
-    for label, indices in zip(mapping.labels, mapping.ram_indices):
-        scores = [confidences[mapping.ram_names[i]] for i in indices if mapping.ram_names[i] in confidences]
-        if scores:
-            chosen[label] = max(scores)
-    score = max(chosen.values(), default=0.0)
-    result = [{"from_name": LS_FROM_NAME, "to_name": LS_TO_NAME, "type": "choices",
-               "value": {"choices": sorted(chosen, key=lambda name: -chosen[name])}, "score": score}]
-    return [{"model_version": model_version, "score": score, "result": result if chosen else []}]
-
-
 def _ls_image(path: str, document_root: str) -> str:
-    relative = os.path.relpath(path, document_root)
-    if relative.startswith(".."):
+    url = local_files_url(path, document_root)
+    if url is None:
         raise PluginInputError(
             f"Image {path} is outside the Label Studio document root {document_root}; set ls_document_root"
         )
-    return LS_LOCAL_FILES_PREFIX + quote(Path(relative).as_posix())
+    return url
 
 
 def tag_run_vocabulary(dataset, ram_field: str | None) -> TagVocabulary | None:
@@ -190,7 +167,7 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
         tasks = [
             {
                 "data": {"image": _ls_image(image, document_root), "fiftyone_id": sample_id},
-                "predictions": _ls_predictions(confidences[row], mapping, model_version) if ram_field else [],
+                "predictions": ram_prediction(confidences[row], mapping, model_version) if ram_field else [],
             }
             for image, (row, sample_id) in zip(images, origin)
         ]
