@@ -43,7 +43,9 @@ CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
                   "--disable-dev-shm-usage", "--window-size=1400,1000")
 LABELS = [["dog"], ["cat"], ["dog", "car"], ["car"], ["tree"], ["dog", "tree"], ["cat"], ["sky"], ["car", "dog"],
           ["tree", "sky"], ["cat", "dog"], ["boat"]]
-OPERATOR_LABELS = ("Tag with RAM", "Find RAM disagreements", "Export RAM finetuning data", "Compute RAM similarity")
+OPERATOR_LABELS = ("Tag with RAM", "Find RAM disagreements", "Export RAM finetuning data", "Compute RAM similarity",
+                   "Send RAM review batch to Label Studio", "Load RAM reviews from Label Studio",
+                   "Tune RAM thresholds on reviews", "Fine-tune RAM on reviews")
 
 
 class ScreenshotError(RuntimeError):

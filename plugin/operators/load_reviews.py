@@ -1,4 +1,4 @@
-"""Operator: Load reviews from Label Studio into a field of their own."""
+"""Operator: Load RAM reviews from Label Studio into a field of their own."""
 from __future__ import annotations
 
 import fiftyone.operators as foo
@@ -32,7 +32,7 @@ class LoadLabelStudioReviews(foo.Operator):
     def config(self) -> foo.OperatorConfig:
         return foo.OperatorConfig(
             name="load_label_studio_reviews",
-            label="Load reviews from Label Studio",
+            label="Load RAM reviews from Label Studio",
             description="Write the labels reviewers chose in Label Studio into a field, with reviewer and time",
             dynamic=True,
             allow_immediate_execution=True,
@@ -49,7 +49,7 @@ class LoadLabelStudioReviews(foo.Operator):
                           description="fo.Classifications with reviewer, reviewed_at and the Label Studio ids")
         inputs.bool("overwrite", label="Overwrite", default=False,
                     description="Replace an output field that Load reviews did not write")
-        return types.Property(inputs, view=types.View(label="Load reviews from Label Studio"))
+        return types.Property(inputs, view=types.View(label="Load RAM reviews from Label Studio"))
 
     def execute(self, ctx: foo.ExecutionContext) -> dict:
         params = LoadReviewsParams.from_mapping(ctx.params)

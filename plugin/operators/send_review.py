@@ -29,7 +29,7 @@ class SendReviewBatch(foo.Operator):
     def config(self) -> foo.OperatorConfig:
         return foo.OperatorConfig(
             name="send_review_batch",
-            label="Send review batch to Label Studio",
+            label="Send RAM review batch to Label Studio",
             description="Choose the samples most worth reviewing and create Label Studio tasks with RAM's prediction",
             dynamic=True,
             allow_immediate_execution=True,
@@ -65,7 +65,7 @@ class SendReviewBatch(foo.Operator):
         if label_field:
             inputs.view("fields_notice", types.Notice(
                 label=f"Sent samples are marked in {label_field}_ls_task / {label_field}_ls_round"))
-        return types.Property(inputs, view=types.View(label="Send review batch to Label Studio"))
+        return types.Property(inputs, view=types.View(label="Send RAM review batch to Label Studio"))
 
     def execute(self, ctx: foo.ExecutionContext) -> dict:
         params = SendReviewParams.from_mapping(ctx.params)
