@@ -35,6 +35,7 @@ def test_public_functions_carry_examples() -> None:
         "select_review_batch",
         "build_finetune_records",
         "atomic_write_json",
+        "tune_thresholds",
     ):
         assert name in with_examples
 

@@ -9,6 +9,7 @@ plugin call the same code. The method is documented in ``docs/review.md``.
   (:func:`find_disagreements`), ranked by :func:`rank_for_review`.
 * :mod:`.selection`: active-learning batches (:func:`select_review_batch`).
 * :mod:`.finetune`: the official finetune JSON, written atomically and validated on read.
+* :mod:`.thresholds_tuning`: per-class thresholds fitted to reviewed labels (:func:`tune_thresholds`).
 * :mod:`.atomic_io`: the one atomic file writer.
 """
 
@@ -35,12 +36,14 @@ from .finetune import (
 )
 from .ranking import rank_for_review
 from .selection import STRATEGIES, k_center_greedy, select_review_batch, uncertainty_scores
+from .thresholds_tuning import ClassThreshold, TunedThresholds, tune_thresholds
 from .vocabulary import LabelMapping, MatchKind, build_label_mapping, load_synonyms, normalize_tag
 
 __all__ = [
     "AGGREGATIONS",
     "STRATEGIES",
     "ClassSummary",
+    "ClassThreshold",
     "DisagreementReport",
     "ExportReport",
     "FinetuneFormatError",
@@ -48,6 +51,7 @@ __all__ = [
     "LabelMapping",
     "MatchKind",
     "TagIssue",
+    "TunedThresholds",
     "UnmappedLabelError",
     "aggregate_sample_scores",
     "atomic_write_json",
@@ -64,6 +68,7 @@ __all__ = [
     "read_finetune_json",
     "select_review_batch",
     "tag_error_scores",
+    "tune_thresholds",
     "uncertainty_scores",
     "write_finetune_json",
 ]
