@@ -34,6 +34,17 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
     (("--download-timeout",), {"dest": "download_timeout_s", "type": float,
                                "help": "seconds per image download (default 10)"}),
     (("--max-download-mb",), {"type": float, "help": "size cap of one image download or upload (default 50)"}),
+    (("--store",), {"help": "where corrections, jobs and the model index live: a SQLite file (default "
+                            "MODEL_DIR/corrections.sqlite3) or mongodb://HOST:PORT/DB"}),
+    (("--train-every",), {"type": int, "help": "start a fine-tune job every N new or updated annotations "
+                                               "(default 0: only when asked)"}),
+    (("--train-min-corrections",), {"type": int,
+                                    "help": "corrections a project needs before --train-every fires (default 50)"}),
+    (("--allow-cpu-training",), {"action": "store_const", "const": True,
+                                 "help": "let fine-tune jobs run on a server without a GPU (slow)"}),
+    (("--no-sync-label-studio-version",), {"dest": "sync_label_studio_version", "action": "store_const",
+                                           "const": False, "help": "do not rename the Label Studio model "
+                                           "connection to the current model_version"}),
 )
 
 

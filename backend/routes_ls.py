@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, BackgroundTasks, Depends
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
-from .corrections import StoredPrediction
 from .errors import BackendError, BadRequest
+from .image_cache import cache_image
 from .ls_project import ProjectModel
 from .ls_results import predict_task
 from .ls_schema import (
@@ -31,8 +32,11 @@ from .ls_webhook import (
     deleted_annotation_ids,
     store_annotations,
 )
+from .ls_version_sync import sync_connection_title
 from .media import LabelStudioAccess, redact_url
+from .routes_train import start_training
 from .state import AppState, get_state
+from .store import StoredPrediction
 
 __all__ = ["router"]
 
@@ -73,7 +77,8 @@ async def setup(body: SetupRequest, state: AppState = Depends(get_state)) -> Set
         state.remember_setup(project_id, body.hostname, body.access_token)
     except BackendError as exc:
         raise BadRequest(f"/setup hostname: {exc.message}") from None
-    project = await run_in_threadpool(state.project_model, body.label_config, project_id)
+    runtime = await state.models.runtime(project_id)
+    project = await run_in_threadpool(state.project_model, body.label_config, project_id, runtime)
     return SetupResponse(model_version=project.model_version, controls=[c.report() for c in project.controls])
 
 
@@ -111,13 +116,16 @@ async def _fetch_all(
 
 
 @router.post("/predict", response_model=PredictResponse, response_model_exclude_none=True)
-async def predict(body: PredictRequest, state: AppState = Depends(get_state)) -> PredictResponse:
+async def predict(
+    body: PredictRequest, background: BackgroundTasks, state: AppState = Depends(get_state)
+) -> PredictResponse:
     """One prediction per task, in order. All task images of the request go to the
     model as one batch; a task whose image cannot be fetched or decoded gets `error`
     and no `result`, and the others are unaffected."""
     state.counters.predict_requests += 1
     project_id = project_id_of(body.project)
-    project = await run_in_threadpool(state.project_model, body.label_config, project_id)
+    runtime = await state.models.runtime(project_id)
+    project = await run_in_threadpool(state.project_model, body.label_config, project_id, runtime)
     version = project.model_version
     ls = state.label_studio(project_id)
 
@@ -140,7 +148,7 @@ async def predict(body: PredictRequest, state: AppState = Depends(get_state)) ->
             errors.setdefault(pos, res.message)
     slots = [slot for slot, res in fetched.items() if slot[0] not in errors]
     images = [fetched[slot] for slot in slots]
-    predictions = await state.batcher.submit(images) if images else []
+    predictions = await runtime.batcher.submit(images) if images else []
 
     probs: dict[int, dict[str, np.ndarray]] = {}
     for (pos, key), pred in zip(slots, predictions):
@@ -150,7 +158,7 @@ async def predict(body: PredictRequest, state: AppState = Depends(get_state)) ->
             probs.setdefault(pos, {})[key] = pred.probs
 
     results: list[TaskPrediction] = []
-    stored: list[StoredPrediction] = []
+    stored: list[tuple[bytes, StoredPrediction]] = []
     for pos, task in enumerate(body.tasks):
         task_id = task.get("id") if isinstance(task.get("id"), int) else None
         if pos in errors:
@@ -170,8 +178,8 @@ async def predict(body: PredictRequest, state: AppState = Depends(get_state)) ->
         if task_id is not None and project_id is not None:
             first_key = project.controls[0].spec.data_key
             ram_probs = probs[pos][first_key]
-            tags = state.policy.select(ram_probs, state.engine.vocab, state.ram_thresholds)
-            stored.append(
+            tags = state.policy.select(ram_probs, runtime.engine.vocab, runtime.ram_thresholds)
+            stored.append((fetched[(pos, first_key)], 
                 StoredPrediction(
                     project=project_id,
                     task_id=task_id,
@@ -182,24 +190,39 @@ async def predict(body: PredictRequest, state: AppState = Depends(get_state)) ->
                         for name, chosen in outcome.chosen.items()
                     },
                     ram_tags=[{"index": t.index, "name": t.name, "score": t.score} for t in tags],
-                )
+                ))
             )
     if stored:
-        await run_in_threadpool(lambda: [state.store.record_prediction(s) for s in stored])
+        await run_in_threadpool(_record_predictions, state, stored)
+        background.add_task(sync_connection_title, state, project_id, version)
     state.counters.predicted_tasks += len(body.tasks) - len(errors)
     state.counters.failed_tasks += len(errors)
     return PredictResponse(results=results)
 
 
+def _record_predictions(state: AppState, stored: list[tuple[bytes, StoredPrediction]]) -> None:
+    """Keep each prediction with the image as fetched (cached under MODEL_DIR/images for training)."""
+    for data, prediction in stored:
+        path = cache_image(state.settings.image_cache_dir, data)
+        state.store.record_prediction(dataclasses.replace(prediction, image_path=str(path)))
+
+
 @router.post("/webhook", response_model=WebhookResponse, response_model_exclude_none=True)
-async def webhook(body: WebhookRequest, state: AppState = Depends(get_state)) -> WebhookResponse:
+async def webhook(body: WebhookRequest, state: AppState = Depends(get_state)) -> WebhookResponse | JSONResponse:
     """Annotation events from a Label Studio webhook pointed here; every annotation is
     kept in the corrections store. Other events (training, project updates) are
-    acknowledged and ignored: this backend does not train."""
+    acknowledged and ignored. START_TRAINING (Label Studio's "Start Training") queues a
+    fine-tune job from the stored corrections; its payload carries no annotation."""
     state.counters.webhooks += 1
+    if body.action == "START_TRAINING":
+        return start_training(state, project_id_of(body.project), "label_studio_start_training")
     if body.action in STORE_ACTIONS:
         stored = await run_in_threadpool(store_annotations, state, body)
         state.counters.corrections_stored += stored
+        project_id = project_id_of(body.project)
+        if stored and project_id and state.training is not None and state.settings.train_every:
+            state.training.note_annotations(project_id, ls_access=state.label_studio(project_id),
+                                            fetcher=state.fetcher)
         return WebhookResponse(status="ok", action=body.action, stored=stored)
     if body.action in DELETE_ACTIONS:
         marked = 0

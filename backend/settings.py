@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     # --- label mapping ---
     mapping_file: str | None = None
 
+    # --- store and training (backend/README.md "Training") ---
+    store: str | None = None  # a SQLite path or mongodb://HOST/DB; default MODEL_DIR/corrections.sqlite3
+    train_every: int = Field(0, ge=0)  # start a job every N new/updated annotations (0: off)
+    train_min_corrections: int = Field(50, ge=1)
+    allow_cpu_training: bool = False
+    sync_label_studio_version: bool = True  # keep the connection's title = model_version (Prediction score)
+
     host: str = "127.0.0.1"
     port: int = Field(9090, ge=1, le=65535)
 
@@ -130,6 +137,18 @@ class Settings(BaseSettings):
     @property
     def corrections_path(self) -> Path:
         return self.model_dir / "corrections.sqlite3"
+
+    @property
+    def store_spec(self) -> str:
+        return self.store or str(self.corrections_path)
+
+    @property
+    def registry_root(self) -> Path:
+        return self.model_dir / "registry"
+
+    @property
+    def image_cache_dir(self) -> Path:
+        return self.model_dir / "images"
 
     def engine_config(self):  # -> ram_model.EngineConfig
         return self.model.engine_config()
