@@ -27,7 +27,7 @@ from .media import redact_url
 __all__ = ["sync_connection_title"]
 
 _log = logging.getLogger("backend.ls_version_sync")
-_synced: dict[tuple[str, str], str] = {}  # (Label Studio URL, project) -> title we last saw set
+_synced: dict[tuple[str, str], str] = {}  # (Label Studio URL, project) -> version last synced or tried
 
 
 async def sync_connection_title(state, project_id: str | None, version: str) -> None:
@@ -39,6 +39,7 @@ async def sync_connection_title(state, project_id: str | None, version: str) -> 
     key = (ls.base_url, project_id)
     if _synced.get(key) == version:
         return
+    _synced[key] = version  # one attempt per version; a failure is logged, not retried on every request
     try:
         headers = await state.fetcher.auth_headers(ls)
         async with httpx.AsyncClient(base_url=ls.base_url, headers=headers, timeout=30.0, trust_env=False) as client:
@@ -60,7 +61,6 @@ async def sync_connection_title(state, project_id: str | None, version: str) -> 
                 _log.info("project %s: Label Studio model connection %s renamed %r -> %r (its Prediction score "
                           "column follows the connection's title)", project_id, backend["id"], backend.get("title"),
                           version)
-        _synced[key] = version
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         _log.warning("project %s: could not update the model connection at %s: %s", project_id,
                      redact_url(ls.base_url), exc)
