@@ -10,7 +10,7 @@ when the app is built, never at import.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     train_every: int = Field(0, ge=0)  # start a job every N new/updated annotations (0: off)
     train_min_corrections: int = Field(50, ge=1)
     allow_cpu_training: bool = False
+    train_epochs: int | None = Field(None, ge=1, le=1000)  # None: the fine-tuner's default
+    train_lr: float | None = Field(None, gt=0.0, lt=1.0)
+    train_mode: Literal["head", "full"] | None = None
     sync_label_studio_version: bool = True  # keep the connection's title = model_version (Prediction score)
 
     host: str = "127.0.0.1"

@@ -62,7 +62,8 @@ def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
     base = EngineConfig(**params.pop("base"))
     config = FinetuneConfig(
         data=(str(data),), image_root=str(image_root), base=base, output=str(work / "run"),
-        device=base.device, precision=base.precision, num_workers=0, **params,
+        device=base.device, precision=base.precision if base.precision in ("auto", "fp32", "bf16") else "auto",
+        num_workers=0, **params,
     )
     result = finetune(config, progress=_progress_writer(store, job_id))
     store.update_job(job_id, state="succeeded", metrics=result.metrics, model_version=result.model_version,

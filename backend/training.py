@@ -84,7 +84,10 @@ class TrainingManager:
               ls_access=None, fetcher=None) -> tuple[TrainJob, bool]:
         """Queue a job (or return the project's unfinished one, created=False). Never waits for training."""
         self.check_can_train()
-        params = {k: v for k, v in (params or {}).items() if k in TRAIN_PARAM_KEYS and v is not None}
+        defaults = {"epochs": self.settings.train_epochs, "lr": self.settings.train_lr,
+                    "mode": self.settings.train_mode}
+        merged = {k: v for k, v in defaults.items() if v is not None} | dict(params or {})
+        params = {k: v for k, v in merged.items() if k in TRAIN_PARAM_KEYS and v is not None}
         corrections = self.store.corrections(project=project)
         if not corrections:
             raise TrainingRefused(f"project {project} has no stored corrections yet: annotate some tasks first "
