@@ -108,18 +108,42 @@ def _corrections(url: str, store_spec: str, project: int) -> int:
         return len(store.corrections(project=str(project)))
 
 
+@pytest.fixture(scope="module")
+def sqlite_server(label_studio: LabelStudio, backend_engine: TaggingEngine, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ram-train")
+    app = make_app(tmp, backend_engine, allow_cpu_training=True, **TRAIN)
+    with running_server(app) as url:
+        yield url, str(tmp / "model_dir" / "corrections.sqlite3")
+
+
+def _needs_training() -> None:
+    pytest.importorskip("ram_model.finetune")
+    pytest.importorskip("ram_model.registry")
+
+
+def _check_score_column(ls: httpx.Client, project: int, backend_id: int, version: str) -> None:
+    """The data manager's Prediction score column reads predictions whose model_version is
+    the project's; the server renames its connection so that they match."""
+    _wait("the connection renamed to our version",
+          lambda: _ok(ls.get(f"/api/ml/{backend_id}"))["title"] == version, timeout=30)
+    assert _ok(ls.get(f"/api/projects/{project}"))["model_version"] == version
+    scores = [t["predictions_score"] for t in _dm_tasks(ls, project)]
+    assert all(s is not None and 0 < s <= 1 for s in scores), scores
+
+
+def test_prediction_score_column_shows_our_scores(label_studio: LabelStudio, sqlite_server):
+    url, store_spec = sqlite_server
+    with label_studio.client() as ls:
+        project, backend_id, _ = _labelled_project(ls, url, 3, seed=5)
+        _check_score_column(ls, project, backend_id, _setup_version(url, project))
+
+
 def _train_and_repredict(ls: httpx.Client, url: str, store_spec: str, count: int, seed: int) -> tuple[int, dict]:
+    _needs_training()
     project, backend_id, tasks = _labelled_project(ls, url, count, seed)
     _wait("the annotations in the store", lambda: _corrections(url, store_spec, project) == count, timeout=30)
     first = _setup_version(url, project)
-
-    # The data manager's Prediction score column reads predictions whose model_version is
-    # the project's; the server renamed its connection so that they match.
-    _wait("the connection renamed to our version",
-          lambda: _ok(ls.get(f"/api/ml/{backend_id}"))["title"] == first, timeout=30)
-    assert _ok(ls.get(f"/api/projects/{project}"))["model_version"] == first
-    scores = [t["predictions_score"] for t in _dm_tasks(ls, project)]
-    assert all(s is not None and 0 < s <= 1 for s in scores), scores
+    _check_score_column(ls, project, backend_id, first)
 
     # "Start Training" in Label Studio: it posts START_TRAINING to our /webhook.
     started = time.monotonic()
@@ -137,18 +161,8 @@ def _train_and_repredict(ls: httpx.Client, url: str, store_spec: str, count: int
     for task in tasks:
         versions = {p["model_version"] for p in _ok(ls.get("/api/predictions", params={"task": task["id"]}))}
         assert versions == {first, second}, versions
-    _wait("the connection renamed to the new version",
-          lambda: _ok(ls.get(f"/api/ml/{backend_id}"))["title"] == second, timeout=30)
-    assert all(t["predictions_score"] is not None for t in _dm_tasks(ls, project))
+    _check_score_column(ls, project, backend_id, second)
     return project, job
-
-
-@pytest.fixture(scope="module")
-def sqlite_server(label_studio: LabelStudio, backend_engine: TaggingEngine, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ram-train")
-    app = make_app(tmp, backend_engine, allow_cpu_training=True, **TRAIN)
-    with running_server(app) as url:
-        yield url, str(tmp / "model_dir" / "corrections.sqlite3")
 
 
 def test_train_promote_repredict_reject_and_survive_a_killed_worker(label_studio: LabelStudio, sqlite_server):
