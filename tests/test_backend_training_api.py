@@ -163,3 +163,19 @@ def test_jobs_of_a_dead_server_end_failed_and_the_job_api_reads_them(tmp_path: P
         assert client.get("/v1/train/jobs/nope").status_code == 404
         assert client.post("/job_status", json={"job": job.id}).json()["job_status"] == "failed"
         assert client.post("/job_status", json={"job": "nope"}).status_code == 410
+
+
+def test_each_chosen_label_gets_its_own_score_in_a_ram_scores_text_area(served):
+    client, _ = served
+    config = CONFIG.replace("</View>", '  <TextArea name="ram_scores" toName="image" editable="false"/>\n</View>')
+    plain = _setup_version(client)
+    assert _setup_version(client, config) != plain
+    (prediction,) = _predict(client, [_task(1)], config=config)["results"]
+    choices, text = prediction["result"]
+    assert choices["type"] == "choices" and text == {
+        "from_name": "ram_scores", "to_name": "image", "type": "textarea", "value": {"text": text["value"]["text"]}}
+    names = [line.rsplit(" ", 1)[0] for line in text["value"]["text"]]
+    scores = [float(line.rsplit(" ", 1)[1]) for line in text["value"]["text"]]
+    assert names == choices["value"]["choices"] and scores == sorted(scores, reverse=True)
+    assert prediction["score"] == pytest.approx(choices["score"])
+    assert abs(sum(scores) / len(scores) - choices["score"]) < 0.01
