@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 from safetensors.torch import save_file
@@ -22,13 +23,17 @@ CONVERTED_FORMAT = "ram-annotate/1"
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 
-def convert_checkpoint(loaded: LoadedModel, output: str | Path, *, dtype: str = "fp16") -> Path:
-    """Write `loaded`'s weights (learned parameters only) to `output`, atomically."""
+def convert_checkpoint(loaded: LoadedModel, output: str | Path, *, dtype: str = "fp16",
+                       metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write `loaded`'s weights (learned parameters only) to `output`, atomically.
+
+    `metadata` adds (or replaces) entries; values are stored as JSON.
+    """
     output = Path(output)
     target = _DTYPES[dtype]
     tensors = {k: (v.to(target) if v.is_floating_point() else v).contiguous()
                for k, v in loaded.model.state_dict().items()}
-    metadata = {
+    header = {
         "format": CONVERTED_FORMAT,
         "variant": json.dumps(loaded.variant),
         "swin_config": json.dumps(loaded.swin.to_dict()),
@@ -38,8 +43,9 @@ def convert_checkpoint(loaded: LoadedModel, output: str | Path, *, dtype: str = 
         "dtype": json.dumps(dtype),
         RANDOM_WEIGHTS_MARKER: json.dumps(loaded.random_weights),
     }
+    header.update({key: json.dumps(value, ensure_ascii=False) for key, value in (metadata or {}).items()})
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".partial")
-    save_file(tensors, str(tmp), metadata=metadata)
+    save_file(tensors, str(tmp), metadata=header)
     os.replace(tmp, output)
     return output

@@ -1,4 +1,5 @@
-"""Resolving a checkpoint reference to a local file: a path, a preset name, or `hf://owner/repo/file`.
+"""Resolving a checkpoint reference to a local file: a path, a preset name, `hf://owner/repo/file`,
+or `registry://<root>/<name>[@<version>]` (a fine-tuned model in a `ram_model.registry`).
 
 Downloads go through `huggingface_hub` and its cache, so a file fetched once (on this
 machine or copied into the cache) is found again without the network. When neither
@@ -50,6 +51,10 @@ def resolve_checkpoint(ref: str, *, cache_dir: str | None = None) -> ResolvedChe
     local = Path(ref).expanduser()
     if local.is_file():
         return ResolvedCheckpoint(local, None)
+    if ref.startswith("registry://"):
+        from .registry import resolve_registry_uri  # only registry users pay for its import
+
+        return ResolvedCheckpoint(resolve_registry_uri(ref), None)
     if ref.startswith("hf://"):
         repo, filename = parse_hf_uri(ref)
         return ResolvedCheckpoint(_download(repo, filename, cache_dir), None)
@@ -59,5 +64,6 @@ def resolve_checkpoint(ref: str, *, cache_dir: str | None = None) -> ResolvedChe
     if local.exists():
         raise CheckpointNotFoundError(f"checkpoint path {ref!r} is not a file")
     raise CheckpointNotFoundError(
-        f"checkpoint {ref!r} is not a local file, a preset ({', '.join(PRESETS)}) or an hf://owner/repo/file URI"
+        f"checkpoint {ref!r} is not a local file, a preset ({', '.join(PRESETS)}), an hf://owner/repo/file URI "
+        "or a registry://<root>/<name>[@<version>] URI"
     )

@@ -154,3 +154,70 @@ def make_tiny_checkpoint(directory: str | Path, *, variant: Literal["ram", "ram_
     head_path.write_text(json.dumps(head.to_dict(), indent=2))
     tag_list, tag_list_zh, thresholds = _write_vocab(directory, tags)
     return TinyModelFiles(ckpt, swin_path, head_path, tag_list, tag_list_zh, thresholds, variant)
+
+
+# A synthetic tagging task whose answer is in the pixels: each class is a coloured shape.
+SHAPE_CLASSES: dict[str, tuple[tuple[int, int, int], str]] = {
+    "dog": ((220, 30, 30), "square"),
+    "cat": ((30, 60, 220), "circle"),
+    "car": ((30, 180, 40), "triangle"),
+    "tree": ((230, 210, 20), "square"),
+    "bird": ((240, 130, 0), "circle"),
+    "boat": ((20, 200, 210), "triangle"),
+}
+
+
+def draw_shapes(classes: list[tuple[str, tuple[tuple[int, int, int], str]]], size: int, seed: int):
+    """An RGB image (PIL) with one coloured shape per class, each in its own quadrant, on grey noise."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(90, 150, size=(size, size, 3), dtype=np.uint8)
+    img = Image.fromarray(noise)
+    draw = ImageDraw.Draw(img)
+    half = size // 2
+    quadrants = rng.permutation(4)
+    for (_, (colour, shape)), q in zip(classes, quadrants):
+        extent = int(half * rng.uniform(0.7, 0.95))
+        x0 = (q % 2) * half + int(rng.integers(0, half - extent + 1))
+        y0 = (q // 2) * half + int(rng.integers(0, half - extent + 1))
+        box = (x0, y0, x0 + extent, y0 + extent)
+        if shape == "square":
+            draw.rectangle(box, fill=colour)
+        elif shape == "circle":
+            draw.ellipse(box, fill=colour)
+        else:
+            draw.polygon([(x0, y0 + extent), (x0 + extent // 2, y0), (x0 + extent, y0 + extent)], fill=colour)
+    return img
+
+
+def make_shapes_dataset(directory: str | Path, count: int, *, seed: int = 0, image_size: int = 64,
+                        tags: tuple[str, ...] = TINY_TAGS,
+                        new_classes: dict[str, tuple[tuple[int, int, int], str]] | None = None,
+                        file_name: str = "finetune.json") -> Path:
+    """Images whose coloured shapes decide their tags, plus the official finetune JSON for them.
+
+    Ids are positions in `tags`; a class in `new_classes` gets id `len(tags) + i`. Every
+    image holds one to three of the classes; the file's reviewed set is therefore every
+    class used, and the other tags stay unknown under the "reviewed" negatives policy.
+    """
+    import numpy as np
+
+    directory = Path(directory)
+    (directory / "images").mkdir(parents=True, exist_ok=True)
+    palette = list(SHAPE_CLASSES.items()) + list((new_classes or {}).items())
+    ids = {name: (tags.index(name) if name in tags else len(tags) + list(new_classes or {}).index(name))
+           for name, _ in palette}
+    rng = np.random.default_rng(seed)
+    entries = []
+    for i in range(count):
+        chosen = [palette[j] for j in rng.choice(len(palette), size=int(rng.integers(1, 4)), replace=False)]
+        path = directory / "images" / f"shape_{seed}_{i:04d}.png"
+        draw_shapes(chosen, image_size, seed=seed * 100_003 + i).save(path)
+        label_ids = sorted(ids[name] for name, _ in chosen)
+        entries.append({"image_path": f"images/{path.name}", "caption": [", ".join(n for n, _ in chosen)],
+                        "union_label_id": label_ids, "parse_label_id": [label_ids]})
+    out = directory / file_name
+    out.write_text(json.dumps(entries), encoding="utf-8")
+    return out

@@ -75,9 +75,15 @@ class FinetuneRecord:
     caption: list[str]
     union_label_id: list[int]
     parse_label_id: list[list[int]]
+    # The classes a reviewer could choose for this image (see docs/seams.md): the known
+    # negatives are these minus the positives. Optional; the official trainer ignores it.
+    reviewed_label_id: list[int] | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        if self.reviewed_label_id is None:
+            del data["reviewed_label_id"]
+        return data
 
 
 @dataclass
@@ -103,6 +109,7 @@ def build_finetune_records(
     mapping: LabelMapping,
     *,
     on_unmapped: Literal["skip", "fail"] = "skip",
+    new_classes: Sequence[str] = (),
 ) -> tuple[list[FinetuneRecord], ExportReport]:
     """Build finetune records from ``(image_path, final project labels, captions or None)``.
 
@@ -112,6 +119,12 @@ def build_finetune_records(
     item, so the message lists them all) with ``"fail"``. An image left with no tag is
     skipped and reported: the trainer cannot learn from an empty target.
 
+    ``new_classes`` names project labels that have no RAM tag but should be learned as new
+    classes (``ram_model.finetune`` with the same ``new_classes``): label ``new_classes[i]``
+    becomes id ``K + i`` (K = ``mapping.num_ram_classes``), matched like tag names
+    (case, spaces and dashes ignored). Read such a file back with
+    ``read_finetune_json(num_classes=K + len(new_classes))``.
+
     >>> from ram_model.review import build_label_mapping
     >>> m = build_label_mapping(["Dog", "Grass", "unicorn"], ["dog", "cat", "grass"])
     >>> records, report = build_finetune_records([("a.jpg", ["Dog", "Grass", "unicorn"], None)], m)
@@ -119,9 +132,14 @@ def build_finetune_records(
     FinetuneRecord(image_path='a.jpg', caption=['dog, grass'], union_label_id=[0, 2], parse_label_id=[[0, 2]])
     >>> report.skipped_labels
     {'unicorn': 1}
+    >>> records, _ = build_finetune_records([("a.jpg", ["Dog", "unicorn"], None)], m, new_classes=["unicorn"])
+    >>> records[0].union_label_id, records[0].caption
+    ([0, 3], ['dog, unicorn'])
     """
     if on_unmapped not in ("skip", "fail"):
         raise ValueError(f"on_unmapped must be 'skip' or 'fail', got {on_unmapped!r}")
+    new_ids = _new_class_ids(new_classes, mapping)
+    names = list(mapping.ram_names) + [str(name) for name in new_classes]
     report = ExportReport()
     records: list[FinetuneRecord] = []
     unmapped_examples: list[str] = []
@@ -134,6 +152,8 @@ def build_finetune_records(
         for label in labels:
             index = _ram_index_or_none(mapping, label)
             if index is None:
+                index = new_ids.get(normalize_tag(label))
+            if index is None:
                 report.skipped_labels[label] = report.skipped_labels.get(label, 0) + 1
                 if image_path not in unmapped_examples and len(unmapped_examples) < 5:
                     unmapped_examples.append(image_path)
@@ -145,9 +165,9 @@ def build_finetune_records(
         ids.sort()
         texts = [text for text in (captions or []) if isinstance(text, str) and text.strip()]
         if texts:
-            parse = [_tags_named_in(text, ids, mapping.ram_names) for text in texts]
+            parse = [_tags_named_in(text, ids, names) for text in texts]
         else:
-            texts = [", ".join(mapping.ram_names[i] for i in ids)]
+            texts = [", ".join(names[i] for i in ids)]
             parse = [list(ids)]
             report.synthetic_captions += 1
         records.append(FinetuneRecord(image_path, texts, ids, parse))
@@ -155,6 +175,24 @@ def build_finetune_records(
         raise UnmappedLabelError(sorted(report.skipped_labels), unmapped_examples)
     report.exported = len(records)
     return records, report
+
+
+def _new_class_ids(new_classes: Sequence[str], mapping: LabelMapping) -> dict[str, int]:
+    """Normalised new-class name -> id K + i; a name that is already a RAM tag is an error."""
+    if isinstance(new_classes, str):
+        raise TypeError("new_classes must be a sequence of names, not one string")
+    known = {normalize_tag(name) for name in mapping.ram_names}
+    ids: dict[str, int] = {}
+    for offset, name in enumerate(new_classes):
+        key = normalize_tag(name)
+        if not key:
+            raise ValueError(f"new class name {name!r} is empty")
+        if key in known:
+            raise ValueError(f"new class {name!r} is already a RAM tag; map the label to it instead")
+        if key in ids:
+            raise ValueError(f"new class {name!r} is listed twice")
+        ids[key] = mapping.num_ram_classes + offset
+    return ids
 
 
 def _ram_index_or_none(mapping: LabelMapping, label: str) -> int | None:
@@ -219,7 +257,9 @@ def read_finetune_json(
     Checks: a JSON list of objects; ``image_path`` a non-empty string (and, with
     ``check_files``, an existing file under ``image_root``, by default the JSON's folder);
     ``caption`` a non-empty list of strings; ``union_label_id`` a non-empty list of ids in
-    ``[0, num_classes)``; ``parse_label_id`` one list of such ids per caption.
+    ``[0, num_classes)``; ``parse_label_id`` one list of such ids per caption; the optional
+    ``reviewed_label_id`` a list of such ids. Files with new classes (ids ``K + i``, see
+    :func:`build_finetune_records`) are read with ``num_classes=K + len(new_classes)``.
     """
     source = Path(path)
     try:
@@ -240,6 +280,7 @@ def read_finetune_json(
                 list(entry["caption"]),
                 list(entry["union_label_id"]),
                 [list(ids) for ids in entry["parse_label_id"]],
+                list(entry["reviewed_label_id"]) if entry.get("reviewed_label_id") is not None else None,
             )
         )
     return records
@@ -272,6 +313,8 @@ def _check_entry(entry: object, index: int, *, num_classes: int | None, root: Pa
         raise fail(f"parse_label_id must hold one id list per caption ({len(captions)}), got {parse!r}")
     for position, ids in enumerate(parse):
         _check_ids(ids, f"parse_label_id[{position}]", num_classes, fail)
+    if entry.get("reviewed_label_id") is not None:
+        _check_ids(entry["reviewed_label_id"], "reviewed_label_id", num_classes, fail)
     if root is not None:
         candidate = Path(image_path) if os.path.isabs(image_path) else root / image_path
         if not candidate.is_file():

@@ -1,0 +1,120 @@
+"""What a fine-tuning run is asked to do (`FinetuneConfig`) and what it leaves behind (`FinetuneResult`)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from ..config import EngineConfig
+from ..errors import RamModelError
+
+__all__ = ["FinetuneConfig", "FinetuneResult", "FinetuneError", "DEFAULT_LR", "RECIPE_FIELDS"]
+
+# Per-mode peak learning rates. Head: the best of the sweep in bench/sweep_finetune_lr.py on
+# the tiny synthetic task (docs/finetune.md has the table: 1e-4 too slow, 3e-4 and 1e-3 best,
+# 3e-3 unstable). Full: the same sweep puts the best rate for a *random* backbone at 3e-4 and
+# divergence at 1e-3; a pretrained Swin-L has features to lose, so we stay 10x below that,
+# within an order of magnitude of the official recipe's 5e-6 (which trains on COCO-sized data,
+# where many more steps make up for the smaller rate).
+DEFAULT_LR: dict[str, float] = {"head": 3e-4, "full": 3e-5}
+
+
+class FinetuneError(RamModelError):
+    """A fine-tuning run that cannot start or was stopped; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """One fine-tuning run; see docs/seams.md ("Fine-tuning, registry and per-project thresholds")."""
+
+    data: tuple[str, ...]
+    base: EngineConfig
+    output: str
+    image_root: str | None = None
+    mode: Literal["head", "full"] = "head"
+    unfreeze_stages: int = 0
+    epochs: int = 2
+    lr: float | None = None
+    batch_size: int = 8
+    grad_accum: int = 1
+    weight_decay: float = 0.05
+    val_split: float = 0.1
+    seed: int = 0
+    negatives: Literal["reviewed", "all"] = "reviewed"
+    new_classes: tuple[str, ...] = ()
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    grad_checkpointing: bool = False
+    augment: bool = True
+    num_workers: int = 2
+    official_layout: bool = False
+    min_lr: float = 0.0
+    # New classes' label_embed rows start from the mean of the existing rows, i.e. from no
+    # knowledge at all, while everything else starts pretrained: they learn this much faster.
+    new_class_lr_scale: float = 10.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, (str, Path)):
+            object.__setattr__(self, "data", (str(self.data),))
+        object.__setattr__(self, "data", tuple(str(d) for d in self.data))
+        object.__setattr__(self, "new_classes", tuple(str(n).strip() for n in self.new_classes if str(n).strip()))
+        problems = []
+        if not self.data:
+            problems.append("at least one data file is needed")
+        if self.mode not in ("head", "full"):
+            problems.append(f"mode must be 'head' or 'full', not {self.mode!r}")
+        if self.negatives not in ("reviewed", "all"):
+            problems.append(f"negatives must be 'reviewed' or 'all', not {self.negatives!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            problems.append(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            problems.append("epochs, batch_size and grad_accum must be >= 1")
+        if self.unfreeze_stages < 0:
+            problems.append("unfreeze_stages must be >= 0")
+        if self.mode == "full" and self.unfreeze_stages:
+            problems.append("unfreeze_stages applies to mode 'head' only (mode 'full' trains every stage)")
+        if not 0.0 < self.val_split < 1.0:
+            problems.append(f"val_split must lie in (0, 1): thresholds and metrics need a held-out split, got {self.val_split}")
+        if self.lr is not None and not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.num_workers < 0:
+            problems.append("num_workers must be >= 0")
+        if len(set(n.lower() for n in self.new_classes)) != len(self.new_classes):
+            problems.append(f"new_classes lists a name twice: {list(self.new_classes)}")
+        if problems:
+            raise FinetuneError("; ".join(problems))
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.mode]
+
+    def recipe(self) -> dict[str, Any]:
+        """The settings that decide the weights (what a resumed run must share with the first)."""
+        out = {name: getattr(self, name) for name in RECIPE_FIELDS}
+        out["lr"] = self.learning_rate
+        out["new_classes"] = list(self.new_classes)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "base"}
+        data["data"] = list(self.data)
+        data["new_classes"] = list(self.new_classes)
+        data["base"] = asdict(self.base)
+        return data
+
+
+RECIPE_FIELDS = ("mode", "unfreeze_stages", "epochs", "lr", "batch_size", "grad_accum", "weight_decay",
+                 "val_split", "seed", "negatives", "new_classes", "augment", "min_lr", "new_class_lr_scale")
+
+
+@dataclass
+class FinetuneResult:
+    output_dir: Path
+    checkpoint: Path
+    thresholds: Path
+    metrics: dict[str, Any]
+    model_version: str
+    card: dict[str, Any]
+    official_checkpoint: Path | None = None
+    log: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
