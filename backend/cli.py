@@ -40,9 +40,9 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
                                                "(default 0: only when asked)"}),
     (("--train-min-corrections",), {"type": int,
                                     "help": "corrections a project needs before --train-every fires (default 50)"}),
-    (("--train-epochs",), {"type": int, "help": "epochs of a training job (default: the fine-tuner's, 2)"}),
-    (("--train-lr",), {"type": float, "help": "learning rate of a training job (default: the fine-tuner's)"}),
-    (("--train-mode",), {"choices": ["head", "full"], "help": "what a training job trains (default head)"}),
+    (("--train-param",), {"dest": "train_params", "action": "append", "metavar": "KEY=VALUE",
+                          "help": "fine-tune setting of training jobs: epochs, lr, mode, batch_size, val_split, "
+                                  "seed, unfreeze_stages, threads; repeatable [RAM_ANNOTATE_TRAIN_PARAMS as JSON]"}),
     (("--allow-cpu-training",), {"action": "store_const", "const": True,
                                  "help": "let fine-tune jobs run on a server without a GPU (slow)"}),
     (("--no-sync-label-studio-version",), {"dest": "sync_label_studio_version", "action": "store_const",

@@ -90,7 +90,9 @@ class ProjectModels:
             if project in self._active:
                 return self._active[project]
         version = None
-        if (self.registry_root / registry_name(project)).is_dir():
+        if self.project_settings(project).get("serve_base"):
+            pass  # rolled back past the first fine-tune: the base model serves
+        elif (self.registry_root / registry_name(project)).is_dir():
             try:
                 active = self.registry().active(registry_name(project))
                 version = active.version if active is not None else None

@@ -23,6 +23,7 @@ from .project_runtime import registry_name
 from .project_thresholds import check_manual, tuning_matrices
 from .state import AppState, get_state
 from .store import TrainJob
+from .training import TrainParams
 
 __all__ = ["router", "start_training"]
 
@@ -44,17 +45,6 @@ class LegacyTrainRequest(_Open):
     which also holds corrections made before the backend was connected to this call."""
 
     project: str | int | None = None
-
-
-class TrainParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    epochs: int | None = Field(None, ge=1, le=1000)
-    lr: float | None = Field(None, gt=0, lt=1)
-    mode: Literal["head", "full"] | None = None
-    batch_size: int | None = Field(None, ge=1, le=1024)
-    seed: int | None = None
-    val_split: float | None = Field(None, gt=0, lt=1)
-    unfreeze_stages: int | None = Field(None, ge=0, le=4)
 
 
 def _job_body(job: TrainJob, created: bool | None = None) -> dict[str, Any]:
@@ -168,7 +158,7 @@ async def activate(project: str, body: ActivateRequest, state: AppState = Depend
         result = await run_in_threadpool(registry.promote, registry_name(project), body.version, force=True)
     except RegistryError as exc:
         raise NotFound(str(exc)) from None
-    state.models.invalidate(project)
+    await _set_serve_base(state, project, False)
     runtime = await state.models.runtime(project)
     return {"project": project, "active": body.version, "reason": result.reason,
             "model_version": runtime.engine.model_version}
@@ -176,18 +166,29 @@ async def activate(project: str, body: ActivateRequest, state: AppState = Depend
 
 @router.post("/v1/models/{project}/rollback")
 async def rollback(project: str, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    """Go back to the version that was active before the current one."""
+    """Go back to the version that was active before the current one; before the first
+    fine-tune that is the base model (until a version is activated or promoted again)."""
     registry = _registry(state)
     from ram_model.registry import RegistryError
 
+    if state.models.active_version(project) is None:
+        raise BadRequest(f"project {project} already serves the base model; there is nothing to roll back")
     try:
         previous = await run_in_threadpool(registry.rollback, registry_name(project))
-    except RegistryError as exc:
-        raise BadRequest(str(exc)) from None
-    state.models.invalidate(project)
+    except RegistryError:
+        previous = None
+    await _set_serve_base(state, project, previous is None)
     runtime = await state.models.runtime(project)
     return {"project": project, "active": previous.version if previous else None,
             "model_version": runtime.engine.model_version}
+
+
+async def _set_serve_base(state: AppState, project: str, serve_base: bool) -> None:
+    settings = dict(await run_in_threadpool(state.store.project_settings, project))
+    if bool(settings.get("serve_base")) != serve_base:
+        settings["serve_base"] = serve_base
+        await run_in_threadpool(state.store.set_project_settings, project, settings)
+    state.models.invalidate(project)
 
 
 # -- thresholds -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ when the app is built, never at import.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -69,9 +69,9 @@ class Settings(BaseSettings):
     train_every: int = Field(0, ge=0)  # start a job every N new/updated annotations (0: off)
     train_min_corrections: int = Field(50, ge=1)
     allow_cpu_training: bool = False
-    train_epochs: int | None = Field(None, ge=1, le=1000)  # None: the fine-tuner's default
-    train_lr: float | None = Field(None, gt=0.0, lt=1.0)
-    train_mode: Literal["head", "full"] | None = None
+    # Fine-tune settings of server-started jobs (epochs, lr, mode, batch_size, val_split, seed,
+    # unfreeze_stages, threads); the rest are the fine-tuner's defaults.
+    train_params: dict[str, Any] = Field(default_factory=dict)
     sync_label_studio_version: bool = True  # keep the connection's title = model_version (Prediction score)
 
     host: str = "127.0.0.1"
@@ -91,6 +91,23 @@ class Settings(BaseSettings):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return data
+
+    @field_validator("train_params", mode="before")
+    @classmethod
+    def _train_params(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):  # --train-param KEY=VALUE, repeatable
+            pairs = {}
+            for item in value:
+                key, sep, raw = str(item).partition("=")
+                if not sep:
+                    raise ValueError(f"--train-param takes KEY=VALUE, got {item!r}")
+                pairs[key.strip()] = raw.strip()
+            value = pairs
+        if isinstance(value, dict):
+            from .training import TrainParams
+
+            return TrainParams.model_validate(value).model_dump(exclude_none=True)
+        return value
 
     @field_validator("allowed_hosts", "allowed_roots", mode="before")
     @classmethod

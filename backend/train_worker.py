@@ -60,6 +60,11 @@ def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
     data = atomic_write_json(work / "finetune.json", entries, indent=None)
     params = dict(job.params)
     base = EngineConfig(**params.pop("base"))
+    threads = params.pop("threads", None)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
     config = FinetuneConfig(
         data=(str(data),), image_root=str(image_root), base=base, output=str(work / "run"),
         device=base.device, precision=base.precision if base.precision in ("auto", "fp32", "bf16") else "auto",
@@ -76,9 +81,10 @@ def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
         job.project, version.version, result.model_version, str(version.path), result.metrics, job_id,
         outcome.promoted, outcome.reason, time.time(),
     ))
-    state = "promoted" if outcome.promoted else "rejected"
-    store.update_job(job_id, state=state, message=outcome.reason, progress={"phase": "done"})
-    return state
+    # The server makes the decision visible (state promoted/rejected) once it serves accordingly.
+    decision = "promoted" if outcome.promoted else "rejected"
+    store.update_job(job_id, message=outcome.reason, progress={"phase": "done", "decision": decision})
+    return decision
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,9 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import BackendError
 from .image_cache import cache_image
@@ -27,11 +29,24 @@ from .project_runtime import ProjectModels
 from .settings import Settings
 from .store import JobConflict, Store, TrainJob, new_job
 
-__all__ = ["TrainingManager", "TrainingRefused", "TRAIN_PARAM_KEYS"]
+__all__ = ["TrainParams", "TrainingManager", "TrainingRefused"]
 
 _log = logging.getLogger("backend.training")
-# What a caller may set for one job (the rest comes from FinetuneConfig's defaults).
-TRAIN_PARAM_KEYS = ("epochs", "lr", "mode", "batch_size", "seed", "val_split", "unfreeze_stages")
+
+
+class TrainParams(BaseModel):
+    """What a server setting or a caller may set for one job; the rest are FinetuneConfig's
+    defaults. `threads` caps the worker's torch threads (CPU training beside serving)."""
+
+    model_config = ConfigDict(extra="forbid")
+    epochs: int | None = Field(None, ge=1, le=1000)
+    lr: float | None = Field(None, gt=0, lt=1)
+    mode: Literal["head", "full"] | None = None
+    batch_size: int | None = Field(None, ge=1, le=1024)
+    seed: int | None = None
+    val_split: float | None = Field(None, gt=0, lt=1)
+    unfreeze_stages: int | None = Field(None, ge=0, le=4)
+    threads: int | None = Field(None, ge=1, le=256)
 
 
 class TrainingRefused(BackendError):
@@ -84,10 +99,8 @@ class TrainingManager:
               ls_access=None, fetcher=None) -> tuple[TrainJob, bool]:
         """Queue a job (or return the project's unfinished one, created=False). Never waits for training."""
         self.check_can_train()
-        defaults = {"epochs": self.settings.train_epochs, "lr": self.settings.train_lr,
-                    "mode": self.settings.train_mode}
-        merged = {k: v for k, v in defaults.items() if v is not None} | dict(params or {})
-        params = {k: v for k, v in merged.items() if k in TRAIN_PARAM_KEYS and v is not None}
+        merged = dict(self.settings.train_params) | {k: v for k, v in (params or {}).items() if v is not None}
+        params = TrainParams.model_validate(merged).model_dump(exclude_none=True)
         corrections = self.store.corrections(project=project)
         if not corrections:
             raise TrainingRefused(f"project {project} has no stored corrections yet: annotate some tasks first "
@@ -153,15 +166,14 @@ class TrainingManager:
             await asyncio.to_thread(self.store.update_job, job.id, pid=process.pid)
             code = await process.wait()
             final = await asyncio.to_thread(self.store.get_job, job.id)
-            if final is not None and final.active:
+            if final is not None and (decision := _decision(final)) is not None:
+                await asyncio.to_thread(self._finish, final, decision)
+            elif final is not None and final.active:
                 reason = describe_exit(code) if code else "the training worker stopped before finishing the job"
                 tail = _log_tail(work / "worker.log")
                 await asyncio.to_thread(self.store.update_job, job.id, state="failed",
                                         message=reason + (f": {tail}" if tail and code > 0 else ""))
                 _log.warning("job %s (project %s) failed: %s", job.id, job.project, reason)
-            elif final is not None and final.state == "promoted":
-                self.models.invalidate(job.project)
-                _log.info("job %s: project %s now serves %s", job.id, job.project, final.model_version)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any fault must end as a failed job, never a stuck one
@@ -170,16 +182,34 @@ class TrainingManager:
         finally:
             self._tasks.pop(job.id, None)
 
+    def _finish(self, job: TrainJob, decision: str) -> None:
+        """The worker registered the model and the registry decided; serve accordingly, then say so."""
+        if decision == "promoted":
+            settings = self.store.project_settings(job.project)
+            if settings.get("serve_base"):  # a rollback to the base model ends with a new promotion
+                self.store.set_project_settings(job.project, dict(settings, serve_base=False))
+            self.models.invalidate(job.project)
+            _log.info("job %s: project %s now serves %s", job.id, job.project, job.model_version)
+        self.store.update_job(job.id, state=decision)
+
     def _fail_orphans(self) -> None:
         """Jobs left unfinished by a previous server whose worker is gone."""
         for job in self.store.jobs(limit=1000):
             if job.active and not _pid_alive(job.pid):
-                self.store.update_job(job.id, state="failed",
-                                      message="the server stopped while this job ran; start it again")
+                if (decision := _decision(job)) is not None:
+                    self._finish(job, decision)
+                else:
+                    self.store.update_job(job.id, state="failed",
+                                          message="the server stopped while this job ran; start it again")
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):
             task.cancel()
+
+
+def _decision(job: TrainJob) -> str | None:
+    decision = (job.progress or {}).get("decision")
+    return decision if job.state == "succeeded" and decision in ("promoted", "rejected") else None
 
 
 def _worker_env() -> dict[str, str]:

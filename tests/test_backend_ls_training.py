@@ -31,7 +31,7 @@ CONFIG = """<View>
   </Choices>
 </View>"""
 LABEL = {"dog": "Dogs", "cat": "Cat", "car": "Car"}
-TRAIN = {"train_epochs": 3, "train_lr": 3e-3}
+TRAIN = {"train_params": {"epochs": 8, "val_split": 0.25, "batch_size": 4, "threads": 1}}
 
 
 def _ok(response: httpx.Response):
@@ -168,7 +168,7 @@ def _train_and_repredict(ls: httpx.Client, url: str, store_spec: str, count: int
 def test_train_promote_repredict_reject_and_survive_a_killed_worker(label_studio: LabelStudio, sqlite_server):
     url, store_spec = sqlite_server
     with label_studio.client() as ls:
-        project, promoted = _train_and_repredict(ls, url, store_spec, count=12, seed=1)
+        project, promoted = _train_and_repredict(ls, url, store_spec, count=24, seed=1)
         active = _setup_version(url, project)
 
         # A worse model (it barely moves from the random base) is registered but not promoted.
@@ -199,9 +199,12 @@ def test_train_promote_repredict_reject_and_survive_a_killed_worker(label_studio
         assert httpx.get(f"{url}/health").json()["status"] == "UP"
         assert _setup_version(url, project) == active, "a failed job changes nothing that serves"
 
-        # Rollback and activate move between registered versions.
+        # Rollback goes back past the first fine-tune to the base model; activate picks a version.
         back = _ok(httpx.post(f"{url}/v1/models/{project}/rollback"))
-        assert _setup_version(url, project) != active and back["model_version"] in _setup_version(url, project)
+        base = httpx.get(f"{url}/health").json()["model_version"]
+        assert back["active"] is None and back["model_version"] == base
+        assert _setup_version(url, project).startswith(base + "-")
+        assert httpx.post(f"{url}/v1/models/{project}/rollback").status_code == 400
         _ok(httpx.post(f"{url}/v1/models/{project}/activate", json={"version": models["versions"][0]["version"]}))
         assert _setup_version(url, project) == active
 
