@@ -1,8 +1,10 @@
 """Find disagreements through FiftyOne's operator execution, with thresholds chosen so the flags are known.
 
 The tiny model's probabilities are random but fixed; the test reads them from an engine of
-its own and places the thresholds around them: "dog" fires on every image, "cat" on none,
-every other tag is uninformative (threshold 1.0). So with these labels the flags are:
+its own and places the thresholds far around them: "dog" fires on every image and "cat" on
+none, each with odds of at least 1000:1 after threshold centring (sure enough for the
+review core's flip posterior to pass 0.5 with its prior noise rate); every other tag is
+uninformative (threshold 1.0). So with these labels the flags are:
 sample 0 ["cat"] -> dog missing, cat wrong; 2 ["dog", "cat"] -> cat wrong; 3 [] -> dog
 missing; 1 and 5 agree; 4 is unlabelled and skipped.
 """
@@ -40,7 +42,7 @@ def model(tiny_files, images, tmp_path_factory) -> dict[str, str]:
     probs = np.stack([p.probs for p in probe.predict([str(p) for p in images])])
     dog, cat = probs[:, TINY_TAGS.index("dog")], probs[:, TINY_TAGS.index("cat")]
     path = tmp_path_factory.mktemp("thr") / "dog_always_cat_never.txt"
-    fx.write_thresholds(path, {"dog": float(dog.min()) / 2, "cat": (float(cat.max()) + 1.0) / 2})
+    fx.write_thresholds(path, {"dog": float(dog.min()) / 1000, "cat": 1.0 - (1.0 - float(cat.max())) / 1000})
     return fx.model_params(tiny_files, thresholds=path)
 
 

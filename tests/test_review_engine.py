@@ -11,6 +11,7 @@ from ram_model.review import (
     build_finetune_records,
     build_label_mapping,
     find_disagreements,
+    flip_posteriors,
     read_finetune_json,
     select_review_batch,
     write_finetune_json,
@@ -38,8 +39,11 @@ def test_engine_probabilities_through_mapping_scoring_selection_and_export(
     report = find_disagreements(labels, probs, thresholds=thresholds)
     assert report.sample_scores.shape == (len(paths),)
     assert not any(i.label_index == 4 for issues in report.missing + report.doubtful for i in issues)
-    expected_cat_doubtful = probs[:, 1] < thresholds[1]
-    assert [any(i.label_index == 1 for i in d) for d in report.doubtful] == expected_cat_doubtful.tolist()
+    cat_doubtful = [any(i.label_index == 1 for i in d) for d in report.doubtful]
+    posteriors = flip_posteriors(labels, probs, thresholds=thresholds)
+    assert cat_doubtful == (posteriors[:, 1] > report.flag_at).tolist()
+    # A "doubtful" flag always means the model, at its threshold, decides the other way.
+    assert all(probs[row, 1] < thresholds[1] for row, flagged in enumerate(cat_doubtful) if flagged)
 
     embeddings = np.stack([p.embedding for p in predictions])
     batch = select_review_batch(

@@ -45,12 +45,42 @@ def test_scores_in_range_and_flags_consistent(data) -> None:  # type: ignore[no-
     assert ((finite >= 0) & (finite <= 1)).all()
     for row in range(len(labels)):
         for issue in report.missing[row]:
-            assert not labels[row, issue.label_index] and 0.5 < issue.score <= 1
+            assert not labels[row, issue.label_index] and report.flag_at < issue.score <= 1
             assert not np.isnan(probs[row, issue.label_index])
         for issue in report.doubtful[row]:
-            assert labels[row, issue.label_index] and 0.5 < issue.score <= 1
+            assert labels[row, issue.label_index] and report.flag_at < issue.score <= 1
+        if report.issues(row):  # a sample with a flagged tag is at least that likely wrong
+            assert report.sample_scores[row] >= max(issue.score for issue in report.issues(row))
     assert (report.class_summary.missing + report.class_summary.doubtful <= len(labels)).all()
     assert ((report.class_summary.missing_rate >= 0) & (report.class_summary.missing_rate <= 1)).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(50, 90), st.integers(1, 5), st.integers(0, 2**16))
+def test_estimated_noise_rate_and_cut_stay_in_range(n, k, seed) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    labels = rng.random((n, k)) < rng.random()
+    probs = rng.random((n, k))
+    report = find_disagreements(labels, probs)
+    assert 0.001 <= report.noise_rate <= 0.5 and 0 < report.flag_at < 1
+    flagged = report.tag_scores > report.flag_at
+    assert sum(map(len, report.missing)) + sum(map(len, report.doubtful)) == flagged.sum()
+
+
+@SETTINGS
+@given(labelled_probs(), st.integers(0, 11), st.integers(0, 5), st.floats(0.0, 1.0))
+def test_surer_disagreement_never_lowers_a_sample_score(data, row, column, shift) -> None:  # type: ignore[no-untyped-def]
+    labels, probs, thresholds = data
+    row, column = row % len(labels), column % labels.shape[1]
+    if np.isnan(probs[row, column]):
+        return
+    # Move the probability towards the answer the label does not give.
+    surer = probs.copy()
+    target = 0.0 if labels[row, column] else 1.0
+    surer[row, column] += shift * (target - surer[row, column])
+    before = find_disagreements(labels, probs, thresholds=thresholds, noise_rate=0.1)
+    after = find_disagreements(labels, surer, thresholds=thresholds, noise_rate=0.1)
+    assert after.sample_scores[row] >= before.sample_scores[row] - 1e-12
 
 
 @SETTINGS

@@ -5,8 +5,8 @@ NumPy-only and free of any Label Studio / FiftyOne / web import, so the backend 
 plugin call the same code. The method is documented in ``docs/review.md``.
 
 * :mod:`.vocabulary`: project labels -> RAM class indices (:func:`build_label_mapping`).
-* :mod:`.disagreement`: per-tag *missing* / *doubtful* flags and per-sample scores
-  (:func:`find_disagreements`), ranked by :func:`rank_for_review`.
+* :mod:`.disagreement`: per-tag *missing* / *doubtful* flags and per-sample scores under a
+  tag-flip noise model (:func:`find_disagreements`), ranked by :func:`rank_for_review`.
 * :mod:`.selection`: active-learning batches (:func:`select_review_batch`).
 * :mod:`.finetune`: the official finetune JSON, written atomically and validated on read.
 * :mod:`.thresholds_tuning`: per-class thresholds fitted to reviewed labels (:func:`tune_thresholds`).
@@ -20,9 +20,13 @@ from .disagreement import (
     DisagreementReport,
     TagIssue,
     aggregate_sample_scores,
+    calibrate_per_class,
     centred_probabilities,
+    estimate_noise_rate,
     estimate_thresholds,
+    expected_f1_cut,
     find_disagreements,
+    flip_posteriors,
     tag_error_scores,
 )
 from .finetune import (
@@ -58,9 +62,13 @@ __all__ = [
     "atomic_write_text",
     "build_finetune_records",
     "build_label_mapping",
+    "calibrate_per_class",
     "centred_probabilities",
+    "estimate_noise_rate",
     "estimate_thresholds",
+    "expected_f1_cut",
     "find_disagreements",
+    "flip_posteriors",
     "k_center_greedy",
     "load_synonyms",
     "normalize_tag",
