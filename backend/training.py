@@ -83,6 +83,7 @@ class TrainingManager:
         self.models = models
         self.device = device
         self._tasks: dict[str, asyncio.Task] = {}
+        self._workers: dict[str, asyncio.subprocess.Process] = {}
         self._last_auto: dict[str, float] = {}
         self._fail_orphans()
 
@@ -163,6 +164,7 @@ class TrainingManager:
                 )
             finally:
                 log.close()
+            self._workers[job.id] = process
             await asyncio.to_thread(self.store.update_job, job.id, pid=process.pid)
             code = await process.wait()
             final = await asyncio.to_thread(self.store.get_job, job.id)
@@ -181,6 +183,7 @@ class TrainingManager:
             await asyncio.to_thread(self.store.update_job, job.id, state="failed", message=f"{type(exc).__name__}: {exc}")
         finally:
             self._tasks.pop(job.id, None)
+            self._workers.pop(job.id, None)
 
     def _finish(self, job: TrainJob, decision: str) -> None:
         """The worker registered the model and the registry decided; serve accordingly, then say so."""
@@ -203,6 +206,19 @@ class TrainingManager:
                                           message="the server stopped while this job ran; start it again")
 
     async def aclose(self) -> None:
+        """Server shutdown: stop the workers (nobody would collect their result) and say so."""
+        for job_id, process in list(self._workers.items()):
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 10)
+                except asyncio.TimeoutError:
+                    process.kill()
+                    await process.wait()
+            job = await asyncio.to_thread(self.store.get_job, job_id)
+            if job is not None and job.active and _decision(job) is None:
+                await asyncio.to_thread(self.store.update_job, job_id, state="failed",
+                                        message="the server stopped during the job; start it again")
         for task in list(self._tasks.values()):
             task.cancel()
 

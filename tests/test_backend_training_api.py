@@ -179,3 +179,21 @@ def test_each_chosen_label_gets_its_own_score_in_a_ram_scores_text_area(served):
     assert names == choices["value"]["choices"] and scores == sorted(scores, reverse=True)
     assert prediction["score"] == pytest.approx(choices["score"])
     assert abs(sum(scores) / len(scores) - choices["score"]) < 0.01
+
+
+def test_train_every_n_annotations_starts_a_job_and_shutdown_ends_it(tmp_path: Path, backend_engine: TaggingEngine,
+                                                                      file_server: FileServer):
+    for i, (png, _) in enumerate(DATA):
+        file_server.routes[f"/data/upload/5/s{i}.png"] = Route(body=png, require_auth=f"Token {TOKEN}")
+    app = make_app(tmp_path, backend_engine, label_studio_url=file_server.url, label_studio_api_key=TOKEN,
+                   allow_cpu_training=True, train_every=4, train_min_corrections=6)
+    with TestClient(app) as client:
+        _annotate_all(client)  # 10 annotations: at the 6th (4 new, 6 in all) a job starts, at the 10th it is running
+        jobs = client.get("/v1/train/jobs", params={"project": "5"}).json()["jobs"]
+        assert len(jobs) == 1 and jobs[0]["trigger"] == "train_every", jobs
+        job_id = jobs[0]["id"]
+    with open_store(tmp_path / "model_dir" / "corrections.sqlite3") as store:
+        job = store.get_job(job_id)
+    assert job.state in ("failed", "promoted", "rejected"), "a server that stops leaves no job hanging"
+    if job.state == "failed":
+        assert "server stopped" in job.message or "worker" in job.message
