@@ -3,8 +3,9 @@
 The base engine (the server's `--checkpoint`) serves every project that has no model of
 its own; projects that differ only in thresholds share it. A project whose registry
 (`MODEL_DIR/registry/project-<id>`) has an active fine-tuned version gets that engine,
-loaded once and kept in a small LRU with its own batcher, so two projects on the same
-version share it too.
+loaded once and kept in a small LRU with its own batcher; when only its head was
+trained, it uses the base model's image encoder (`share_backbone`), so the backbone
+stays in memory once.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from .batcher import AsyncBatcher
 from .project_thresholds import apply_project_thresholds
 from .store import Store
 
-__all__ = ["ProjectModels", "ProjectRuntime", "registry_name"]
+__all__ = ["ProjectModels", "ProjectRuntime", "registry_name", "share_backbone"]
 
 _log = logging.getLogger("backend.project_runtime")
 
@@ -51,6 +52,29 @@ class ProjectRuntime:
 
 def _digest(thresholds: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(thresholds, dtype=np.float32).tobytes()).hexdigest()[:12]
+
+
+def share_backbone(engine: TaggingEngine, base: TaggingEngine) -> bool:
+    """Point `engine` at the base model's image encoder when their weights are identical
+    (a head-mode fine-tune), so the backbone is in memory once. Inference never mutates
+    a module, so two engines may run the shared encoder from their own threads."""
+    import torch
+
+    mine, theirs = getattr(engine.model, "visual_encoder", None), getattr(base.model, "visual_encoder", None)
+    if mine is None or theirs is None or mine is theirs:
+        return mine is theirs and mine is not None
+    a, b = mine.state_dict(), theirs.state_dict()
+    if a.keys() != b.keys():
+        return False
+    with torch.no_grad():
+        for key, tensor in a.items():
+            other = b[key]
+            if tensor.shape != other.shape or tensor.dtype != other.dtype or tensor.device != other.device:
+                return False
+            if not torch.equal(tensor, other):
+                return False
+    engine.model.visual_encoder = theirs
+    return True
 
 
 class ProjectModels:
@@ -153,6 +177,9 @@ class ProjectModels:
             )
             _log.info("project %s: loading its model %s", project, version)
             engine = await run_in_threadpool(TaggingEngine.from_config, config)
+            if await run_in_threadpool(share_backbone, engine, self.base_engine):
+                _log.info("project %s: %s shares the base model's image encoder (only its head differs)",
+                          project, version)
             batcher = self._batcher_factory(engine)
             await batcher.start()
             self._engines[key] = (engine, batcher)

@@ -113,7 +113,7 @@ def sqlite_server(label_studio: LabelStudio, backend_engine: TaggingEngine, tmp_
     tmp = tmp_path_factory.mktemp("ram-train")
     app = make_app(tmp, backend_engine, allow_cpu_training=True, **TRAIN)
     with running_server(app) as url:
-        yield url, str(tmp / "model_dir" / "corrections.sqlite3")
+        yield url, str(tmp / "model_dir" / "corrections.sqlite3"), app
 
 
 def _needs_training() -> None:
@@ -132,7 +132,7 @@ def _check_score_column(ls: httpx.Client, project: int, backend_id: int, version
 
 
 def test_prediction_score_column_shows_our_scores(label_studio: LabelStudio, sqlite_server):
-    url, store_spec = sqlite_server
+    url, store_spec, _ = sqlite_server
     with label_studio.client() as ls:
         project, backend_id, _ = _labelled_project(ls, url, 3, seed=5)
         _check_score_column(ls, project, backend_id, _setup_version(url, project))
@@ -165,11 +165,16 @@ def _train_and_repredict(ls: httpx.Client, url: str, store_spec: str, count: int
     return project, job
 
 
-def test_train_promote_repredict_reject_and_survive_a_killed_worker(label_studio: LabelStudio, sqlite_server):
-    url, store_spec = sqlite_server
+def test_train_promote_repredict_reject_and_survive_a_killed_worker(label_studio: LabelStudio, sqlite_server,
+                                                                     backend_engine: TaggingEngine):
+    url, store_spec, app = sqlite_server
     with label_studio.client() as ls:
         project, promoted = _train_and_repredict(ls, url, store_spec, count=24, seed=1)
         active = _setup_version(url, project)
+        # Only the head was trained: the project's engine uses the base model's image encoder.
+        ((engine, _),) = app.state.ram.models._engines.values()
+        assert engine is not backend_engine
+        assert engine.model.visual_encoder is backend_engine.model.visual_encoder
 
         # A worse model (it barely moves from the random base) is registered but not promoted.
         worse = _ok(httpx.post(f"{url}/v1/train/{project}", json={"lr": 1e-9, "epochs": 1}))
