@@ -17,7 +17,7 @@ from ram_model.review import atomic_write_json
 
 from .store import Correction, Store
 
-__all__ = ["ExportSummary", "export_corrections", "finetune_entries"]
+__all__ = ["ExportSummary", "cached_image_of", "export_corrections", "finetune_entries"]
 
 Format = Literal["ram", "labelstudio", "fiftyone"]
 
@@ -31,7 +31,8 @@ class ExportSummary:
         return {"exported": self.exported, "skipped": list(self.skipped)}
 
 
-def _image_of(store: Store, c: Correction) -> str | None:
+def cached_image_of(store: Store, c: Correction) -> str | None:
+    """The cached file of a correction's image (its own, else its task's latest prediction's)."""
     if c.image_path and Path(c.image_path).is_file():
         return c.image_path
     if c.project is not None and c.task_id is not None:
@@ -51,7 +52,7 @@ def finetune_entries(
     summary = ExportSummary()
     entries: list[dict[str, Any]] = []
     for c in store.corrections(project=project):
-        image = _image_of(store, c)
+        image = cached_image_of(store, c)
         if image is None:
             summary.skipped.append({"annotation_id": c.annotation_id, "reason": "image not cached (never fetched)"})
             continue
@@ -84,7 +85,7 @@ def _labelstudio_tasks(store: Store, project: str) -> list[dict[str, Any]]:
         for control, values in c.final.items():
             key = "taxonomy" if values and isinstance(values[0], list) else "choices"
             result.append({"from_name": control, "to_name": "image", "type": key, "value": {key: values}})
-        task: dict[str, Any] = {"data": {"image": c.image_ref, "ram_cached_image": _image_of(store, c)},
+        task: dict[str, Any] = {"data": {"image": c.image_ref, "ram_cached_image": cached_image_of(store, c)},
                                 "annotations": [{"result": result}]}
         if c.predicted:
             task["predictions"] = [{
@@ -101,7 +102,7 @@ def _fiftyone_samples(store: Store, project: str) -> list[dict[str, Any]]:
     """`fiftyone.types.FiftyOneImageClassificationDataset`-like: filepath + labels + RAM's prediction."""
     samples = []
     for c in store.corrections(project=project):
-        image = _image_of(store, c)
+        image = cached_image_of(store, c)
         if image is None:
             continue
         samples.append({

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ram_model.errors import ConfigError
 
+from .corrections_export import cached_image_of
 from .errors import BackendError, BadRequest
 from .ls_schema import project_id_of
 from .project_runtime import registry_name
@@ -253,12 +254,10 @@ async def tune(project: str, body: TuneRequest | None = None, state: AppState = 
     with the model that serves the project scoring the cached images."""
     from ram_model.review import tune_thresholds
 
-    from .corrections_export import _image_of
-
     body = body or TuneRequest()
     runtime = await state.models.runtime(project)
     corrections = await run_in_threadpool(state.store.corrections, project=project)
-    with_images = [(c, path) for c in corrections if (path := _image_of(state.store, c)) is not None]
+    with_images = [(c, path) for c in corrections if (path := cached_image_of(state.store, c)) is not None]
     labels, used = tuning_matrices([c for c, _ in with_images], len(runtime.engine.vocab))
     if not used:
         raise BadRequest(f"project {project} has no corrections with a cached image and a mapped label to tune on")

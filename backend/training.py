@@ -102,8 +102,7 @@ class TrainingManager:
         self.check_can_train()
         merged = dict(self.settings.train_params) | {k: v for k, v in (params or {}).items() if v is not None}
         params = TrainParams.model_validate(merged).model_dump(exclude_none=True)
-        corrections = self.store.corrections(project=project)
-        if not corrections:
+        if not self.store.corrections_since(project, 0.0):
             raise TrainingRefused(f"project {project} has no stored corrections yet: annotate some tasks first "
                                   "(the server receives them through Label Studio's webhook)")
         base = asdict(self.models.base_engine.config)
@@ -127,7 +126,7 @@ class TrainingManager:
             since = jobs[0].created_at if jobs else 0.0
         if self.store.corrections_since(project, since) < every:
             return None
-        if len(self.store.corrections(project=project)) < self.settings.train_min_corrections:
+        if self.store.corrections_since(project, 0.0) < self.settings.train_min_corrections:
             return None
         self._last_auto[project] = time.time()
         job, created = self.start(project, trigger="train_every", ls_access=ls_access, fetcher=fetcher)
