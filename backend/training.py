@@ -11,7 +11,6 @@ job per project is enforced by the store.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -242,6 +241,3 @@ def _log_tail(path: Path, chars: int = 600) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return " | ".join(lines[-3:])[-chars:]
 
-
-def job_json(job: TrainJob) -> dict[str, Any]:
-    return json.loads(json.dumps(job.to_dict(), default=str))
