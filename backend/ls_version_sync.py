@@ -27,7 +27,6 @@ from .media import redact_url
 __all__ = ["sync_connection_title"]
 
 _log = logging.getLogger("backend.ls_version_sync")
-_synced: dict[tuple[str, str], str] = {}  # (Label Studio URL, project) -> version last synced or tried
 
 
 async def sync_connection_title(state, project_id: str | None, version: str) -> None:
@@ -37,9 +36,9 @@ async def sync_connection_title(state, project_id: str | None, version: str) -> 
     if not ls.base_url or not ls.token:
         return
     key = (ls.base_url, project_id)
-    if _synced.get(key) == version:
+    if state.version_sync.get(key) == version:
         return
-    _synced[key] = version  # one attempt per version; a failure is logged, not retried on every request
+    state.version_sync[key] = version  # one attempt per version; a failure is logged, not retried each request
     try:
         headers = await state.fetcher.auth_headers(ls)
         async with httpx.AsyncClient(base_url=ls.base_url, headers=headers, timeout=30.0, trust_env=False) as client:

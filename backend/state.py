@@ -52,6 +52,8 @@ class AppState:
     _projects: OrderedDict[tuple[str, str], ProjectModel] = field(default_factory=OrderedDict)
     _configs: dict[str, str] = field(default_factory=dict)  # project id -> last label config
     _access: dict[str, LabelStudioAccess] = field(default_factory=dict)  # project id -> from /setup
+    # (Label Studio URL, project id) -> model_version its connection was last renamed to (ls_version_sync)
+    version_sync: dict[tuple[str, str], str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def project_model(
