@@ -6,12 +6,14 @@ so nothing here decides what a tag means or how a disagreement is scored.
 """
 from __future__ import annotations
 
-__all__ = ["RamClient", "Settings", "create_app"]
+__all__ = ["Settings", "create_app"]
+
+# The Python client of the native API lives in the top-level package `ram_client`
+# (httpx and numpy only), so a client never imports the server.
 
 
 def __getattr__(name: str):
-    # Lazy so that `import backend.client` (what the FiftyOne plugin needs) does not
-    # pull FastAPI and the engine into a process that only talks HTTP.
+    # Lazy: importing a submodule (e.g. backend.settings) must not pull FastAPI's app.
     if name == "create_app":
         from .app import create_app
 
@@ -20,8 +22,4 @@ def __getattr__(name: str):
         from .settings import Settings
 
         return Settings
-    if name == "RamClient":
-        from .client import RamClient
-
-        return RamClient
     raise AttributeError(name)

@@ -16,6 +16,7 @@ from ram_model import TaggingEngine, ThresholdPolicy
 from .auth import install_basic_auth
 from .batcher import AsyncBatcher
 from .errors import install_error_handlers
+from .limits import install_body_limit
 from .media import MediaFetcher
 from .project_runtime import ProjectModels
 from .routes_ls import router as ls_router
@@ -110,6 +111,7 @@ def create_app(
     )
     install_error_handlers(app)
     install_basic_auth(app, settings.basic_auth)
+    install_body_limit(app, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.include_router(ls_router)
     app.include_router(native_router)
     app.include_router(train_router)

@@ -124,13 +124,17 @@ class AsyncBatcher:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def submit(self, images: Sequence[Any], *, with_embedding: bool = False) -> list:
-        """Predict `images` as part of whatever batch forms next; one result per image."""
+    async def submit(self, images: Sequence[Any], *, with_embedding: bool = False, admitted: bool = False) -> list:
+        """Predict `images` as part of whatever batch forms next; one result per image.
+
+        `admitted=True` is for the later chunks of a request whose first chunk was
+        accepted: a request streamed in chunks must not be refused halfway through.
+        """
         if not images:
             return []
         if self._queue is None or not self.running:
             raise RuntimeError("AsyncBatcher.submit called before start()")
-        if self._pending and self._pending + len(images) > self.max_queue:
+        if not admitted and self._pending and self._pending + len(images) > self.max_queue:
             self.stats.rejected += 1
             retry = max(1, round(self._pending / max(self.max_batch_size, 1) * 0.5))
             raise Overloaded(

@@ -7,7 +7,9 @@ never imports FastAPI. Every flag also has an environment variable (see
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 
 __all__ = ["register", "settings_from_args"]
@@ -48,7 +50,21 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
     (("--no-sync-label-studio-version",), {"dest": "sync_label_studio_version", "action": "store_const",
                                            "const": False, "help": "do not rename the Label Studio model "
                                            "connection to the current model_version"}),
+    (("--max-body-mb",), {"type": float, "help": "size cap of a JSON request body (default 8)"}),
+    (("--max-upload-mb",), {"type": float, "help": "size cap of a whole multipart /v1/tag request (default 256)"}),
+    (("--max-upload-images",), {"type": int, "help": "most images in one /v1/tag request (default 256)"}),
+    (("--max-predict-tasks",), {"type": int, "help": "most tasks in one /predict request; more is a 413 (default 1000)"}),
+    (("--max-label-config-kb",), {"type": float, "help": "size cap of a labeling config (default 512)"}),
+    (("--label-config-timeout",), {"dest": "label_config_timeout_s", "type": float,
+                                   "help": "seconds allowed to parse and map a new labeling config (default 5)"}),
 )
+# Flags in friendly units -> the byte-valued settings they set.
+_SIZE_FLAGS = {
+    "max_download_mb": ("max_download_bytes", 1024 * 1024),
+    "max_body_mb": ("max_body_bytes", 1024 * 1024),
+    "max_upload_mb": ("max_upload_bytes", 1024 * 1024),
+    "max_label_config_kb": ("max_label_config_bytes", 1024),
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,9 +94,44 @@ def settings_from_args(args: argparse.Namespace):
 
     names = set(Settings.model_fields) | set(MODEL_OPTION_NAMES)
     given = {k: v for k, v in vars(args).items() if v is not None and k in names}
-    if getattr(args, "max_download_mb", None) is not None:
-        given["max_download_bytes"] = int(args.max_download_mb * 1024 * 1024)
+    for flag, (setting, unit) in _SIZE_FLAGS.items():
+        if getattr(args, flag, None) is not None:
+            given[setting] = int(getattr(args, flag) * unit)
     return Settings(**given)
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, found by binding once, as uvicorn will."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is already in use (another server?); choose one with --port"
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def _check_before_loading(settings) -> str | None:
+    """The mistakes that would otherwise surface only after the model has loaded, or as a
+    traceback: a device that is not there, a checkpoint that cannot be found, a busy port."""
+    from ram_model.engine import resolve_device
+    from ram_model.errors import RamModelError
+    from ram_model.hub import resolve_checkpoint
+
+    config = settings.engine_config()
+    try:
+        resolve_device(config.device)
+        resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
+    except RamModelError as exc:
+        return str(exc)
+    return _port_problem(settings.host, settings.port)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -94,6 +145,10 @@ def _serve(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
     except ValidationError as exc:
         print(f"error: invalid server settings:\n{exc}", file=sys.stderr)
+        return 2
+    problem = _check_before_loading(settings)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.basic_auth:
         logging.getLogger("backend.cli").warning(

@@ -6,6 +6,7 @@ what to fix; tracebacks go to the log under a request id and never to the client
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 from fastapi import FastAPI, Request
@@ -18,8 +19,10 @@ __all__ = [
     "BadRequest",
     "HostNotAllowed",
     "LabelConfigError",
+    "LabelConfigTooLarge",
     "MediaError",
     "Overloaded",
+    "PayloadTooLarge",
     "error_body",
     "install_error_handlers",
 ]
@@ -51,6 +54,13 @@ class LabelConfigError(BackendError):
     code = "label_config"
 
 
+class LabelConfigTooLarge(LabelConfigError):
+    """The labeling config is over a size, element, depth, control or time limit."""
+
+    status_code = 413
+    code = "label_config_too_large"
+
+
 class MediaError(BackendError):
     """One image could not be fetched or read; per-task errors carry this message."""
 
@@ -65,6 +75,13 @@ class HostNotAllowed(MediaError):
     code = "host_not_allowed"
 
 
+class PayloadTooLarge(BackendError):
+    """The request is over a configured size (body bytes, tasks, images, config size)."""
+
+    status_code = 413
+    code = "too_large"
+
+
 class Overloaded(BackendError):
     """The batching queue is full; the client should retry after a short pause."""
 
@@ -73,6 +90,19 @@ class Overloaded(BackendError):
 
     def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+_BODY_ERROR_MESSAGE = (
+    "request body cannot be decoded: JSON nested too deeply or a number too long to read (or a broken upload)"
+)
+# How pydantic names the members of a union in an error location ("Annotation",
+# "list[Annotation]", "constrained-int", "str"); our own field names are snake_case.
+_UNION_MEMBER = re.compile(r"^([A-Z]\w*|[\w-]+\[.*\]|constrained-\w+|str|int|float|bool|dict|list|function-\w+)$")
+
+
+def _union_member(part: object) -> bool:
+    return isinstance(part, str) and bool(_UNION_MEMBER.match(part))
 
 
 def error_body(code: str, message: str, request_id: str | None = None) -> dict:
@@ -100,13 +130,19 @@ def install_error_handlers(app: FastAPI) -> None:
         # field, and deserves 400 rather than FastAPI's blanket 422.
         if any(e.get("type") == "json_invalid" for e in errors):
             return JSONResponse(error_body("malformed_json", "request body is not valid JSON"), status_code=400)
-        parts = []
-        for e in errors[:10]:
-            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
-            parts.append(f"{loc or 'body'}: {e.get('msg')}")
-        return JSONResponse(error_body("invalid_request", "; ".join(parts)), status_code=422)
+        parts: list[str] = []
+        for e in errors:
+            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body" and not _union_member(p))
+            part = f"{loc or 'body'}: {e.get('msg')}"
+            if part not in parts:
+                parts.append(part)
+        return JSONResponse(error_body("invalid_request", "; ".join(parts[:10])), status_code=422)
 
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
+            # FastAPI's words when its JSON decoder gives up for a reason other than a
+            # syntax error: nesting past Python's recursion limit, integers of thousands of digits.
+            return JSONResponse(error_body("malformed_json", _BODY_ERROR_MESSAGE), status_code=400)
         return JSONResponse(
             error_body("http_error", str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )

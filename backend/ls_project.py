@@ -16,7 +16,7 @@ import numpy as np
 from ram_model.review import LabelMapping, build_label_mapping, normalize_tag
 
 from .errors import LabelConfigError
-from .ls_config import ControlSpec, config_digest, parse_label_config
+from .ls_config import ConfigLimits, ControlSpec, Deadline, config_digest, parse_label_config
 from .ls_score_text import score_text_target
 
 __all__ = ["ProjectModel", "ServedControl", "build_project_model"]
@@ -88,7 +88,8 @@ def _bind(
         )
     except ValueError as exc:
         raise LabelConfigError(f"control {spec.name!r}: {exc}") from None
-    columns = tuple(unique.index(label) for label in spec.labels)
+    column_of = {label: i for i, label in enumerate(unique)}
+    columns = tuple(column_of[label] for label in spec.labels)
     per_column = mapping.project_thresholds(ram_thresholds)
     if spec.threshold is not None:
         per_column = np.where(np.isnan(per_column), np.nan, spec.threshold)
@@ -105,6 +106,7 @@ def build_project_model(
     engine_version: str,
     file_synonyms: Mapping[str, Sequence[str]] | None = None,
     top_k: int | None = None,
+    limits: ConfigLimits = ConfigLimits(),
 ) -> ProjectModel:
     """Parse, map and stamp a version that changes whenever a prediction could.
 
@@ -112,8 +114,13 @@ def build_project_model(
     digest of the thresholds actually applied and of every control's mapping, so Label
     Studio re-predicts after any of them changes and keeps predictions otherwise.
     """
-    specs = parse_label_config(label_config)
-    controls = tuple(_bind(s, ram_names, ram_names_zh, ram_thresholds, file_synonyms) for s in specs)
+    deadline = Deadline(limits.timeout_s)
+    specs = parse_label_config(label_config, limits=limits, deadline=deadline)
+    bound: list[ServedControl] = []
+    for spec in specs:
+        deadline.check(f"mapping control {spec.name!r} onto RAM's tags")
+        bound.append(_bind(spec, ram_names, ram_names_zh, ram_thresholds, file_synonyms))
+    controls = tuple(bound)
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(ram_thresholds, dtype=np.float32).tobytes())
     digest.update(f"top_k={top_k}".encode())

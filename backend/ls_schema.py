@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .ls_tasks import Annotation, LsTask, Text, WebhookProject
+
 __all__ = [
     "HealthResponse",
     "InfoResponse",
@@ -58,12 +60,12 @@ class HealthResponse(_Closed):
 
 
 class SetupRequest(_Open):
-    project: str | int | None = None
-    label_config: str | None = Field(None, alias="schema")
-    hostname: str | None = None
-    access_token: str | None = None
-    model_version: str | None = None
-    extra_params: dict[str, Any] | None = None
+    project: Text | int | None = None
+    label_config: Text | None = Field(None, alias="schema")
+    hostname: Text | None = None
+    access_token: Text | None = None
+    model_version: Text | None = None
+    extra_params: dict[Text, Any] | None = None
 
 
 class ControlReport(_Closed):
@@ -81,15 +83,18 @@ class SetupResponse(_Closed):
 
 
 class PredictParams(_Open):
-    login: str | None = None
-    password: str | None = None
+    login: Text | None = None
+    password: Text | None = None
     context: Any = None
 
 
 class PredictRequest(_Open):
-    tasks: list[dict[str, Any]] = Field(..., max_length=10_000)
-    project: str | int | None = None
-    label_config: str | None = None
+    # Each task is checked on its own (`ls_tasks.check_task`): one malformed task gets
+    # its own error, the others their predictions. The count is capped by the route
+    # (--max-predict-tasks, a 413), the bytes by the body limit.
+    tasks: list[Any]
+    project: Text | int | None = None
+    label_config: Text | None = None
     params: PredictParams | None = None
 
 
@@ -114,11 +119,11 @@ class WebhookRequest(_Open):
     """`ANNOTATION_CREATED/UPDATED` carry one annotation and its task,
     `ANNOTATIONS_CREATED` lists of both, `ANNOTATIONS_DELETED` a list of ids."""
 
-    action: str = Field(..., min_length=1, max_length=100)
-    project: dict[str, Any] | None = None
-    annotation: dict[str, Any] | list[dict[str, Any]] | None = None
-    annotations: list[dict[str, Any]] | None = None
-    task: dict[str, Any] | list[dict[str, Any]] | None = None
+    action: Text = Field(..., min_length=1, max_length=100)
+    project: WebhookProject | None = None
+    annotation: Annotation | list[Annotation] | None = None
+    annotations: list[Annotation] | None = None
+    task: LsTask | list[LsTask] | None = None
 
 
 class WebhookResponse(_Closed):
@@ -157,9 +162,19 @@ class NativeTagPathsRequest(_Closed):
     top_k: int | None = Field(None, ge=1)
 
 
+class InfoVocabulary(_Closed):
+    """The tag vocabulary in class order; `thresholds` are the class-file values (before overrides)."""
+
+    names: list[str]
+    names_zh: list[str]
+    thresholds: list[float]
+    digest: str
+
+
 class InfoResponse(_Closed):
     variant: str
     vocabulary_size: int
+    vocabulary: InfoVocabulary
     model_version: str
     device: str
     thresholds: dict[str, float | None]

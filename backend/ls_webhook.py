@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from .errors import LabelConfigError
 from .ls_project import ServedControl
 from .ls_results import annotated_values
@@ -21,14 +23,14 @@ DELETE_ACTIONS = {"ANNOTATIONS_DELETED", "ANNOTATION_DELETED"}
 
 
 def _as_list(value: Any) -> list[dict[str, Any]]:
-    if isinstance(value, list):
-        return [v for v in value if isinstance(v, dict)]
-    return [value] if isinstance(value, dict) else []
+    """One item or a list of them, as plain dicts (the schema has checked their types)."""
+    items = value if isinstance(value, list) else [value]
+    return [v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v for v in items if v is not None]
 
 
 def store_annotations(state: AppState, body: WebhookRequest) -> int:
-    project_id = project_id_of(body.project) if body.project else None
-    label_config = (body.project or {}).get("label_config")
+    project_id = project_id_of(body.project.id) if body.project else None
+    label_config = body.project.label_config if body.project else None
     try:
         project = state.project_model(label_config, project_id)
     except LabelConfigError:
@@ -74,7 +76,7 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
             annotation_id=annotation_id,
             project=project_id,
             task_id=task_id if isinstance(task_id, int) else None,
-            image_ref=image_ref if isinstance(image_ref, str) else None,
+            image_ref=image_ref if isinstance(image_ref, str) and _storable(image_ref) else None,
             final=final,
             final_ram_tags=final_ram,
             action=body.action,
@@ -82,6 +84,16 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
         )
         stored += 1
     return stored
+
+
+def _storable(text: str) -> bool:
+    """Task data is not typed (any field, any value); a reference with a lone surrogate
+    cannot be stored as SQLite text, and is left out rather than failing the webhook."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _labels_of(control: ServedControl, values: list[Any]) -> list[str]:

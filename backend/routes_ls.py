@@ -1,8 +1,6 @@
 """Label Studio's ML-backend protocol (v2): /health, /setup, /predict, /webhook, /metrics."""
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import logging
 from typing import Any
 
@@ -11,7 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from .errors import BackendError, BadRequest
+from .errors import BackendError, BadRequest, PayloadTooLarge
 from .image_cache import cache_image
 from .ls_project import ProjectModel
 from .ls_results import predict_task
@@ -32,8 +30,10 @@ from .ls_webhook import (
     deleted_annotation_ids,
     store_annotations,
 )
+from .ls_tasks import check_task, task_id_hint
 from .ls_version_sync import sync_connection_title
-from .media import LabelStudioAccess, redact_url
+from .media import redact_url
+from .predict_stream import ImageJob, predict_images
 from .routes_train import start_training
 from .state import AppState, get_state
 from .store import StoredPrediction
@@ -43,7 +43,6 @@ __all__ = ["router"]
 _log = logging.getLogger("backend.routes_ls")
 router = APIRouter(tags=["Label Studio ML backend"])
 _MODEL_CLASS = "RamTagger"
-_DOWNLOAD_CONCURRENCY = 8
 
 
 def _health(state: AppState) -> HealthResponse:
@@ -98,31 +97,21 @@ def _image_refs(project: ProjectModel, task: dict[str, Any]) -> dict[str, str]:
     return refs
 
 
-async def _fetch_all(
-    state: AppState, jobs: list[tuple[int, str, str, int | None]], ls: LabelStudioAccess
-) -> dict[tuple[int, str], bytes | BackendError]:
-    """Download every (task position, data key) image at once, a few at a time."""
-    gate = asyncio.Semaphore(_DOWNLOAD_CONCURRENCY)
-
-    async def one(ref: str, task_id: int | None) -> bytes | BackendError:
-        async with gate:
-            try:
-                return await state.fetcher.fetch(ref, task_id=task_id, ls=ls)
-            except BackendError as exc:
-                return exc
-
-    results = await asyncio.gather(*(one(ref, task_id) for _, _, ref, task_id in jobs))
-    return {(pos, key): res for (pos, key, _, _), res in zip(jobs, results)}
-
-
 @router.post("/predict", response_model=PredictResponse, response_model_exclude_none=True)
 async def predict(
     body: PredictRequest, background: BackgroundTasks, state: AppState = Depends(get_state)
 ) -> PredictResponse:
-    """One prediction per task, in order. All task images of the request go to the
-    model as one batch; a task whose image cannot be fetched or decoded gets `error`
+    """One prediction per task, in order. The images go to the model in batch-sized
+    chunks (`predict_stream`), so memory grows with the batch size, not the request.
+    A task that is malformed, or whose image cannot be fetched or decoded, gets `error`
     and no `result`, and the others are unaffected."""
     state.counters.predict_requests += 1
+    limit = state.settings.max_predict_tasks
+    if len(body.tasks) > limit:
+        raise PayloadTooLarge(
+            f"{len(body.tasks)} tasks in one /predict request; the limit is {limit} (--max-predict-tasks, "
+            "RAM_ANNOTATE_MAX_PREDICT_TASKS): select fewer tasks at a time"
+        )
     project_id = project_id_of(body.project)
     runtime = await state.models.runtime(project_id)
     project = await run_in_threadpool(state.project_model, body.label_config, project_id, runtime)
@@ -130,38 +119,46 @@ async def predict(
     ls = state.label_studio(project_id)
 
     errors: dict[int, str] = {}
+    tasks: list[dict[str, Any] | None] = []
     refs_by_task: dict[int, dict[str, str]] = {}
-    jobs: list[tuple[int, str, str, int | None]] = []
-    for pos, task in enumerate(body.tasks):
+    jobs: list[ImageJob] = []
+    for pos, raw in enumerate(body.tasks):
         try:
+            task = check_task(raw)
             refs = _image_refs(project, task)
+        except ValueError as exc:
+            errors[pos] = str(exc)
+            tasks.append(None)
+            continue
         except BackendError as exc:
             errors[pos] = exc.message
+            tasks.append(None)
             continue
+        tasks.append(task)
         refs_by_task[pos] = refs
-        task_id = task.get("id") if isinstance(task.get("id"), int) else None
-        jobs.extend((pos, key, ref, task_id) for key, ref in refs.items())
+        jobs.extend(ImageJob((pos, key), ref, task.get("id")) for key, ref in refs.items())
 
-    fetched = await _fetch_all(state, jobs, ls)
-    for (pos, _), res in fetched.items():
-        if isinstance(res, BackendError):
-            errors.setdefault(pos, res.message)
-    slots = [slot for slot, res in fetched.items() if slot[0] not in errors]
-    images = [fetched[slot] for slot in slots]
-    predictions = await runtime.batcher.submit(images) if images else []
+    cached: dict[Any, str] = {}  # slot -> the image as fetched, kept under MODEL_DIR/images for training
 
+    def keep(slot: Any, data: bytes) -> None:
+        cached[slot] = str(cache_image(state.settings.image_cache_dir, data))
+
+    outcomes = await predict_images(state, jobs, ls, chunk_size=runtime.batcher.max_batch_size,
+                                    batcher=runtime.batcher, on_image=keep)
     probs: dict[int, dict[str, np.ndarray]] = {}
-    for (pos, key), pred in zip(slots, predictions):
-        if pred.error is not None:
-            errors.setdefault(pos, f"cannot read the image: {pred.error}")
+    for job in jobs:
+        pos, key = job.slot
+        outcome = outcomes[job.slot]
+        if isinstance(outcome, str):
+            errors.setdefault(pos, outcome)
         else:
-            probs.setdefault(pos, {})[key] = pred.probs
+            probs.setdefault(pos, {})[key] = outcome
 
     results: list[TaskPrediction] = []
-    stored: list[tuple[bytes, StoredPrediction]] = []
-    for pos, task in enumerate(body.tasks):
-        task_id = task.get("id") if isinstance(task.get("id"), int) else None
-        if pos in errors:
+    stored: list[StoredPrediction] = []
+    for pos, task in enumerate(tasks):
+        task_id = task.get("id") if task is not None else task_id_hint(body.tasks[pos])
+        if pos in errors or task is None:
             _log.warning("task %s: %s", task_id, errors[pos])
             results.append(TaskPrediction(model_version=version, task=task_id, error=errors[pos]))
             continue
@@ -179,7 +176,7 @@ async def predict(
             first_key = project.controls[0].spec.data_key
             ram_probs = probs[pos][first_key]
             tags = state.policy.select(ram_probs, runtime.engine.vocab, runtime.ram_thresholds)
-            stored.append((fetched[(pos, first_key)], 
+            stored.append(
                 StoredPrediction(
                     project=project_id,
                     task_id=task_id,
@@ -190,36 +187,30 @@ async def predict(
                         for name, chosen in outcome.chosen.items()
                     },
                     ram_tags=[{"index": t.index, "name": t.name, "score": t.score} for t in tags],
-                ))
+                    image_path=cached.get((pos, first_key)),
+                )
             )
     if stored:
-        await run_in_threadpool(_record_predictions, state, stored)
+        await run_in_threadpool(lambda: [state.store.record_prediction(s) for s in stored])
         background.add_task(sync_connection_title, state, project_id, version)
     state.counters.predicted_tasks += len(body.tasks) - len(errors)
     state.counters.failed_tasks += len(errors)
     return PredictResponse(results=results)
 
 
-def _record_predictions(state: AppState, stored: list[tuple[bytes, StoredPrediction]]) -> None:
-    """Keep each prediction with the image as fetched (cached under MODEL_DIR/images for training)."""
-    for data, prediction in stored:
-        path = cache_image(state.settings.image_cache_dir, data)
-        state.store.record_prediction(dataclasses.replace(prediction, image_path=str(path)))
-
-
 @router.post("/webhook", response_model=WebhookResponse, response_model_exclude_none=True)
 async def webhook(body: WebhookRequest, state: AppState = Depends(get_state)) -> WebhookResponse | JSONResponse:
     """Annotation events from a Label Studio webhook pointed here; every annotation is
-    kept in the corrections store. Other events (training, project updates) are
-    acknowledged and ignored. START_TRAINING (Label Studio's "Start Training") queues a
-    fine-tune job from the stored corrections; its payload carries no annotation."""
+    kept in the corrections store. START_TRAINING (Label Studio's "Start Training")
+    queues a fine-tune job from the stored corrections; its payload carries no
+    annotation. Other events (project updates, ...) are acknowledged and ignored."""
     state.counters.webhooks += 1
+    project_id = project_id_of(body.project.id) if body.project else None
     if body.action == "START_TRAINING":
-        return start_training(state, project_id_of(body.project), "label_studio_start_training")
+        return start_training(state, project_id, "label_studio_start_training")
     if body.action in STORE_ACTIONS:
         stored = await run_in_threadpool(store_annotations, state, body)
         state.counters.corrections_stored += stored
-        project_id = project_id_of(body.project)
         if stored and project_id and state.training is not None and state.settings.train_every:
             state.training.note_annotations(project_id, ls_access=state.label_studio(project_id),
                                             fetcher=state.fetcher)

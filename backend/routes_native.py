@@ -13,8 +13,8 @@ import numpy as np
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from .errors import BackendError, BadRequest
-from .ls_schema import InfoResponse, NativeImageResult, NativeTag, NativeTagResponse
+from .errors import BackendError, BadRequest, PayloadTooLarge
+from .ls_schema import InfoResponse, InfoVocabulary, NativeImageResult, NativeTag, NativeTagResponse
 from .media import resolve_allowed_path
 from .state import AppState, get_state
 
@@ -23,17 +23,17 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["native"])
 
 
-class PayloadTooLarge(BackendError):
-    status_code = 413
-    code = "too_large"
-
-
 @router.get("/info", response_model=InfoResponse)
 async def info(state: AppState = Depends(get_state)) -> InfoResponse:
+    """What a remote client needs to tag as the server does: the vocabulary travels along,
+    so the FiftyOne plugin and scripts need no copy of the tag files."""
     thresholds = state.ram_thresholds
+    vocab = state.engine.vocab
     return InfoResponse(
         variant=state.engine.variant,
-        vocabulary_size=len(state.engine.vocab),
+        vocabulary_size=len(vocab),
+        vocabulary=InfoVocabulary(names=list(vocab.names), names_zh=list(vocab.names_zh),
+                                  thresholds=vocab.thresholds.tolist(), digest=vocab.digest),
         model_version=state.engine.model_version,
         device=str(state.engine.device),
         thresholds={

@@ -7,10 +7,10 @@ Native side: `/v1/train/...`, `/v1/models/{project}/...`, `/v1/projects/{id}/thr
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ram_model.errors import ConfigError
 
 from .corrections_export import cached_image_of
-from .errors import BackendError, BadRequest
+from .errors import BackendError, BadRequest, error_body
 from .ls_schema import project_id_of
 from .project_runtime import registry_name
 from .project_thresholds import check_manual, tuning_matrices
@@ -30,6 +30,11 @@ __all__ = ["router", "start_training"]
 
 _log = logging.getLogger("backend.routes_train")
 router = APIRouter(tags=["training and versions"])
+
+
+# Label Studio project ids are integers; registry names and folders are built from them.
+ProjectId = Annotated[str, Path(pattern=r"^[0-9]{1,18}$", description="Label Studio project id")]
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")]
 
 
 class NotFound(BackendError):
@@ -82,7 +87,7 @@ async def job_status(body: dict[str, Any], state: AppState = Depends(get_state))
     """Label Studio's train-job poll: `{"job": id}` -> `{"job_status": ...}` (410 if unknown)."""
     job = await run_in_threadpool(state.store.get_job, str(body.get("job")))
     if job is None:
-        return JSONResponse({"error": "no such job"}, status_code=410)
+        return JSONResponse(error_body("gone", f"no training job {body.get('job')!r}"), status_code=410)
     status = {"queued": "queued", "running": "started", "succeeded": "started"}.get(job.state, job.state)
     return {"job_status": status, **_job_body(job)}
 
@@ -97,7 +102,7 @@ async def versions(project: str | None = Query(None), state: AppState = Depends(
 
 
 @router.post("/v1/train/{project}", status_code=202)
-async def train_project(project: str, params: TrainParams | None = None,
+async def train_project(project: ProjectId, params: TrainParams | None = None,
                         state: AppState = Depends(get_state)) -> JSONResponse:
     return start_training(state, project, "api", (params or TrainParams()).model_dump(exclude_none=True))
 
@@ -110,7 +115,7 @@ async def list_jobs(project: str | None = None, limit: int = Query(100, ge=1, le
 
 
 @router.get("/v1/train/jobs/{job_id}")
-async def get_job(job_id: str, state: AppState = Depends(get_state)) -> dict[str, Any]:
+async def get_job(job_id: JobId, state: AppState = Depends(get_state)) -> dict[str, Any]:
     job = await run_in_threadpool(state.store.get_job, job_id)
     if job is None:
         raise NotFound(f"no training job {job_id!r}")
@@ -132,7 +137,7 @@ def _version_json(v) -> dict[str, Any]:
 
 
 @router.get("/v1/models/{project}")
-async def project_models(project: str, state: AppState = Depends(get_state)) -> dict[str, Any]:
+async def project_models(project: ProjectId, state: AppState = Depends(get_state)) -> dict[str, Any]:
     records = await run_in_threadpool(state.store.models, project)
     runtime = await state.models.runtime(project)
     return {
@@ -146,11 +151,11 @@ async def project_models(project: str, state: AppState = Depends(get_state)) -> 
 
 class ActivateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: str = Field(..., min_length=1, max_length=200)
+    version: str = Field(..., min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @router.post("/v1/models/{project}/activate")
-async def activate(project: str, body: ActivateRequest, state: AppState = Depends(get_state)) -> dict[str, Any]:
+async def activate(project: ProjectId, body: ActivateRequest, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """Serve a registered version for this project whatever its metrics (an operator's decision)."""
     registry = _registry(state)
     from ram_model.registry import RegistryError
@@ -166,7 +171,7 @@ async def activate(project: str, body: ActivateRequest, state: AppState = Depend
 
 
 @router.post("/v1/models/{project}/rollback")
-async def rollback(project: str, state: AppState = Depends(get_state)) -> dict[str, Any]:
+async def rollback(project: ProjectId, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """Go back to the version that was active before the current one; before the first
     fine-tune that is the base model (until a version is activated or promoted again)."""
     registry = _registry(state)
@@ -229,12 +234,12 @@ def _index(names, layer) -> list[int]:
 
 
 @router.get("/v1/projects/{project}/thresholds")
-async def get_thresholds(project: str, state: AppState = Depends(get_state)) -> dict[str, Any]:
+async def get_thresholds(project: ProjectId, state: AppState = Depends(get_state)) -> dict[str, Any]:
     return await _thresholds_answer(state, project)
 
 
 @router.put("/v1/projects/{project}/thresholds")
-async def put_thresholds(project: str, body: ThresholdsBody, state: AppState = Depends(get_state)) -> dict[str, Any]:
+async def put_thresholds(project: ProjectId, body: ThresholdsBody, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """Set the project's manual thresholds ({RAM tag: value}); an empty object clears them."""
     runtime = await state.models.runtime(project)
     try:
@@ -249,7 +254,7 @@ async def put_thresholds(project: str, body: ThresholdsBody, state: AppState = D
 
 
 @router.post("/v1/projects/{project}/thresholds/tune")
-async def tune(project: str, body: TuneRequest | None = None, state: AppState = Depends(get_state)) -> dict[str, Any]:
+async def tune(project: ProjectId, body: TuneRequest | None = None, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """Tune the project's thresholds on its corrections (the review core's `tune_thresholds`),
     with the model that serves the project scoring the cached images."""
     from ram_model.review import tune_thresholds

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     max_download_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_upload_images: int = Field(256, ge=1)
 
+    # --- request limits: what one request may make the server hold or do ---
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)  # JSON and every non-upload body
+    max_upload_bytes: int = Field(256 * 1024 * 1024, gt=0)  # a whole multipart /v1/tag request
+    max_predict_tasks: int = Field(1000, ge=1)  # tasks in one /predict; Label Studio splits bigger jobs
+    max_label_config_bytes: int = Field(512 * 1024, gt=0)
+    label_config_timeout_s: float = Field(5.0, gt=0.0)  # parsing and mapping one new label config
+
     # --- label mapping ---
     mapping_file: str | None = None
 
@@ -169,6 +176,12 @@ class Settings(BaseSettings):
     @property
     def image_cache_dir(self) -> Path:
         return self.model_dir / "images"
+
+    @property
+    def label_config_limits(self):  # -> backend.ls_config.ConfigLimits
+        from .ls_config import ConfigLimits
+
+        return ConfigLimits(max_bytes=self.max_label_config_bytes, timeout_s=self.label_config_timeout_s)
 
     def engine_config(self):  # -> ram_model.EngineConfig
         return self.model.engine_config()

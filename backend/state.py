@@ -21,6 +21,7 @@ from .store import Store
 __all__ = ["AppState", "Counters", "get_state"]
 
 _PROJECT_CACHE_SIZE = 64
+_REMEMBERED_PROJECTS = 4096  # project ids whose config and /setup access are kept (oldest forgotten)
 
 
 @dataclass
@@ -50,8 +51,8 @@ class AppState:
     file_synonyms: Mapping[str, Sequence[str]] | None = None
     counters: Counters = field(default_factory=Counters)
     _projects: OrderedDict[tuple[str, str], ProjectModel] = field(default_factory=OrderedDict)
-    _configs: dict[str, str] = field(default_factory=dict)  # project id -> last label config
-    _access: dict[str, LabelStudioAccess] = field(default_factory=dict)  # project id -> from /setup
+    _configs: OrderedDict[str, str] = field(default_factory=OrderedDict)  # project id -> last label config
+    _access: OrderedDict[str, LabelStudioAccess] = field(default_factory=OrderedDict)  # project id -> from /setup
     # (Label Studio URL, project id) -> model_version its connection was last renamed to (ls_version_sync)
     version_sync: dict[tuple[str, str], str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,13 +80,14 @@ class AppState:
                 engine_version=runtime.engine.model_version,
                 file_synonyms=self.file_synonyms,
                 top_k=self.policy.top_k,
+                limits=self.settings.label_config_limits,
             )
             with self._lock:
                 self._projects[key] = cached
                 while len(self._projects) > _PROJECT_CACHE_SIZE:
                     self._projects.popitem(last=False)
         if project_id is not None and label_config:
-            self._configs[project_id] = label_config
+            _remember(self._configs, project_id, label_config)
         return cached
 
     def known_config(self, project_id: str) -> str | None:
@@ -98,7 +100,7 @@ class AppState:
             return
         access = LabelStudioAccess(hostname.rstrip("/") if hostname else None, access_token)
         access.origin  # noqa: B018 - parse now, so a bad hostname is the /setup caller's 400
-        self._access[project_id] = access
+        _remember(self._access, project_id, access)
 
     def label_studio(self, project_id: str | None) -> LabelStudioAccess:
         """Where this project's images come from, and the key to read them with.
@@ -114,6 +116,15 @@ class AppState:
         if configured:
             return LabelStudioAccess(configured, self.settings.label_studio_api_key or from_setup.token)
         return from_setup
+
+
+def _remember(table: OrderedDict, key: str, value: object) -> None:
+    """Keep per-project state for the newest projects only: ids come from requests, so
+    an unbounded table would grow with whatever a client makes up."""
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > _REMEMBERED_PROJECTS:
+        table.popitem(last=False)
 
 
 def get_state(request: Request) -> AppState:

@@ -33,7 +33,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from backend.client import RamClient
+from ram_client import RamClient
 from ram_model import HeadConfig, SwinConfig, TaggingEngine
 from ram_model.testing import TINY_HEAD, TINY_SWIN, make_tiny_checkpoint
 

@@ -1,4 +1,4 @@
-"""`ram-annotate fiftyone tag|disagreements|export`: the operators' jobs without the App.
+"""`ram-annotate fiftyone tag|disagreements|export|similarity`: the operators' jobs without the App.
 
 The sub-commands parse flags into the same params objects the operators build and call
 the same job functions, so a scripted run and an App run write identical results.
@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_tag(jobs)
     _add_disagreements(jobs)
     _add_export(jobs)
+    _add_similarity(jobs)
+    from plugin.cli_review import add_review_commands
+
+    add_review_commands(jobs, add_target=_add_target, add_server=_add_server)
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +86,19 @@ def _add_export(jobs: argparse._SubParsersAction) -> None:
     add_model_options(p, thresholds=False)
     _add_server(p)
     p.set_defaults(func=_cmd_export)
+
+
+def _add_similarity(jobs: argparse._SubParsersAction) -> None:
+    p = jobs.add_parser("similarity", help="store RAM embeddings and build a similarity index (sort by image or tag)")
+    _add_target(p)
+    p.add_argument("--embeddings-field", default="ram_embedding", help="field for the 512-d embeddings")
+    p.add_argument("--brain-key", default="ram_sim", help="name of the similarity index")
+    p.add_argument("--no-text-queries", action="store_true",
+                   help="do not register the model-zoo source the App needs for queries by tag name")
+    p.add_argument("--overwrite", action="store_true", help="replace a field or brain run this job did not write")
+    add_model_options(p, thresholds=False)
+    _add_server(p)
+    p.set_defaults(func=_cmd_similarity)
 
 
 def _model(args: argparse.Namespace):
@@ -160,8 +177,7 @@ def _cmd_disagreements(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from plugin.engine_cache import get_tagger
-    from plugin.jobs.export import export_finetune
+    from plugin.jobs.export import export_finetune, export_vocabulary
     from plugin.params import ExportParams
 
     def job():
@@ -169,7 +185,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
                               copy_images=args.copy_images, on_unmapped=args.on_unmapped, synonyms=args.synonyms,
                               ls_document_root=args.ls_document_root, overwrite=args.overwrite)
         collection = _target(args)
-        return export_finetune(collection, get_tagger(_model(args)).vocab, params,
-                               progress=_progress(args, "exporting"))
+        vocab = export_vocabulary(collection._root_dataset, params, _model(args))
+        return export_finetune(collection, vocab, params, progress=_progress(args, "exporting"))
+
+    return _run(job)
+
+
+def _cmd_similarity(args: argparse.Namespace) -> int:
+    from plugin.engine_cache import get_tagger
+    from plugin.jobs.similarity import compute_ram_similarity
+    from plugin.params import SimilarityParams
+
+    def job():
+        params = SimilarityParams(embeddings_field=args.embeddings_field, brain_key=args.brain_key,
+                                  text_queries=not args.no_text_queries, overwrite=args.overwrite)
+        model = _model(args)
+        return compute_ram_similarity(_target(args), get_tagger(model), params, model=model,
+                                      progress=_progress(args, "embedding"))
 
     return _run(job)

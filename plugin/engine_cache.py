@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from plugin.params import ModelParams
 from ram_model import EngineConfig, ImagePrediction, TaggingEngine, TagVocabulary
 
-__all__ = ["Tagger", "clear_cache", "engine_config", "get_tagger"]
+__all__ = ["Tagger", "clear_cache", "engine_config", "get_engine", "get_tagger"]
 
 ProgressFn = Callable[[int, int], None]
 
@@ -83,17 +83,20 @@ def _remote_for(model: ModelParams) -> Tagger:
     from plugin.remote import RemoteTagger
 
     assert model.server_url is not None
-    options = model.options
-    return RemoteTagger(model.server_url, auth=model.server_auth, tag_list=options.tag_list,
-                        tag_list_zh=options.tag_list_zh, thresholds=options.thresholds)
+    return RemoteTagger(model.server_url, auth=model.server_auth)
+
+
+def get_engine(config: EngineConfig) -> TaggingEngine:
+    """The in-process engine for this configuration, loaded once per process."""
+    with _lock:  # two operators starting together must not load the checkpoint twice
+        return _engine_for(config)
 
 
 def get_tagger(model: ModelParams) -> Tagger:
     """The model these options name: remote if a server URL is set, else the cached local engine."""
     if model.server_url:
         return _remote_for(model)
-    with _lock:  # two operators starting together must not load the checkpoint twice
-        return LocalTagger(_engine_for(engine_config(model)))
+    return LocalTagger(get_engine(engine_config(model)))
 
 
 def clear_cache() -> None:

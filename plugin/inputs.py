@@ -21,11 +21,13 @@ __all__ = [
     "add_label_field_choice",
     "add_model_options",
     "add_threshold_options",
+    "add_vocabulary_options",
     "add_new_field",
     "add_ram_field_choice",
     "add_target_view",
     "mark_invalid",
     "progress_reporter",
+    "result_output",
     "secrets_of",
     "show_result",
 ]
@@ -119,6 +121,20 @@ def add_model_options(ctx: foo.ExecutionContext, inputs: types.Object) -> None:
             _add_option(inputs, spec)
 
 
+VOCABULARY_OPTIONS = ("tag_list", "tag_list_zh")
+
+
+def add_vocabulary_options(ctx: foo.ExecutionContext, inputs: types.Object) -> None:
+    """The tag-list files, for jobs that need RAM's tag names but no model (Export without a tag run)."""
+    if secrets_of(ctx).get("RAM_ANNOTATE_URL"):
+        inputs.view("server_notice", types.Notice(
+            label="RAM's tag names come from the ram-annotate server configured in RAM_ANNOTATE_URL"))
+        return
+    for spec in MODEL_OPTIONS:
+        if spec.name in VOCABULARY_OPTIONS:
+            _add_option(inputs, spec)
+
+
 def add_threshold_options(inputs: types.Object) -> None:
     """Which tags fire: the same options (and rule) as `ram-annotate tag` and the server."""
     for spec in MODEL_OPTIONS:
@@ -137,6 +153,20 @@ def progress_reporter(ctx: foo.ExecutionContext, what: str) -> Callable[[int, in
         ctx.set_progress(progress=done / total if total else 1.0, label=f"{what}: {done} of {total}")
 
     return report
+
+
+def result_output(ctx: foo.ExecutionContext, labels: dict[str, str], title: str) -> types.Property | None:
+    """The operator's result panel, or None when there is no result to show.
+
+    After a failed execution the App still asks for the output form, with `results`
+    null; answering None lets the App show the execution's own error message instead
+    of an error raised while building an empty result panel.
+    """
+    if not ctx.results:
+        return None
+    outputs = types.Object()
+    show_result(outputs, ctx.results, labels)
+    return types.Property(outputs, view=types.View(label=title))
 
 
 def show_result(outputs: types.Object, result: dict[str, Any], labels: dict[str, str]) -> None:

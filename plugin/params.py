@@ -21,6 +21,7 @@ __all__ = [
     "DisagreementParams",
     "ExportParams",
     "ModelParams",
+    "SimilarityParams",
     "TagParams",
     "check_field_name",
 ]
@@ -231,4 +232,39 @@ class ExportParams:
             synonyms=_opt_str(params.get("synonyms")),
             ls_document_root=_opt_str(params.get("ls_document_root")),
             overwrite=bool(params.get("overwrite", False)),
+        )
+
+
+_BRAIN_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class SimilarityParams:
+    """Compute RAM similarity: embeddings into `embeddings_field`, a Brain index under `brain_key`."""
+
+    embeddings_field: str = "ram_embedding"
+    brain_key: str = "ram_sim"
+    text_queries: bool = True
+    overwrite: bool = False
+    chunk_size: int = 64
+
+    def __post_init__(self) -> None:
+        check_field_name(self.embeddings_field, "embeddings field")
+        if not isinstance(self.brain_key, str) or not _BRAIN_KEY.match(self.brain_key):
+            raise PluginInputError(f"brain key {self.brain_key!r}: use letters, digits and '_', starting with a letter")
+        if self.chunk_size < 1:
+            raise PluginInputError("chunk_size must be >= 1")
+
+    @property
+    def run_key(self) -> str:
+        return f"ram_embed_{self.embeddings_field}"
+
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, Any]) -> SimilarityParams:
+        return cls(
+            embeddings_field=_opt_str(params.get("embeddings_field")) or cls.embeddings_field,
+            brain_key=_opt_str(params.get("brain_key")) or cls.brain_key,
+            text_queries=bool(params.get("text_queries", cls.text_queries)),
+            overwrite=bool(params.get("overwrite", False)),
+            chunk_size=_opt_int(params.get("chunk_size"), "chunk_size") or cls.chunk_size,
         )

@@ -1,10 +1,9 @@
 """The shared ram-annotate server as a `Tagger` (used when RAM_ANNOTATE_URL is set).
 
-The server returns every class probability (`all_scores`), and the plugin applies its
-thresholds itself, exactly as with the in-process engine, so both paths write the same
-tags. The native API does not send the tag names, so the vocabulary is read from the same
-files the server was started with (default: the packaged official lists); the vocabulary
-digest at the end of the server's model_version proves they match.
+The server sends its vocabulary (names, Chinese names, class thresholds) in `/v1/info`, so
+the plugin needs no copy of the tag files. It asks for every class probability and applies
+the thresholds itself, once, with the same rule as the in-process engine (the tags the
+server fires with its own defaults are dropped), so both paths write the same tags.
 """
 from __future__ import annotations
 
@@ -13,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from backend.client import RamClient
 from plugin.errors import PluginInputError
+from ram_client import RamClient, RamServerError, RemoteVocabulary
 from ram_model import ImagePrediction, TagVocabulary
 
 __all__ = ["RemoteTagger", "parse_auth"]
@@ -30,24 +29,34 @@ def parse_auth(auth: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def _vocabulary(url: str, info: dict[str, Any]) -> TagVocabulary:
+    """The server's vocabulary, checked against the digest it states (a truncated or altered
+    answer must not tag under the wrong names)."""
+    try:
+        remote: RemoteVocabulary = RemoteVocabulary.from_info(info)
+    except RamServerError as e:
+        raise PluginInputError(f"The ram-annotate server at {url} is too old for this plugin: {e}") from None
+    vocab = TagVocabulary(remote.names, remote.names_zh, remote.thresholds)
+    if vocab.digest != remote.digest or not info["model_version"].endswith(f"-{vocab.digest}"):
+        raise PluginInputError(
+            f"The vocabulary sent by {url} does not match its digest ({remote.digest}, model_version "
+            f"{info['model_version']}; received {len(vocab)} tags hashing to {vocab.digest})"
+        )
+    return vocab
+
+
 class RemoteTagger:
-    def __init__(self, url: str, *, auth: str | None = None, tag_list: str | None = None,
-                 tag_list_zh: str | None = None, thresholds: str | None = None) -> None:
+    def __init__(self, url: str, *, auth: str | None = None) -> None:
         self._client = RamClient(url, auth=parse_auth(auth))
         self._url = url
         try:
             info = self._client.info()
         except httpx.TransportError as e:
             raise PluginInputError(f"Cannot reach the ram-annotate server at {url} (RAM_ANNOTATE_URL): {e}") from e
+        except RamServerError as e:
+            raise PluginInputError(f"The ram-annotate server at {url} refused /v1/info: {e}") from e
         self._info = info
-        vocab = TagVocabulary.from_files(tag_list, tag_list_zh, thresholds)
-        if len(vocab) != info["vocabulary_size"] or not info["model_version"].endswith(f"-{vocab.digest}"):
-            raise PluginInputError(
-                f"The server at {url} uses another vocabulary ({info['vocabulary_size']} tags, model_version "
-                f"{info['model_version']}) than the local tag list ({len(vocab)} tags, digest {vocab.digest}); "
-                "set tag_list / tag_list_zh / thresholds to the files the server was started with"
-            )
-        self._vocab = vocab
+        self._vocab = _vocabulary(url, info)
 
     @property
     def vocab(self) -> TagVocabulary:
@@ -63,4 +72,5 @@ class RemoteTagger:
 
     def predict(self, images: Sequence[Any], *, with_embedding: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> list[ImagePrediction]:
-        return list(self._client.tag(images, all_scores=True, embedding=with_embedding, progress=progress))
+        answers = self._client.tag(images, all_scores=True, embedding=with_embedding, progress=progress)
+        return [ImagePrediction(a.source, a.probs, a.embedding, a.error) for a in answers]

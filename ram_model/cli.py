@@ -19,11 +19,13 @@ from tqdm import tqdm
 
 from .cli_options import add_model_options, engine_config_from_args, threshold_policy_from_args
 from .errors import RamModelError
+from .inputs import IMAGE_EXTENSIONS as _IMAGE_SUFFIXES
+from .inputs import expand_image_paths, image_identity
 
 __all__ = ["main", "build_parser"]
 
 RANDOM_WEIGHTS_WARNING = (
-    "WARNING: this checkpoint has random weights (a test file); its tags mean nothing."
+    "WARNING: this checkpoint has random weights (random:tiny or a test file); its tags mean nothing."
 )
 # Images handed to the engine per step: results are written (and flushed) after each.
 _CHUNK = 64
@@ -64,12 +66,24 @@ def _add_convert_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_convert)
 
 
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="try tagging without the weights (random:tiny; its tags mean nothing)",
+                       description="Tag a generated picture (or PATHs) with random:tiny, a tiny random-weight "
+                                   "model built on the fly: it shows the output format and the tools, "
+                                   "not RAM's quality. Its tags mean nothing.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="images to tag (default: a generated picture)")
+    p.add_argument("--output", "-o", help="JSON Lines file (default: stdout)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ram-annotate", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_tag_parser(sub)
     _add_info_parser(sub)
     _add_convert_parser(sub)
+    _add_demo_parser(sub)
     for module in _COMMAND_MODULES:
         import_module(module).register(sub)
     for ep in entry_points(group="ram_annotate.commands"):
@@ -103,7 +117,8 @@ def _policy_digest(thresholds, policy) -> str:
 
 
 def _result_row(pred, engine, policy, thresholds, args: argparse.Namespace) -> dict[str, Any]:
-    row: dict[str, Any] = {"path": pred.source, "model_version": engine.model_version,
+    row: dict[str, Any] = {"path": pred.source, "realpath": image_identity(pred.source),
+                           "model_version": engine.model_version,
                            "policy": _policy_digest(thresholds, policy)}
     if engine.random_weights:
         row["random_weights"] = True
@@ -120,16 +135,24 @@ def _result_row(pred, engine, policy, thresholds, args: argparse.Namespace) -> d
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
-    from .inputs import expand_image_paths
     from .jsonl import append_lines, drop_paths, read_resume_state
 
     paths = expand_image_paths(args.paths)
+    for item in paths.unmatched:
+        print(f"warning: {item!r} matched no image file ({', '.join(sorted(_IMAGE_SUFFIXES))})", file=sys.stderr)
+    if not paths:
+        return _fail(f"no image files found in {' '.join(args.paths)}")
+    out_path = Path(args.output) if args.output else None
+    if out_path is not None and out_path.is_dir():
+        return _fail(f"--output {out_path} is a folder; name a file, e.g. {out_path / 'tags.jsonl'}")
+    if out_path is not None and not out_path.absolute().parent.is_dir():
+        return _fail(f"--output {out_path}: folder {out_path.absolute().parent} does not exist")
     policy = threshold_policy_from_args(args)
     engine = _load_engine(args)
     thresholds = policy.resolve(engine.vocab)
-    out_path = Path(args.output) if args.output else None
     if out_path is not None and args.overwrite and out_path.exists():
         out_path.unlink()
+    todo = list(paths)
     if out_path is not None:
         state = read_resume_state(out_path)
         others = state.versions - {(engine.model_version, _policy_digest(thresholds, policy))}
@@ -139,23 +162,26 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         redo = state.failed if args.retry_errors else set()
         if redo:
             drop_paths(out_path, redo)
-        paths = [p for p in paths if p not in state.done or p in redo]
-        skipped = len(state.done) - len(redo)
+        todo = [p for p in paths if image_identity(p) not in state.done or image_identity(p) in redo]
+        skipped = len(paths) - len(todo)
         if skipped:
             print(f"resuming: {skipped} images already in {out_path}", file=sys.stderr)
     stream_ctx = open(out_path, "a", encoding="utf-8") if out_path else nullcontext(sys.stdout)
     failures = 0
-    with stream_ctx as stream, tqdm(total=len(paths), unit="img", disable=args.no_progress,
+    with stream_ctx as stream, tqdm(total=len(todo), unit="img", disable=args.no_progress,
                                     file=sys.stderr) as bar:
-        for start in range(0, len(paths), _CHUNK):
-            chunk = paths[start:start + _CHUNK]
+        for start in range(0, len(todo), _CHUNK):
+            chunk = todo[start:start + _CHUNK]
             preds = engine.predict(chunk, with_embedding=args.embedding)
             rows = [_result_row(p, engine, policy, thresholds, args) for p in preds]
             failures += sum(1 for r in rows if r["error"])
             append_lines(stream, rows)
             bar.update(len(chunk))
+    if todo and failures == len(todo):
+        print(f"error: none of the {len(todo)} images could be tagged (see their 'error')", file=sys.stderr)
+        return 1
     if failures:
-        print(f"{failures} of {len(paths)} images could not be tagged (see their 'error')", file=sys.stderr)
+        print(f"{failures} of {len(todo)} images could not be tagged (see their 'error')", file=sys.stderr)
     return 0
 
 
@@ -198,14 +224,31 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert_checkpoint
+    from .convert import CONVERTED_SUFFIX, convert_checkpoint
     from .model_files import load_model
 
+    if Path(args.output).suffix != CONVERTED_SUFFIX:  # before the (slow) load
+        return _fail(f"the output name must end in {CONVERTED_SUFFIX}, not {args.output!r}")
     loaded = load_model(engine_config_from_args(args))
     out = convert_checkpoint(loaded, args.output, dtype=args.dtype)
     before, after = loaded.path.stat().st_size, out.stat().st_size
     print(f"wrote {out} ({after / 2**20:.1f} MiB, {after / before:.0%} of {before / 2**20:.1f} MiB)")
     return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .demo import DEMO_BANNER, write_demo_picture
+
+    print(DEMO_BANNER, file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="ram-annotate-demo-") as folder:
+        paths = args.paths or [str(write_demo_picture(Path(folder) / "demo.png"))]
+        argv = ["tag", *paths, "--checkpoint", "random:tiny", "--top-k", "5"]
+        argv += ["--output", args.output] if args.output else []
+        argv += ["--no-progress"] if args.no_progress or not args.paths else []
+        tag_args = build_parser().parse_args(argv)
+        return _cmd_tag(tag_args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import sys
 
 from tqdm import tqdm
 
-from .cli_options import add_model_options, engine_config_from_args
+from .cli_options import add_model_options, model_options_from_args
 
 __all__ = ["register"]
 
@@ -77,15 +77,16 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .finetune import FinetuneConfig, finetune
 
-    if args.precision == "fp16":
+    options = model_options_from_args(args)
+    if options.precision == "fp16":
         raise ConfigError("finetune trains in fp32 or bf16 autocast; pass --precision fp32, bf16 or auto")
     cfg = FinetuneConfig(
-        data=tuple(args.data), image_root=args.image_root, base=engine_config_from_args(args), output=args.output,
+        data=tuple(args.data), image_root=args.image_root, base=options.engine_config(), output=args.output,
         mode=args.mode, unfreeze_stages=args.unfreeze_stages, epochs=args.epochs, lr=args.lr,
-        batch_size=args.batch_size or 8, grad_accum=args.grad_accum, weight_decay=args.weight_decay,
+        batch_size=options.batch_size or 8, grad_accum=args.grad_accum, weight_decay=args.weight_decay,
         val_split=args.val_split, seed=args.seed, negatives=args.negatives,
         new_classes=tuple(n.strip() for n in args.new_classes.split(",") if n.strip()),
-        device=args.device, precision=args.precision, grad_checkpointing=args.grad_checkpointing,
+        device=options.device, precision=options.precision, grad_checkpointing=args.grad_checkpointing,
         augment=not args.no_augment, num_workers=args.num_workers, official_layout=args.official_layout,
     )
     update, close = _progress_bar(not args.no_progress)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .config import EngineConfig
-from .errors import ImageLoadError
+from .errors import ConfigError, ImageLoadError
 from .images import ImageSource, describe_source, load_image
 from .model_files import LoadedModel, load_model
 from .preprocess import to_model_input
@@ -42,7 +42,11 @@ class ImagePrediction:
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; a device that is not there is a ConfigError.
+
+    Called before the checkpoint is read, so a wrong `--device` is one line at once rather
+    than an error after a multi-gigabyte load.
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
@@ -50,9 +54,23 @@ def resolve_device(name: str) -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device {name!r} is not a device name; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine "
+                              "(use --device cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s)")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError(f"device {name!r} requested but Apple's MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise ConfigError(f"device {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
     return device
 
 
@@ -85,6 +103,7 @@ class TaggingEngine:
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> "TaggingEngine":
+        resolve_device(config.device)  # fail before the (slow) load
         return cls(load_model(config), config)
 
     # -- what integrations read -------------------------------------------------------
@@ -199,6 +218,11 @@ class TaggingEngine:
             if progress is not None:
                 progress(done, len(images))
         return results
+
+    def tag_embeddings(self) -> np.ndarray:
+        """(K, 512) float32: each tag's text embedding, comparable with `predict(..., with_embedding=True)`."""
+        with self._lock, torch.inference_mode():
+            return self.model.tag_embeddings().float().cpu().numpy()
 
     def predict_proba(self, images: Sequence[ImageSource]) -> np.ndarray:
         """(N, K) float32 probabilities; raises `ImageLoadError` if any image is bad."""

@@ -1,4 +1,18 @@
-"""Reading one image into an RGB PIL image, turning every way it can fail into `ImageLoadError`."""
+"""Reading one image into an RGB PIL image, turning every way it can fail into `ImageLoadError`.
+
+Awkward but valid images are tagged, not refused. Deeper-than-8-bit greyscale is scaled
+to 8 bits the way common viewers show it:
+
+* 16-bit integers (PNG/TIFF `I;16*`): the full 0..65535 range maps linearly onto 0..255
+  (value / 257), so a 12-bit scan looks as dark here as in a browser;
+* 32-bit integers (`I`): as 16-bit when every value fits 0..65535, else the image's own
+  minimum..maximum is stretched onto 0..255;
+* 32-bit floats (`F`): values within 0..1 are taken as intensities (x 255); otherwise the
+  finite minimum..maximum is stretched; NaN becomes black, +/-inf the brightest/darkest.
+
+CIE L*a*b* TIFFs are converted to sRGB through a colour transform. Only broken files,
+decompression bombs and formats Pillow cannot decode are errors.
+"""
 from __future__ import annotations
 
 import io
@@ -15,7 +29,48 @@ __all__ = ["ImageSource", "load_image", "describe_source"]
 ImageSource = Union[str, "os.PathLike[str]", bytes, Image.Image, np.ndarray]
 
 # Modes that hold 8-bit data per channel and convert to RGB the way the official pipeline does.
-_CONVERTIBLE_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "La", "RGBa"}
+_CONVERTIBLE_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "La", "RGBa", "HSV"}
+# Single-channel modes deeper than 8 bits: scaled to 8-bit greyscale first (module docstring).
+_DEEP_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+_LAB_MODE = "LAB"
+_UINT16_MAX = 65535
+
+
+def _stretch(values: np.ndarray) -> np.ndarray:
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.float64)
+    return (values - low) * (255.0 / (high - low))
+
+
+def _deep_to_8bit(img: Image.Image) -> Image.Image:
+    """A greyscale `L` image from an `I;16*`, `I` or `F` one (scaling rules: module docstring)."""
+    values = np.asarray(img)
+    if img.mode == "F":
+        values = values.astype(np.float64)
+        finite = np.isfinite(values)
+        if not finite.any():
+            scaled = np.zeros(values.shape)
+        else:
+            low, high = float(values[finite].min()), float(values[finite].max())
+            values = np.nan_to_num(values, nan=low, posinf=high, neginf=low)
+            scaled = values * 255.0 if low >= 0.0 and high <= 1.0 else _stretch(values)
+            scaled[np.isnan(np.asarray(img))] = 0.0
+    else:
+        values = values.astype(np.int64)
+        if values.min() >= 0 and values.max() <= _UINT16_MAX:
+            scaled = values / 257.0
+        else:
+            scaled = _stretch(values.astype(np.float64))
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+
+
+def _lab_to_rgb(img: Image.Image) -> Image.Image:
+    from PIL import ImageCms
+
+    transform = ImageCms.buildTransformFromOpenProfiles(
+        ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
+    return ImageCms.applyTransform(img, transform)
 
 
 def describe_source(source: ImageSource) -> str:
@@ -61,11 +116,17 @@ def load_image(source: ImageSource, *, exif_transpose: bool = True, max_pixels: 
                 f"{name}: {img.width}x{img.height} pixels exceeds the limit of {max_pixels} "
                 "(possible decompression bomb)"
             )
-        if img.mode not in _CONVERTIBLE_MODES:
+        if img.mode not in _CONVERTIBLE_MODES | _DEEP_MODES | {_LAB_MODE}:
             raise ImageLoadError(f"{name}: unsupported image mode {img.mode!r}; save it as 8-bit RGB")
         img.load()
         if exif_transpose:
             img = ImageOps.exif_transpose(img)
+        if img.mode in _DEEP_MODES:
+            img = _deep_to_8bit(img)
+        elif img.mode == _LAB_MODE:
+            img = _lab_to_rgb(img)
+        elif img.mode == "P" and "transparency" in img.info:
+            img = img.convert("RGBA")  # the same colours, without Pillow's warning about byte transparency
         return img if img.mode == "RGB" else img.convert("RGB")
     except ImageLoadError:
         raise

@@ -119,7 +119,7 @@ class ModelOptions:
 
     checkpoint: str = _option(
         DEFAULT_CHECKPOINT,
-        f"local .pth/.safetensors, a preset ({', '.join(PRESETS)}), hf://owner/repo/file "
+        f"local .pth/.safetensors, a preset ({', '.join(PRESETS)}), random:tiny (no download; random tags), hf://owner/repo/file "
         "or registry://ROOT/NAME",
         str,
         label="Checkpoint",

@@ -71,3 +71,14 @@ class RAMTagger(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         return self.forward_with_embedding(images)[0]
+
+    def tag_embeddings(self) -> Tensor:
+        """[K, 512] one text embedding per class, in the space of the pooled image embedding.
+
+        RAM's `label_embed` rows are the tags' CLIP text embeddings and its pooled image
+        token is distilled towards CLIP's image embedding; RAM++ keeps 51 description
+        embeddings per class, whose mean stands for the class. Text queries by tag name
+        compare these with image embeddings.
+        """
+        per_class = self.label_embed.shape[0] // self.num_classes
+        return self.label_embed.view(self.num_classes, per_class, -1).mean(dim=1)

@@ -92,6 +92,7 @@ class Route:
     delay_s: float = 0.0
     require_auth: str | None = None  # exact Authorization header, else 401
     send_length: bool = True  # False: no Content-Length, the body ends when the connection closes
+    drip_s: float = 0.0  # > 0: send the body one byte at a time, this long apart (a slow-drip server)
 
 
 class FileServer:
@@ -125,7 +126,13 @@ class FileServer:
                     self.send_header("Content-Length", str(len(route.body)))
                 self.end_headers()
                 try:
-                    self.wfile.write(route.body)
+                    if route.drip_s:
+                        for i in range(len(route.body)):
+                            self.wfile.write(route.body[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(route.drip_s)
+                    else:
+                        self.wfile.write(route.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

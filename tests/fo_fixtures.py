@@ -58,6 +58,7 @@ if not os.environ.get("RAM_ANNOTATE_FO_TEST_ENV"):
             "FIFTYONE_DO_NOT_TRACK": "true",
             "FIFTYONE_SHOW_PROGRESS_BARS": "false",
             "FIFTYONE_DATASET_ZOO_DIR": str(_STATE_DIR / "zoo"),
+            "FIFTYONE_MODEL_ZOO_DIR": str(_STATE_DIR / "models"),
             "FIFTYONE_DEFAULT_DATASET_DIR": str(_STATE_DIR / "datasets"),
         }
     )

@@ -35,6 +35,20 @@ def test_serve_takes_the_tag_model_options():
     assert (settings.host, settings.port) == ("0.0.0.0", 9191)
 
 
+def test_request_limits_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RAM_ANNOTATE_MAX_PREDICT_TASKS", "77")
+    monkeypatch.setenv("RAM_ANNOTATE_MAX_UPLOAD_BYTES", "1000000")
+    serve = build_parser().parse_args(["serve", "--max-body-mb", "2", "--max-label-config-kb", "64",
+                                       "--label-config-timeout", "2.5", "--max-upload-images", "9"])
+    settings = settings_from_args(serve)
+    assert (settings.max_body_bytes, settings.max_label_config_bytes) == (2 * 1024 * 1024, 64 * 1024)
+    assert (settings.label_config_timeout_s, settings.max_upload_images) == (2.5, 9)
+    assert (settings.max_predict_tasks, settings.max_upload_bytes) == (77, 1_000_000)
+    assert settings.label_config_limits.max_bytes == 64 * 1024
+    flagged = settings_from_args(build_parser().parse_args(["serve", "--max-predict-tasks", "5"]))
+    assert flagged.max_predict_tasks == 5  # a flag wins over the environment
+
+
 def test_environment_fills_what_flags_leave_out(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:8080/")
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "k" * 40)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from backend_fixtures import FIRING, image_bytes, make_app, running_server
 
-from backend.client import RamClient, RamServerError
+from ram_client import RamClient, RamServerError
 from ram_model import TaggingEngine
 
 # The fixtures backend_engine, controlled_thresholds and file_server come from these modules.

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,16 @@ def test_timeout(file_server: FileServer):
     file_server.routes["/data/upload/1/slow.png"] = Route(body=PNG, delay_s=2.0)
     with pytest.raises(MediaError, match="timed out"):
         fetch("/data/upload/1/slow.png", LabelStudioAccess(file_server.url, TOKEN), timeout_s=0.3)
+
+
+def test_slow_drip_is_cut_at_the_whole_download_deadline(file_server: FileServer):
+    # Each byte arrives well within any per-read timeout, so only a deadline over the
+    # whole body stops a server that would take 12 s to send 40 bytes.
+    file_server.routes["/data/upload/1/drip.png"] = Route(body=b"x" * 40, drip_s=0.3)
+    started = time.monotonic()
+    with pytest.raises(MediaError, match="timed out"):
+        fetch("/data/upload/1/drip.png", LabelStudioAccess(file_server.url, TOKEN), timeout_s=1.0)
+    assert time.monotonic() - started < 6.0  # half the drip: the deadline, not the server, ended it
 
 
 def test_unreachable_host():

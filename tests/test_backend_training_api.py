@@ -160,7 +160,8 @@ def test_jobs_of_a_dead_server_end_failed_and_the_job_api_reads_them(tmp_path: P
         body = client.get(f"/v1/train/jobs/{job.id}").json()
         assert body["state"] == "failed" and "server stopped" in body["message"]
         assert [j["id"] for j in client.get("/v1/train/jobs", params={"project": "9"}).json()["jobs"]] == [job.id]
-        assert client.get("/v1/train/jobs/nope").status_code == 404
+        assert client.get("/v1/train/jobs/abc123").status_code == 404
+        assert client.get("/v1/train/jobs/..%2f..").status_code in (404, 422)
         assert client.post("/job_status", json={"job": job.id}).json()["job_status"] == "failed"
         assert client.post("/job_status", json={"job": "nope"}).status_code == 410
 

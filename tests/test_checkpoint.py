@@ -166,7 +166,8 @@ def test_missing_checkpoint_and_offline_hub_errors(tmp_path: Path, monkeypatch: 
     message = str(info.value)
     assert "ram_plus_swin_large_14m.pth" in message
     assert "xinyu1205/recognize-anything-plus-model" in message
-    assert "huggingface-cli download" in message
+    assert "`hf download xinyu1205/recognize-anything-plus-model ram_plus_swin_large_14m.pth" in message
+    assert "huggingface-cli" not in message  # gone from the installed huggingface_hub
     with pytest.raises(CheckpointNotFoundError, match="hf://owner/repo/file"):
         parse_hf_uri("hf://just-a-repo")
     assert parse_hf_uri("hf://a/b/dir/file.pth") == ("a/b", "dir/file.pth")

@@ -102,8 +102,9 @@ def test_info_and_convert(tiny_files, tmp_path: Path, capsys: pytest.CaptureFixt
     assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["num_classes"] == 48
 
 
-def test_missing_checkpoint_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["tag", str(tmp_path), "--checkpoint", str(tmp_path / "none.pth")]) == 2
+def test_missing_checkpoint_is_a_clean_error(image_dir: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tag", str(image_dir), "--checkpoint", str(tmp_path / "none.pth")]) == 2
     assert "not a local file" in capsys.readouterr().err
 
 

@@ -62,11 +62,11 @@ def test_bad_images_become_per_item_errors(tiny_engine: TaggingEngine, image_dir
     results = engine.predict(sources + [str(huge)])
     errors = [r.error for r in results]
     assert results[0].ok and results[7].ok
-    np.testing.assert_allclose(results[0].probs, results[7].probs)
+    np.testing.assert_allclose(results[0].probs, results[7].probs, atol=1e-6)  # different batch companions
     assert "not found" in errors[1]
     assert "cannot decode" in errors[2] or "truncated" in errors[2]
     assert errors[3] is not None
-    assert "unsupported image mode" in errors[4]
+    assert results[4].ok  # 16-bit greyscale is scaled to 8 bits and tagged (issue 12, item 6)
     assert "directory" in errors[5]
     assert errors[6] is not None
     assert "decompression bomb" in errors[8]

@@ -141,3 +141,29 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(FinetuneError, match="mode"):
         FinetuneConfig(data=("a.json",), base=base, output=str(tmp_path), mode="lora")  # type: ignore[arg-type]
     assert FinetuneConfig(data="a.json", base=base, output=str(tmp_path), mode="full").learning_rate > 0
+
+
+def test_should_stop_keeps_the_last_epoch_and_the_same_call_resumes(tmp_path: Path, shapes_model) -> None:
+    from finetune_fixtures import one_torch_thread
+    from ram_model.finetune import finetune
+    from ram_model.testing import make_shapes_dataset
+
+    data = make_shapes_dataset(tmp_path / "data", 20, seed=3)
+    cfg = FinetuneConfig(data=(str(data),), base=shapes_model.engine_config(), output=str(tmp_path / "out"),
+                         epochs=2, batch_size=4, grad_accum=2, val_split=0.2, num_workers=0)
+    calls, events = [], []
+
+    def stop_in_second_epoch() -> bool:
+        calls.append(1)
+        return len(calls) > 5  # 4 batches per epoch: stop at the 2nd batch of epoch 2
+
+    with one_torch_thread():
+        with pytest.raises(FinetuneError, match="holds epoch 1. Re-run the same command to resume"):
+            finetune(cfg, should_stop=stop_in_second_epoch)
+        assert (tmp_path / "out" / "checkpoints" / "last.pt").is_file()
+        result = finetune(cfg, progress=events.append)
+    train = [e for e in events if e["phase"] == "train"]
+    assert {e["epoch"] for e in train} == {2} and train[-1]["step"] == train[-1]["steps"] == 4
+    assert all(set(e) == {"phase", "epoch", "epochs", "step", "steps", "loss", "eta_s"} for e in train)
+    assert [e["model"] for e in events if e["phase"] == "eval"] == ["new"]  # base scores kept from the first call
+    assert result.checkpoint.is_file() and result.metrics["new"]["images"] == 4

@@ -1,4 +1,4 @@
-"""`ram-annotate fiftyone tag|disagreements|export`: the same jobs as the operators, from a shell."""
+"""`ram-annotate fiftyone tag|disagreements|export|similarity`: the same jobs as the operators, from a shell."""
 from __future__ import annotations
 
 # ruff: noqa: I001  (fo_fixtures must be imported before fiftyone: it sets FiftyOne's config)
@@ -91,3 +91,11 @@ def test_bad_input_exits_with_a_message(dataset, model_flags, capsys) -> None:
     code, _, err = _run(capsys, ["fiftyone", "tag", "--dataset", dataset.name, "--view", "nope", "--no-progress",
                                  *model_flags])
     assert code == 2 and "no saved view 'nope'" in err
+
+
+def test_similarity_from_the_command_line(dataset, model_flags, capsys) -> None:
+    code, result, _ = _run(capsys, ["fiftyone", "similarity", "--dataset", dataset.name, "--no-text-queries",
+                                    "--no-progress", *model_flags])
+    assert code == 0 and (result["embedded"], result["indexed"], result["text_queries"]) == (4, 4, False)
+    first = dataset.first().id
+    assert dataset.sort_by_similarity(first, k=1, brain_key="ram_sim").first().id == first

@@ -94,7 +94,10 @@ def test_copy_images_export_maps_every_id_to_the_right_tag(dataset, model, vocab
         assert (choices["from_name"], choices["to_name"], choices["type"]) == ("tags", "image", "choices")
         # RAM fired dog and tree everywhere; they appear under the project's names ("Dogs" for dog).
         assert set(choices["value"]["choices"]) == {"Dogs", "tree"}
-    assert not [p for p in out.iterdir() if p.name.startswith(".")], "staging left behind"
+    # The one hidden entry is the generation store: the current export, no staging left behind.
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".ram-export"]
+    store = sorted(p.name for p in (out / ".ram-export").iterdir())
+    assert len(store) == 3 and store[0] == "current" and store[1].startswith("gen-") and store[2] == "lock", store
 
 
 def test_export_in_place_points_at_the_original_images(dataset, model, vocab, tmp_path) -> None:
@@ -172,3 +175,65 @@ def test_without_an_output_folder_the_json_goes_next_to_the_images(dataset, mode
     tasks = json.loads((folder / "label_studio_tasks.json").read_text())
     assert [unquote(t["data"]["image"]) for t in tasks] == [
         f"/data/local-files/?d={Path(p).name}" for _, p, _ in _labelled_with_ram_tags(dataset)]
+
+
+def test_export_takes_the_vocabulary_from_the_tag_run_and_never_loads_the_model(dataset, model, vocab,
+                                                                                 tmp_path) -> None:
+    foo.execute_operator(fx.TAG_URI, {"dataset": dataset.name, "params": {**model, "field": "ram"}})
+    out = tmp_path / "no_model"
+    # No tag list and a checkpoint that does not exist: only the tag run can supply the 48 tiny tags.
+    result = foo.execute_operator(fx.EXPORT_URI, {"dataset": dataset.name, "params": {
+        "checkpoint": str(tmp_path / "absent.pth"), "label_field": "ground_truth", "output_dir": str(out)}}).result
+    assert result["records"] == 4
+    _check_finetune(out / "ram_finetune.json", vocab, _labelled_with_ram_tags(dataset), out)
+
+
+def test_images_the_tag_run_could_not_read_are_left_out(dataset, model, vocab, tmp_path) -> None:
+    broken = dataset.values("filepath")[0]  # labelled "Dogs", "cat"
+    Path(broken).write_bytes(b"not an image")
+    tagged = foo.execute_operator(fx.TAG_URI, {"dataset": dataset.name, "params": {**model, "field": "ram"}}).result
+    assert tagged["failed"] == 1
+    result = _export(dataset, model, tmp_path / "out")
+    assert (result["skipped_unreadable"], result["unreadable"], result["records"]) == (1, [broken], 3)
+    records = read_finetune_json(tmp_path / "out" / "ram_finetune.json", num_classes=len(vocab))
+    assert broken not in [r.image_path for r in records]
+
+
+def _whole_export(out: Path, dataset: fo.Dataset, vocab: TagVocabulary) -> list[tuple[str, set[str]]]:
+    """(sample id, RAM names) per record of the export a reader sees; fails unless it is whole."""
+    records = read_finetune_json(out / "ram_finetune.json", num_classes=len(vocab), image_root=out)
+    tasks = json.loads((out / "label_studio_tasks.json").read_text())
+    source = {s.id: s.filepath for s in dataset}
+    ids = [Path(r.image_path).stem for r in records]
+    assert [t["data"]["fiftyone_id"] for t in tasks] == ids
+    for record, sample_id in zip(records, ids):
+        assert (out / record.image_path).read_bytes() == Path(source[sample_id]).read_bytes()
+    assert sorted(p.stem for p in (out / "images").iterdir()) == sorted(ids)
+    return [(i, {vocab.names[c] for c in r.union_label_id}) for i, r in zip(ids, records)]
+
+
+@pytest.mark.parametrize("kill_at", ["image:3", "switched"])
+def test_export_killed_with_sigkill_leaves_a_whole_export(kill_at, dataset, model, vocab, tmp_path) -> None:
+    """The real command, killed by SIGKILL while copying images or right after the switch."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "export"
+    _export(dataset, model, out, copy_images=True)
+    old = _whole_export(out, dataset, vocab)
+    dataset.set_values("ground_truth", [fo.Classifications(classifications=[fo.Classification(label="cat")])]
+                       * len(dataset))
+    flags = [a for k, v in model.items() for a in (f"--{k.replace('_', '-')}", v)]
+    command = [sys.executable, "-m", "ram_model.cli", "fiftyone", "export", "--dataset", dataset.name,
+               "--label-field", "ground_truth", "--out", str(out), "--copy-images", "--overwrite",
+               "--no-progress", *flags]
+    env = {**os.environ, "PYTHONPATH": str(fx.REPO_ROOT), "RAM_ANNOTATE_TEST_KILL_AT": kill_at}
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    new = [(s.id, {"cat"}) for s in dataset]
+    assert _whole_export(out, dataset, vocab) == (new if kill_at == "switched" else old)
+    _export(dataset, model, out, copy_images=True, overwrite=True)  # the next export clears the leftovers
+    assert _whole_export(out, dataset, vocab) == new
+    assert len(list((out / ".ram-export").iterdir())) == 3  # current, its generation, the lock

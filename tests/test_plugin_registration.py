@@ -31,7 +31,8 @@ def test_fiftyone_finds_the_repository_as_a_plugin() -> None:
     definition = fop.get_plugin(fo_fixtures.PLUGIN_NAME)
     assert Path(definition.directory).resolve() == fo_fixtures.REPO_ROOT
     assert definition.has_py
-    assert definition.secrets == ["RAM_ANNOTATE_URL", "RAM_ANNOTATE_AUTH"]
+    assert definition.secrets[:2] == ["RAM_ANNOTATE_URL", "RAM_ANNOTATE_AUTH"]
+    assert {"LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"} <= set(definition.secrets)
 
 
 def test_entry_registers_exactly_the_manifest_operators_without_errors() -> None:

@@ -113,9 +113,26 @@ def test_wrong_credentials_are_a_clear_error(dataset, model, remote, monkeypatch
     assert not dataset.has_sample_field("ram")
 
 
-def test_a_vocabulary_other_than_the_servers_is_refused(dataset, remote) -> None:
-    with pytest.raises(ExecutionError, match="another vocabulary"):
-        _tag(dataset, {"field": "ram"})  # no tag_list: the packaged 4,585 tags, not the server's 48
+def test_remote_runs_need_no_local_tag_files(dataset, remote) -> None:
+    """The vocabulary (48 tiny tags, the server's thresholds) comes from /v1/info: no tag_list given here."""
+    result = _tag(dataset, {"field": "ram"})
+    assert result["tagged"] == 5
+    for tags in _tags(dataset, "ram"):
+        assert tags is None or set(tags) == {"dog", "sky", "cat"}
+    names = dataset.load_run_results("ram_tag_ram").vocab_names
+    assert len(names) == 48 and names[0] == "dog"
+
+
+def test_info_sends_the_vocabulary_and_its_digest(server_url, tiny_files, thresholds) -> None:
+    from ram_client import RamClient
+    from ram_model import TagVocabulary
+
+    with RamClient(server_url, auth=(USER, PASSWORD)) as client:
+        info, remote = client.info(), client.vocabulary()
+    local = TagVocabulary.from_files(tiny_files.tag_list, tiny_files.tag_list_zh, thresholds)
+    assert remote.names == local.names and remote.names_zh == local.names_zh
+    np.testing.assert_array_equal(remote.thresholds, local.thresholds)
+    assert remote.digest == local.digest and info["model_version"].endswith(f"-{local.digest}")
 
 
 def test_unreachable_server_is_a_clear_error(dataset, model, monkeypatch) -> None:
@@ -126,3 +143,16 @@ def test_unreachable_server_is_a_clear_error(dataset, model, monkeypatch) -> Non
     with pytest.raises(ExecutionError, match="Cannot reach the ram-annotate server"):
         _tag(dataset, {**model, "field": "ram"})
     assert not dataset.has_sample_field("ram")
+
+
+def test_remote_similarity_indexes_the_servers_embeddings(dataset, remote, model, tiny_files) -> None:
+    result = foo.execute_operator(f"{fx.PLUGIN_NAME}/compute_ram_similarity",
+                                  {"dataset": dataset.name, "params": {}}).result
+    assert (result["embedded"], result["failed"], result["indexed"], result["text_queries"]) == (5, 1, 5, False)
+    assert "server" in result["text_query_note"]
+    from ram_model import TaggingEngine
+
+    local = TaggingEngine.from_config(tiny_files.engine_config(thresholds=model["thresholds"]))
+    expected = [p.embedding for p in local.predict(dataset.values("filepath")[:5], with_embedding=True)]
+    np.testing.assert_allclose(np.stack(dataset.values("ram_embedding")[:5]), np.stack(expected), rtol=1e-4,
+                               atol=1e-5)

@@ -13,10 +13,13 @@ from ram_model.registry import ModelRegistry, RegistryError
 
 @pytest.fixture(scope="module")
 def weak_run(tmp_path_factory: pytest.TempPathFactory, shapes_model, shapes_data: Path) -> Path:
-    """A run that barely moves from the base (one epoch at a tiny rate): a worse model than `finetune_run`."""
+    """A run that barely moves from the base (one epoch at a tiny rate): a worse model than `finetune_run`.
+
+    It decodes images in two worker processes (the default), which the other runs skip.
+    """
     out = tmp_path_factory.mktemp("weak") / "out"
     code, _ = run_cli(["finetune", "--data", str(shapes_data), "--output", str(out), "--epochs", "1", "--lr", "1e-7",
-                       "--val-split", "0.25", "--num-workers", "0", "--no-augment", "--no-progress",
+                       "--val-split", "0.25", "--no-augment", "--no-progress",
                        "--new-classes", "unicorn", *model_flags(shapes_model)])
     assert code == 0
     return out

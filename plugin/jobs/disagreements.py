@@ -31,7 +31,7 @@ from ram_model.review import (
     load_synonyms,
 )
 
-__all__ = ["DisagreementResult", "find_sample_disagreements"]
+__all__ = ["DisagreementResult", "find_sample_disagreements", "label_probabilities"]
 
 ProgressFn = Callable[[int, int], None]
 
@@ -67,7 +67,7 @@ def _tag_run(dataset, ram_field: str) -> tuple[dict, dict]:
     return settings, runs.read_run_results(dataset, run_key)
 
 
-def _probabilities(view: foc.SampleCollection, params: DisagreementParams, mapping: LabelMapping,
+def label_probabilities(view: foc.SampleCollection, params: DisagreementParams, mapping: LabelMapping,
                    settings: dict, vocab_names: list[str]) -> tuple[np.ndarray, str]:
     """(N, L) probabilities over `mapping.labels` for the samples of `view`."""
     n, columns = len(view), len(mapping.labels)
@@ -138,7 +138,7 @@ def find_sample_disagreements(collection: foc.SampleCollection, params: Disagree
     if progress is not None:
         progress(0, len(keep))
     compared = tagged.select([ids[i] for i in keep], ordered=True)
-    probs, result.score_source = _probabilities(compared, params, mapping, settings, vocab_names)
+    probs, result.score_source = label_probabilities(compared, params, mapping, settings, vocab_names)
     label_sets = [{mapping.labels.index(name) for name in present[i] or ()} for i in keep]
     report = find_disagreements(label_sets, probs, thresholds=thresholds)
 

@@ -1,30 +1,30 @@
 """Export finetuning data: a label field -> RAM's official finetune JSON + Label Studio tasks.
 
 Record building, validation and the JSON format belong to `ram_model.review.finetune`;
-this module collects the inputs from FiftyOne and makes the export all-or-nothing: every
-file (and copied image) is first written into a hidden staging folder inside the output
-folder, then moved into place, so a failure leaves the previous export untouched.
+this module collects the inputs from FiftyOne. The export is all-or-nothing, images
+included, even under kill -9: every file and copied image is written into a new generation
+folder, which one rename then makes current (`plugin.jobs.export_commit`).
 """
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import fiftyone.core.collections as foc
+import numpy as np
 
 from plugin.errors import PluginInputError, RunConflictError
 from plugin.fo_convert import distinct_labels, present_labels, tag_confidences
 from plugin.jobs import runs
-from plugin.params import ExportParams, TagParams
+from plugin.jobs.export_commit import ExportBusyError, ExportTransaction, crash_point
+from plugin.labelstudio.tasks import LS_FROM_NAME, LS_LOCAL_FILES_PREFIX, LS_TO_NAME, local_files_url, ram_prediction
+from plugin.params import ExportParams, ModelParams, TagParams
 from ram_model import TagVocabulary
 from ram_model.review import (
     FinetuneRecord,
-    LabelMapping,
     atomic_write_json,
     build_finetune_records,
     build_label_mapping,
@@ -32,15 +32,10 @@ from ram_model.review import (
     write_finetune_json,
 )
 
-__all__ = ["LS_FROM_NAME", "LS_LOCAL_FILES_PREFIX", "LS_TO_NAME", "ExportResult", "export_finetune"]
+__all__ = ["LS_FROM_NAME", "LS_LOCAL_FILES_PREFIX", "LS_TO_NAME", "ExportResult", "export_finetune",
+           "export_vocabulary", "tag_run_vocabulary"]
 
 ProgressFn = Callable[[int, int], None]
-
-# Label Studio serves files under LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT at this URL.
-LS_LOCAL_FILES_PREFIX = "/data/local-files/?d="
-# Control names of the labeling config the tasks are meant for (see plugin/README.md).
-LS_FROM_NAME, LS_TO_NAME = "tags", "image"
-
 
 @dataclass
 class ExportResult:
@@ -51,8 +46,10 @@ class ExportResult:
     records: int = 0
     skipped_unlabeled: int = 0
     skipped_missing_media: int = 0
+    skipped_unreadable: int = 0
     skipped_no_mapped_label: int = 0
     missing_media: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
     unmapped_labels: list[str] = field(default_factory=list)
     predictions_from: str | None = None
 
@@ -60,44 +57,61 @@ class ExportResult:
         return asdict(self)
 
 
-def _targets(out: Path, params: ExportParams) -> list[Path]:
-    paths = [out / params.finetune_name, out / params.tasks_name]
-    return paths + ([out / params.images_dir] if params.copy_images else [])
-
-
-def _ls_predictions(confidences: dict[str, float] | None, mapping: LabelMapping,
-                    model_version: str | None) -> list[dict[str, object]]:
-    """RAM's tags as one Label Studio `choices` prediction, named in the project's labels."""
-    if confidences is None:
-        return []
-    chosen: dict[str, float] = {}
-    for label, indices in zip(mapping.labels, mapping.ram_indices):
-        scores = [confidences[mapping.ram_names[i]] for i in indices if mapping.ram_names[i] in confidences]
-        if scores:
-            chosen[label] = max(scores)
-    score = max(chosen.values(), default=0.0)
-    result = [{"from_name": LS_FROM_NAME, "to_name": LS_TO_NAME, "type": "choices",
-               "value": {"choices": sorted(chosen, key=lambda name: -chosen[name])}, "score": score}]
-    return [{"model_version": model_version, "score": score, "result": result if chosen else []}]
+def _targets(params: ExportParams) -> list[str]:
+    """The names an export writes into its folder."""
+    return [params.finetune_name, params.tasks_name] + ([params.images_dir] if params.copy_images else [])
 
 
 def _ls_image(path: str, document_root: str) -> str:
-    relative = os.path.relpath(path, document_root)
-    if relative.startswith(".."):
+    url = local_files_url(path, document_root)
+    if url is None:
         raise PluginInputError(
             f"Image {path} is outside the Label Studio document root {document_root}; set ls_document_root"
         )
-    return LS_LOCAL_FILES_PREFIX + quote(Path(relative).as_posix())
+    return url
+
+
+def tag_run_vocabulary(dataset, ram_field: str | None) -> TagVocabulary | None:
+    """The vocabulary Tag with RAM recorded for `ram_field`, or None without such a run.
+
+    Export needs only tag names (and class thresholds for nothing but completeness), so
+    it reads them here instead of loading a checkpoint that takes tens of seconds.
+    """
+    if not ram_field:
+        return None
+    stored = runs.read_run_results(dataset, TagParams(field=ram_field).run_key)
+    names = stored.get("vocab_names")
+    if not names:
+        return None
+    names_zh = stored.get("vocab_names_zh") or [""] * len(names)
+    thresholds = stored.get("class_thresholds") or stored.get("thresholds") or [0.0] * len(names)
+    return TagVocabulary(tuple(names), tuple(names_zh), np.asarray(thresholds, dtype=np.float32))
+
+
+def export_vocabulary(dataset, params: ExportParams, model: ModelParams) -> TagVocabulary:
+    """Never a model load: the tag run's vocabulary when the RAM field has one, else the
+    server's (one `/v1/info` request) when RAM_ANNOTATE_URL is set, else the tag files the
+    options name (default: the packaged official lists)."""
+    vocab = tag_run_vocabulary(dataset, params.ram_field)
+    if vocab is not None:
+        return vocab
+    if model.server_url:
+        from plugin.remote import RemoteTagger
+
+        return RemoteTagger(model.server_url, auth=model.server_auth).vocab
+    options = model.options
+    return TagVocabulary.from_files(options.tag_list, options.tag_list_zh, options.thresholds)
 
 
 def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, params: ExportParams, *,
                     progress: ProgressFn | None = None) -> ExportResult:
-    """Write the export for every labelled sample of `collection` whose image exists."""
+    """Write the export for every labelled sample of `collection` whose image exists and was
+    not recorded as unreadable by the tag run."""
     if len(collection) == 0:
         raise PluginInputError("The target view has no samples; nothing to export")
     ids, paths = collection.values(["id", "filepath"])
     out = _output_dir(params, paths)
-    existing = [str(p) for p in _targets(out, params) if p.exists()]
+    existing = [str(out / name) for name in _targets(params) if (out / name).exists()]
     if existing and not params.overwrite:
         raise RunConflictError(f"Export files already exist: {existing}; choose another folder or enable overwrite")
     dataset = collection._root_dataset
@@ -108,13 +122,19 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
     ram_field = params.ram_field if params.ram_field and dataset.has_sample_field(params.ram_field) else None
     confidences = tag_confidences(collection, ram_field) if ram_field else [None] * len(ids)
     ram_settings = runs.read_run_settings(dataset, TagParams(field=ram_field).run_key) if ram_field else None
+    error_field = TagParams(field=ram_field).error_field if ram_field else None
+    unreadable = (collection.values(error_field) if error_field and dataset.has_sample_field(error_field)
+                  else [None] * len(ids))
 
     result = ExportResult(str(out), str(out / params.finetune_name), str(out / params.tasks_name),
                           image_root=None, unmapped_labels=list(mapping.unmapped), predictions_from=ram_field)
     items, rows = [], {}
-    for row, (sample_id, path, names) in enumerate(zip(ids, paths, labels)):
+    for row, (sample_id, path, names, error) in enumerate(zip(ids, paths, labels, unreadable)):
         if names is None:
             result.skipped_unlabeled += 1
+        elif error:
+            result.skipped_unreadable += 1
+            result.unreadable.append(path)
         elif not os.path.isfile(path):
             result.skipped_missing_media += 1
             result.missing_media.append(path)
@@ -131,8 +151,11 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
 
     origin = [rows[record.image_path] for record in records]  # (row, sample id) per record
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".ram-export-", dir=out))
+    transaction = ExportTransaction(out, _targets(params), optional_names=(params.images_dir,))
+    try:
+        staging = transaction.begin()
+    except ExportBusyError as e:
+        raise RunConflictError(str(e)) from None
     try:
         if params.copy_images:
             records = _copy_images(records, [sid for _, sid in origin], staging / params.images_dir,
@@ -144,20 +167,19 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
         tasks = [
             {
                 "data": {"image": _ls_image(image, document_root), "fiftyone_id": sample_id},
-                "predictions": _ls_predictions(confidences[row], mapping, model_version) if ram_field else [],
+                "predictions": ram_prediction(confidences[row], mapping, model_version) if ram_field else [],
             }
             for image, (row, sample_id) in zip(images, origin)
         ]
         write_finetune_json(records, staging / params.finetune_name,
                             image_root=staging if params.copy_images else None, num_classes=len(vocab))
         atomic_write_json(staging / params.tasks_name, tasks)
-        _move_into_place(staging, out, params)
+        transaction.commit()
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        transaction.abort()
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
-    shutil.rmtree(staging, ignore_errors=True)
     result.records = len(records)
     result.image_root = str(out) if params.copy_images else None
     return result
@@ -182,16 +204,5 @@ def _copy_images(records: Sequence[FinetuneRecord], sample_ids: Sequence[str], f
                                      record.parse_label_id))
         if progress is not None and (done % 100 == 0 or done == len(records)):
             progress(done, len(records))
+        crash_point(f"image:{done}")
     return copied
-
-
-def _move_into_place(staging: Path, out: Path, params: ExportParams) -> None:
-    """Replace the previous export: the images folder first, the JSON files (which point at it) last."""
-    if params.copy_images:
-        target = out / params.images_dir
-        if target.exists():
-            old = staging / ".previous-images"
-            os.replace(target, old)
-        os.replace(staging / params.images_dir, target)
-    for name in (params.tasks_name, params.finetune_name):
-        os.replace(staging / name, out / name)

@@ -1,8 +1,15 @@
 """The plugin's operators, in the order fiftyone.yml lists them."""
+from plugin.operators.compute_similarity import ComputeRamSimilarity
 from plugin.operators.export_finetune import ExportRamFinetune
+from plugin.operators.finetune_ram import FinetuneRam
 from plugin.operators.find_disagreements import FindRamDisagreements
+from plugin.operators.load_reviews import LoadLabelStudioReviews
+from plugin.operators.send_review import SendReviewBatch
 from plugin.operators.tag_with_ram import TagWithRam
+from plugin.operators.tune_thresholds import TuneRamThresholds
 
-OPERATORS = (TagWithRam, FindRamDisagreements, ExportRamFinetune)
+OPERATORS = (TagWithRam, FindRamDisagreements, ExportRamFinetune, ComputeRamSimilarity,
+             SendReviewBatch, LoadLabelStudioReviews, FinetuneRam, TuneRamThresholds)
 
-__all__ = ["OPERATORS", "ExportRamFinetune", "FindRamDisagreements", "TagWithRam"]
+__all__ = ["OPERATORS", "ComputeRamSimilarity", "ExportRamFinetune", "FindRamDisagreements", "FinetuneRam",
+           "LoadLabelStudioReviews", "SendReviewBatch", "TagWithRam", "TuneRamThresholds"]

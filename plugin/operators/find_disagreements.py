@@ -10,7 +10,7 @@ from plugin.inputs import (
     add_ram_field_choice,
     add_target_view,
     progress_reporter,
-    show_result,
+    result_output,
 )
 from plugin.jobs.disagreements import find_sample_disagreements
 from plugin.params import DisagreementParams
@@ -30,6 +30,16 @@ _RESULT_LABELS = {
 }
 
 
+def open_saved_view(ctx: foo.ExecutionContext, name: str) -> None:
+    """Show the saved view in the App, sent as its stages.
+
+    The App's `set_view` looks a name up in the list of saved views it loaded with the
+    dataset; a view saved during this run (or by the CLI since the App opened) is not in
+    it, and the App fails with "Saved view ... does not exist". The stages always work.
+    """
+    ctx.ops.set_view(view=ctx.dataset.load_saved_view(name))
+
+
 class FindRamDisagreements(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
@@ -38,6 +48,7 @@ class FindRamDisagreements(foo.Operator):
             label="Find RAM disagreements",
             description="Rank samples where RAM and the existing labels disagree",
             dynamic=True,
+            icon="rule",  # a Material icon name: the App's operator browser shows it
             allow_immediate_execution=True,
             allow_delegated_execution=True,
         )
@@ -66,10 +77,8 @@ class FindRamDisagreements(foo.Operator):
                                            progress=progress_reporter(ctx, "Comparing"))
         if not ctx.delegated:
             ctx.trigger("reload_dataset")
-            ctx.ops.set_view(name=result.saved_view)
+            open_saved_view(ctx, result.saved_view)
         return result.to_dict()
 
-    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property:
-        outputs = types.Object()
-        show_result(outputs, ctx.results, _RESULT_LABELS)
-        return types.Property(outputs, view=types.View(label="Disagreements found"))
+    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property | None:
+        return result_output(ctx, _RESULT_LABELS, "Disagreements found")

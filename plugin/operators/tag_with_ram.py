@@ -14,7 +14,7 @@ from plugin.inputs import (
     mark_invalid,
     progress_reporter,
     secrets_of,
-    show_result,
+    result_output,
 )
 from plugin.jobs.tag import tag_samples
 from plugin.params import ModelParams, TagParams
@@ -38,6 +38,7 @@ class TagWithRam(foo.Operator):
             label="Tag with RAM",
             description="Tag images with the Recognize Anything Model",
             dynamic=True,
+            icon="sell",  # a Material icon name: the App's operator browser shows it
             allow_immediate_execution=True,
             allow_delegated_execution=True,
             default_choice_to_delegated=True,
@@ -78,8 +79,6 @@ class TagWithRam(foo.Operator):
             ctx.trigger("reload_dataset")
         return result.to_dict()
 
-    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property:
-        outputs = types.Object()
-        show_result(outputs, ctx.results, _RESULT_LABELS)
-        return types.Property(outputs, view=types.View(label="RAM tagging finished"))
+    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property | None:
+        return result_output(ctx, _RESULT_LABELS, "RAM tagging finished")
 

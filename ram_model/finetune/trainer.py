@@ -195,8 +195,8 @@ def finetune(cfg: FinetuneConfig, progress: ProgressFn | None = None,
         for step, (images, indices) in enumerate(loader, 1):
             if should_stop is not None and should_stop():
                 log.write("stopped", epoch=epoch + 1, step=step)
-                raise FinetuneError(f"stopped during epoch {epoch + 1}; {ckpt_path if epoch else 'nothing'} "
-                                    "holds the last finished epoch. Re-run the same command to resume.")
+                kept = f"{ckpt_path} holds epoch {epoch}" if ckpt_path.is_file() else "no epoch had finished"
+                raise FinetuneError(f"stopped during epoch {epoch + 1}; {kept}. Re-run the same command to resume.")
             targets, known = _batch_targets(examples, indices, num_classes, cfg.negatives)
             with _autocast(device, amp):
                 logits = model(images.to(device, non_blocking=True))

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -334,7 +335,7 @@ def build_label_mapping(
     for label in labels:
         if not isinstance(label, str) or not label.strip():
             raise ValueError(f"project labels must be non-empty strings, got {label!r}")
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    duplicates = sorted(label for label, n in Counter(labels).items() if n > 1)  # linear: configs can be long
     if duplicates:
         raise ValueError(f"project labels must be unique; repeated: {duplicates}")
     ram = _RamIndex(ram_names, ram_names_zh)

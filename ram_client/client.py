@@ -1,9 +1,11 @@
-"""Python client of the native API, for the FiftyOne plugin and scripts.
+"""Python client of the native API (`ram-annotate serve`), for the FiftyOne plugin and scripts.
 
-`RamClient.tag` returns `RemotePrediction`s, which are `ram_model.ImagePrediction`s
-(same `source`, `probs`, `embedding`, `error`, `ok`) plus the fired `tags`, so code
+`RamClient.tag` returns `RemotePrediction`s with the fields of `ram_model.ImagePrediction`
+(`source`, `probs`, `embedding`, `error`, `ok`) plus the tags the server fired, so code
 written against a local `TaggingEngine.predict` works unchanged against a server.
-Imports only httpx, numpy and ram_model's light data classes: no FastAPI.
+`RamClient.vocabulary()` hands back the server's tag names and class thresholds, so a
+caller needs no local copy of the tag files. Needs only httpx and numpy: no torch, no
+FastAPI, no ram_model.
 """
 from __future__ import annotations
 
@@ -17,10 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ram_model.engine import ImagePrediction
-from ram_model.thresholds import Tag
-
-__all__ = ["RamClient", "RamServerError", "RemotePrediction"]
+__all__ = ["RamClient", "RamServerError", "RemotePrediction", "RemoteTag", "RemoteVocabulary"]
 
 ImageInput = bytes | str | os.PathLike
 
@@ -34,9 +33,54 @@ class RamServerError(RuntimeError):
         self.code = code
 
 
+@dataclass(frozen=True)
+class RemoteTag:
+    """A tag the server fired (same fields as `ram_model.Tag`)."""
+
+    index: int
+    name: str
+    name_zh: str
+    score: float
+
+
 @dataclass
-class RemotePrediction(ImagePrediction):
-    tags: list[Tag] = field(default_factory=list)
+class RemotePrediction:
+    """One image's answer; `probs` only when asked for `all_scores`, `embedding` only when asked."""
+
+    source: str
+    probs: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    error: str | None = None
+    tags: list[RemoteTag] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class RemoteVocabulary:
+    """The server's vocabulary: English and Chinese names and the class thresholds, in class order.
+
+    `digest` is the server's own hash of names and thresholds (the suffix of its
+    model_version); `thresholds` are the class-file values before any override the server
+    applies to its own answers (those are in `info()["thresholds"]`).
+    """
+
+    names: tuple[str, ...]
+    names_zh: tuple[str, ...]
+    thresholds: np.ndarray
+    digest: str
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> RemoteVocabulary:
+        """Read the `vocabulary` part of a `/v1/info` answer (an older server sends none)."""
+        vocab = info.get("vocabulary")
+        if not vocab:
+            raise RamServerError(200, "no_vocabulary",
+                                 "the server does not send its vocabulary in /v1/info; upgrade ram-annotate there")
+        return cls(tuple(vocab["names"]), tuple(vocab["names_zh"]),
+                   np.asarray(vocab["thresholds"], dtype=np.float32), vocab["digest"])
 
 
 class RamClient:
@@ -83,6 +127,10 @@ class RamClient:
     def info(self) -> dict[str, Any]:
         """Variant, vocabulary size, thresholds, model_version, device and queue depth."""
         return self._check(self._send(lambda: self._http.get("/v1/info")))
+
+    def vocabulary(self) -> RemoteVocabulary:
+        """The tag names and class thresholds the server tags with (from `/v1/info`)."""
+        return RemoteVocabulary.from_info(self.info())
 
     def health(self) -> dict[str, Any]:
         return self._check(self._send(lambda: self._http.get("/health")))
@@ -177,5 +225,5 @@ def _to_prediction(result: dict[str, Any], item: ImageInput) -> RemotePrediction
         source=os.fspath(source),
         probs=None if probs is None else np.asarray(probs, dtype=np.float32),
         embedding=None if emb is None else np.asarray(emb, dtype=np.float32),
-        tags=[Tag(t["index"], t["name"], t["name_zh"], float(t["score"])) for t in result.get("tags", [])],
+        tags=[RemoteTag(t["index"], t["name"], t["name_zh"], float(t["score"])) for t in result.get("tags", [])],
     )

@@ -1,0 +1,73 @@
+"""Operator: Fine-tune RAM on reviewed labels, register the version, optionally re-tag with it."""
+from __future__ import annotations
+
+import fiftyone.operators as foo
+from fiftyone.operators import types
+
+from plugin.inputs import add_model_options, add_target_view, progress_reporter, secrets_of, show_result
+from plugin.jobs.finetune import finetune_on_reviews
+from plugin.params import ModelParams
+from plugin.review_inputs import add_reviewed_source, show_table
+from plugin.review_params import FinetuneJobParams
+
+__all__ = ["FinetuneRam"]
+
+_RESULT_LABELS = {
+    "model_uri": "New model (use as checkpoint)",
+    "version": "Version",
+    "promotion": "Promotion",
+    "examples": "Training images",
+    "run_dir": "Run folder",
+}
+
+
+class FinetuneRam(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="finetune_ram",
+            label="Fine-tune RAM on reviews",
+            description="Fine-tune RAM on reviewed labels, register the new version and compare it with the base",
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=True,
+        )
+
+    def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
+        inputs = types.Object()
+        add_target_view(ctx, inputs, "Train on")
+        add_reviewed_source(ctx, inputs)
+        inputs.str("model_name", label="Model name", default=FinetuneJobParams.model_name,
+                   description="Versions are registered under this name")
+        inputs.str("registry_root", label="Model registry folder (optional)", required=False,
+                   description="Default: <work dir>/finetune/models ($RAM_ANNOTATE_WORK_DIR or ~/.ram-annotate)")
+        inputs.enum("mode", ["head", "full"], label="What to train", default="head", view=types.RadioGroup())
+        inputs.int("epochs", label="Epochs", default=FinetuneJobParams.epochs)
+        inputs.int("finetune_batch_size", label="Training batch size", default=FinetuneJobParams.batch_size)
+        inputs.float("lr", label="Learning rate (optional)", required=False)
+        inputs.int("seed", label="Seed", default=0)
+        inputs.bool("promote", label="Make it the active version if it beats the current one", default=True)
+        inputs.str("retag_field", label="Re-tag the view into this field (optional)", required=False,
+                   description="Runs Tag with RAM with the new model")
+        inputs.str("output_dir", label="Work folder (optional)", required=False)
+        add_model_options(ctx, inputs)
+        return types.Property(inputs, view=types.View(label="Fine-tune RAM on reviews"))
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict:
+        params = FinetuneJobParams.from_mapping(ctx.params)
+        model = ModelParams.from_mapping(ctx.params, secrets=secrets_of(ctx))
+        result = finetune_on_reviews(ctx.target_view(), params, model, progress=progress_reporter(ctx, "Training"))
+        if not ctx.delegated and params.retag_field:
+            ctx.trigger("reload_dataset")
+        return result.to_dict()
+
+    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property:
+        outputs = types.Object()
+        show_table(outputs, "metrics", ctx.results.get("metrics") or [], ("metric", "base", "new", "change"),
+                   "Validation: base vs new")
+        show_result(outputs, ctx.results, _RESULT_LABELS)
+        if not ctx.results.get("retag"):
+            outputs.view("retag_hint", types.Notice(
+                label=f"To re-tag with it, run Tag with RAM with checkpoint {ctx.results.get('model_uri')}"))
+        return types.Property(outputs, view=types.View(label="Fine-tuning finished"))

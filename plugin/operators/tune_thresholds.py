@@ -1,0 +1,67 @@
+"""Operator: Tune RAM's per-class thresholds on reviewed labels, optionally re-tag with them."""
+from __future__ import annotations
+
+import fiftyone.operators as foo
+from fiftyone.operators import types
+
+from plugin.inputs import add_model_options, add_target_view, progress_reporter, secrets_of, show_result
+from plugin.jobs.tune_thresholds import tune_thresholds_on_reviews
+from plugin.params import ModelParams
+from plugin.review_inputs import add_reviewed_source, show_table
+from plugin.review_params import ThresholdJobParams
+
+__all__ = ["TuneRamThresholds"]
+
+_RESULT_LABELS = {
+    "thresholds": "Thresholds file (use as thresholds)",
+    "images": "Reviewed images used",
+    "failed": "Images that could not be read",
+    "tuned": "Classes tuned",
+    "shrunk": "Classes tuned, shrunk towards RAM's threshold",
+    "kept": "Classes that kept RAM's threshold",
+}
+
+
+class TuneRamThresholds(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="tune_ram_thresholds",
+            label="Tune RAM thresholds on reviews",
+            description="Fit per-class thresholds to reviewed labels and compare them with RAM's",
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=True,
+        )
+
+    def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
+        inputs = types.Object()
+        add_target_view(ctx, inputs, "Tune on")
+        add_reviewed_source(ctx, inputs)
+        inputs.enum("target", ["f1", "precision"], label="Target", default="f1", view=types.RadioGroup())
+        inputs.float("min_precision", label="Minimum precision (target precision)", required=False)
+        inputs.int("min_count", label="Fewest reviewed positives to tune a class", default=5)
+        inputs.float("shrink", label="Shrink towards RAM's threshold (worth N positives)", default=10.0)
+        inputs.str("retag_field", label="Re-tag the view into this field (optional)", required=False)
+        inputs.str("output_dir", label="Output folder (optional)", required=False)
+        add_model_options(ctx, inputs)
+        return types.Property(inputs, view=types.View(label="Tune RAM thresholds"))
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict:
+        params = ThresholdJobParams.from_mapping(ctx.params)
+        model = ModelParams.from_mapping(ctx.params, secrets=secrets_of(ctx))
+        result = tune_thresholds_on_reviews(ctx.target_view(), params, model,
+                                            progress=progress_reporter(ctx, "Scoring"))
+        if not ctx.delegated and params.retag_field:
+            ctx.trigger("reload_dataset")
+        return result.to_dict()
+
+    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property:
+        outputs = types.Object()
+        show_table(outputs, "metrics", ctx.results.get("metrics") or [], ("metric", "base", "new", "change"),
+                   "Reviewed labels: RAM's thresholds vs tuned")
+        show_result(outputs, ctx.results, _RESULT_LABELS)
+        show_table(outputs, "changes", ctx.results.get("changes") or [],
+                   ("tag", "before", "after", "positives", "negatives", "source"), "Thresholds changed")
+        return types.Property(outputs, view=types.View(label="Thresholds tuned"))

@@ -1,0 +1,54 @@
+"""`ram-annotate demo`: what a newcomer without the weights can run.
+
+The picture is drawn here rather than shipped, so the demo works from an installed
+package as well as from a checkout. Tags come from `random:tiny` (random weights).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .config import PRESETS
+from .options import DEFAULT_CHECKPOINT
+
+__all__ = ["DEMO_BANNER", "draw_scene", "write_demo_picture"]
+
+_PRESET = PRESETS[DEFAULT_CHECKPOINT]
+DEMO_BANNER = (
+    "DEMO: these tags come from random:tiny, a tiny model with RANDOM weights; they mean nothing.\n"
+    f"For real tags, download the weights once (3 GB): `hf download {_PRESET.hf_repo} {_PRESET.hf_filename} "
+    "--local-dir .`\n"
+    f"then: `ram-annotate tag YOUR_IMAGES/ --checkpoint {_PRESET.hf_filename} --output tags.jsonl`"
+)
+
+
+def draw_scene(size: tuple[int, int], rng: np.random.Generator | None = None) -> Image.Image:
+    """A small landscape (sky, sun, hill, a house); `rng` varies its colours and layout."""
+    w, h = size
+    jitter = (lambda lo, hi: float(rng.uniform(lo, hi))) if rng is not None else (lambda lo, hi: (lo + hi) / 2)
+    sky = (int(jitter(40, 140)), int(jitter(110, 190)), int(jitter(180, 255)))
+    img = Image.new("RGB", size)
+    draw = ImageDraw.Draw(img)
+    for y in range(h):  # sky fading towards the horizon
+        t = y / h
+        draw.line([(0, y), (w, y)], fill=(int(sky[0] + 100 * t), int(sky[1] + 60 * t), sky[2]))
+    sx, sy = jitter(0.6, 0.85), jitter(0.05, 0.15)
+    draw.ellipse([w * sx, h * sy, w * (sx + 0.14), h * (sy + 0.19)], fill=(255, int(jitter(180, 240)), 90))
+    ground = (int(jitter(50, 110)), int(jitter(130, 190)), int(jitter(40, 80)))
+    draw.polygon([(0, h * 0.7), (w * jitter(0.25, 0.45), h * jitter(0.35, 0.5)), (w * 0.7, h * 0.7)],
+                 fill=tuple(c - 20 for c in ground))
+    draw.rectangle([0, h * 0.68, w, h], fill=ground)
+    hx = jitter(0.35, 0.55)
+    draw.rectangle([w * hx, h * 0.5, w * (hx + 0.2), h * 0.8], fill=(int(jitter(150, 230)), 80, 60))
+    draw.polygon([(w * (hx - 0.02), h * 0.5), (w * (hx + 0.1), h * 0.36), (w * (hx + 0.22), h * 0.5)],
+                 fill=(120, 50, 40))
+    return img
+
+
+def write_demo_picture(path: Path, size: tuple[int, int] = (320, 240)) -> Path:
+    """The demo's picture, as a PNG at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draw_scene(size).save(path)
+    return path
