@@ -15,14 +15,17 @@ from ram_model import TaggingEngine, ThresholdPolicy
 
 from .auth import install_basic_auth
 from .batcher import AsyncBatcher
-from .corrections import CorrectionsStore
 from .errors import install_error_handlers
 from .limits import install_body_limit
 from .media import MediaFetcher
+from .project_runtime import ProjectModels
 from .routes_ls import router as ls_router
 from .routes_native import router as native_router
+from .routes_train import router as train_router
 from .settings import Settings
 from .state import AppState
+from .store import open_store
+from .training import TrainingManager
 
 __all__ = ["create_app"]
 
@@ -55,19 +58,26 @@ def create_app(
         pol = policy or settings.threshold_policy()
         if getattr(eng, "random_weights", False):
             _log.warning("serving a RANDOM-WEIGHT test checkpoint: its tags mean nothing (%s)", eng.model_version)
-        batcher = AsyncBatcher(
-            lambda images, with_embedding: eng.predict(images, with_embedding=with_embedding),
-            max_batch_size=max(eng.batch_size, settings.coalesce_max_batch),
-            max_wait_ms=settings.max_wait_ms,
-            max_queue=settings.max_queue,
-            coalesce=settings.coalesce,
-        )
+        def batcher_for(model: TaggingEngine) -> AsyncBatcher:
+            return AsyncBatcher(
+                lambda images, with_embedding: model.predict(images, with_embedding=with_embedding),
+                max_batch_size=max(model.batch_size, settings.coalesce_max_batch),
+                max_wait_ms=settings.max_wait_ms,
+                max_queue=settings.max_queue,
+                coalesce=settings.coalesce,
+            )
+
+        batcher = batcher_for(eng)
         fetcher = MediaFetcher(
             allowed_hosts=settings.allowed_hosts,
             timeout_s=settings.download_timeout_s,
             max_bytes=settings.max_download_bytes,
         )
-        store = CorrectionsStore(settings.corrections_path)
+        store = open_store(settings.store_spec)
+        models = ProjectModels(
+            base_engine=eng, base_batcher=batcher, policy=pol, store=store,
+            registry_root=settings.registry_root, batcher_factory=batcher_for,
+        )
         app.state.ram = AppState(
             settings=settings,
             engine=eng,
@@ -76,6 +86,8 @@ def create_app(
             batcher=batcher,
             fetcher=fetcher,
             store=store,
+            models=models,
+            training=TrainingManager(settings, store, models, device=str(eng.device)),
             file_synonyms=_load_synonyms(settings),
         )
         await batcher.start()
@@ -85,6 +97,8 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.ram.training.aclose()
+            await models.aclose()
             await batcher.stop()
             await fetcher.aclose()
             store.close()
@@ -100,4 +114,5 @@ def create_app(
     install_body_limit(app, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.include_router(ls_router)
     app.include_router(native_router)
+    app.include_router(train_router)
     return app

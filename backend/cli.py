@@ -36,6 +36,20 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
     (("--download-timeout",), {"dest": "download_timeout_s", "type": float,
                                "help": "seconds per image download (default 10)"}),
     (("--max-download-mb",), {"type": float, "help": "size cap of one image download or upload (default 50)"}),
+    (("--store",), {"help": "where corrections, jobs and the model index live: a SQLite file (default "
+                            "MODEL_DIR/corrections.sqlite3) or mongodb://HOST:PORT/DB"}),
+    (("--train-every",), {"type": int, "help": "start a fine-tune job every N new or updated annotations "
+                                               "(default 0: only when asked)"}),
+    (("--train-min-corrections",), {"type": int,
+                                    "help": "corrections a project needs before --train-every fires (default 50)"}),
+    (("--train-param",), {"dest": "train_params", "action": "append", "metavar": "KEY=VALUE",
+                          "help": "fine-tune setting of training jobs: epochs, lr, mode, batch_size, val_split, "
+                                  "seed, unfreeze_stages, threads; repeatable [RAM_ANNOTATE_TRAIN_PARAMS as JSON]"}),
+    (("--allow-cpu-training",), {"action": "store_const", "const": True,
+                                 "help": "let fine-tune jobs run on a server without a GPU (slow)"}),
+    (("--no-sync-label-studio-version",), {"dest": "sync_label_studio_version", "action": "store_const",
+                                           "const": False, "help": "do not rename the Label Studio model "
+                                           "connection to the current model_version"}),
     (("--max-body-mb",), {"type": float, "help": "size cap of a JSON request body (default 8)"}),
     (("--max-upload-mb",), {"type": float, "help": "size cap of a whole multipart /v1/tag request (default 256)"}),
     (("--max-upload-images",), {"type": int, "help": "most images in one /v1/tag request (default 256)"}),

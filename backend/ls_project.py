@@ -17,6 +17,7 @@ from ram_model.review import LabelMapping, build_label_mapping, normalize_tag
 
 from .errors import LabelConfigError
 from .ls_config import ConfigLimits, ControlSpec, Deadline, config_digest, parse_label_config
+from .ls_score_text import score_text_target
 
 __all__ = ["ProjectModel", "ServedControl", "build_project_model"]
 
@@ -54,6 +55,7 @@ class ProjectModel:
     model_version: str
     config_digest: str
     top_k: int | None = None  # at most this many choices per multiple-choice control
+    score_text_to: str | None = None  # toName of a `<TextArea name="ram_scores">` (ls_score_text)
 
     def unmapped(self) -> dict[str, list[str]]:
         return {c.spec.name: list(c.mapping.unmapped) for c in self.controls if c.mapping.unmapped}
@@ -137,4 +139,8 @@ def build_project_model(
                 "(add predicted_values=\"ram tag,...\" to the <Choice>, or a --mapping-file entry)",
                 control.spec.name, len(control.mapping.unmapped), ", ".join(control.mapping.unmapped),
             )
-    return ProjectModel(controls, version, config_digest(label_config or ""), top_k)
+    score_text_to = score_text_target(label_config)
+    if score_text_to is not None:
+        digest.update(b"ram_scores")
+        version = f"{engine_version}-{digest.hexdigest()[:8]}"
+    return ProjectModel(controls, version, config_digest(label_config or ""), top_k, score_text_to)

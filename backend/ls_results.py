@@ -12,6 +12,7 @@ from ram_model.review import find_disagreements
 from ram_model.thresholds import fired_indices
 
 from .ls_project import ProjectModel, ServedControl
+from .ls_score_text import score_text_result
 
 __all__ = ["ChosenLabel", "TaskOutcome", "annotated_columns", "annotated_values", "latest_annotation", "predict_task"]
 
@@ -118,6 +119,10 @@ def predict_task(project: ProjectModel, probs_by_key: dict[str, np.ndarray], tas
         if chosen:
             result.append(_result_item(control, chosen))
     score = float(np.mean([item["score"] for item in result])) if result else None
+    if project.score_text_to is not None and result:
+        text = score_text_result(project.score_text_to, chosen_by_control, several=len(project.controls) > 1)
+        if text is not None:
+            result.append(text)
     annotation = latest_annotation(task)
     mislabeling = _mislabeling(project, probs_by_key, annotation) if annotation is not None else None
     return TaskOutcome(result, score, mislabeling, chosen_by_control)

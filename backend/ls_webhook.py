@@ -50,10 +50,12 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
         final: dict[str, list[Any]] = {}
         final_ram: list[dict[str, Any]] = []
         image_ref = None
+        reviewed: set[int] = set()
         if project is not None:
             data = task.get("data") if isinstance(task.get("data"), dict) else {}
             image_ref = data.get(project.controls[0].spec.data_key)
             for control in project.controls:
+                reviewed.update(i for i in map(control.mapping.ram_index_of, control.spec.labels) if i is not None)
                 values = annotated_values(control, result)
                 final[control.spec.name] = values
                 for label in dict.fromkeys(_labels_of(control, values)):
@@ -78,6 +80,7 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
             final=final,
             final_ram_tags=final_ram,
             action=body.action,
+            reviewed_ram=sorted(reviewed),
         )
         stored += 1
     return stored

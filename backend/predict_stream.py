@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from .batcher import AsyncBatcher
 from .errors import BackendError
 from .media import LabelStudioAccess
 from .state import AppState
@@ -51,9 +52,13 @@ async def _fetch_chunk(
 
 
 async def predict_images(
-    state: AppState, jobs: Sequence[ImageJob], ls: LabelStudioAccess, *, chunk_size: int
+    state: AppState, jobs: Sequence[ImageJob], ls: LabelStudioAccess, *, chunk_size: int,
+    batcher: AsyncBatcher | None = None, on_image: Callable[[Hashable, bytes], None] | None = None,
 ) -> dict[Hashable, np.ndarray | str]:
     """RAM probabilities (K,) for every job's image, or the message of why there are none.
+
+    `batcher`: the model to use (default the server's base model); `on_image(slot, bytes)`
+    runs on a worker thread for every fetched image (the image cache), chunk by chunk.
 
     The first chunk that reaches the batcher goes through its queue limit (a busy
     server answers 503 before any work is done); later chunks of the same request are
@@ -81,7 +86,9 @@ async def predict_images(
             del fetched
             if not ready:
                 continue
-            predictions = await state.batcher.submit([data for _, data in ready], admitted=admitted)
+            if on_image is not None:
+                await asyncio.to_thread(lambda: [on_image(slot, data) for slot, data in ready])
+            predictions = await (batcher or state.batcher).submit([data for _, data in ready], admitted=admitted)
             admitted = True
             for (slot, _), prediction in zip(ready, predictions):
                 if prediction.error is not None:

@@ -5,12 +5,12 @@ import logging
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, BackgroundTasks, Depends
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
-from .corrections import StoredPrediction
 from .errors import BackendError, BadRequest, PayloadTooLarge
+from .image_cache import cache_image
 from .ls_project import ProjectModel
 from .ls_results import predict_task
 from .ls_schema import (
@@ -31,9 +31,12 @@ from .ls_webhook import (
     store_annotations,
 )
 from .ls_tasks import check_task, task_id_hint
+from .ls_version_sync import sync_connection_title
 from .media import redact_url
 from .predict_stream import ImageJob, predict_images
+from .routes_train import start_training
 from .state import AppState, get_state
+from .store import StoredPrediction
 
 __all__ = ["router"]
 
@@ -73,7 +76,8 @@ async def setup(body: SetupRequest, state: AppState = Depends(get_state)) -> Set
         state.remember_setup(project_id, body.hostname, body.access_token)
     except BackendError as exc:
         raise BadRequest(f"/setup hostname: {exc.message}") from None
-    project = await run_in_threadpool(state.project_model, body.label_config, project_id)
+    runtime = await state.models.runtime(project_id)
+    project = await run_in_threadpool(state.project_model, body.label_config, project_id, runtime)
     return SetupResponse(model_version=project.model_version, controls=[c.report() for c in project.controls])
 
 
@@ -94,7 +98,9 @@ def _image_refs(project: ProjectModel, task: dict[str, Any]) -> dict[str, str]:
 
 
 @router.post("/predict", response_model=PredictResponse, response_model_exclude_none=True)
-async def predict(body: PredictRequest, state: AppState = Depends(get_state)) -> PredictResponse:
+async def predict(
+    body: PredictRequest, background: BackgroundTasks, state: AppState = Depends(get_state)
+) -> PredictResponse:
     """One prediction per task, in order. The images go to the model in batch-sized
     chunks (`predict_stream`), so memory grows with the batch size, not the request.
     A task that is malformed, or whose image cannot be fetched or decoded, gets `error`
@@ -107,7 +113,8 @@ async def predict(body: PredictRequest, state: AppState = Depends(get_state)) ->
             "RAM_ANNOTATE_MAX_PREDICT_TASKS): select fewer tasks at a time"
         )
     project_id = project_id_of(body.project)
-    project = await run_in_threadpool(state.project_model, body.label_config, project_id)
+    runtime = await state.models.runtime(project_id)
+    project = await run_in_threadpool(state.project_model, body.label_config, project_id, runtime)
     version = project.model_version
     ls = state.label_studio(project_id)
 
@@ -131,7 +138,13 @@ async def predict(body: PredictRequest, state: AppState = Depends(get_state)) ->
         refs_by_task[pos] = refs
         jobs.extend(ImageJob((pos, key), ref, task.get("id")) for key, ref in refs.items())
 
-    outcomes = await predict_images(state, jobs, ls, chunk_size=state.batcher.max_batch_size)
+    cached: dict[Any, str] = {}  # slot -> the image as fetched, kept under MODEL_DIR/images for training
+
+    def keep(slot: Any, data: bytes) -> None:
+        cached[slot] = str(cache_image(state.settings.image_cache_dir, data))
+
+    outcomes = await predict_images(state, jobs, ls, chunk_size=runtime.batcher.max_batch_size,
+                                    batcher=runtime.batcher, on_image=keep)
     probs: dict[int, dict[str, np.ndarray]] = {}
     for job in jobs:
         pos, key = job.slot
@@ -162,7 +175,7 @@ async def predict(body: PredictRequest, state: AppState = Depends(get_state)) ->
         if task_id is not None and project_id is not None:
             first_key = project.controls[0].spec.data_key
             ram_probs = probs[pos][first_key]
-            tags = state.policy.select(ram_probs, state.engine.vocab, state.ram_thresholds)
+            tags = state.policy.select(ram_probs, runtime.engine.vocab, runtime.ram_thresholds)
             stored.append(
                 StoredPrediction(
                     project=project_id,
@@ -174,24 +187,33 @@ async def predict(body: PredictRequest, state: AppState = Depends(get_state)) ->
                         for name, chosen in outcome.chosen.items()
                     },
                     ram_tags=[{"index": t.index, "name": t.name, "score": t.score} for t in tags],
+                    image_path=cached.get((pos, first_key)),
                 )
             )
     if stored:
         await run_in_threadpool(lambda: [state.store.record_prediction(s) for s in stored])
+        background.add_task(sync_connection_title, state, project_id, version)
     state.counters.predicted_tasks += len(body.tasks) - len(errors)
     state.counters.failed_tasks += len(errors)
     return PredictResponse(results=results)
 
 
 @router.post("/webhook", response_model=WebhookResponse, response_model_exclude_none=True)
-async def webhook(body: WebhookRequest, state: AppState = Depends(get_state)) -> WebhookResponse:
+async def webhook(body: WebhookRequest, state: AppState = Depends(get_state)) -> WebhookResponse | JSONResponse:
     """Annotation events from a Label Studio webhook pointed here; every annotation is
-    kept in the corrections store. Other events (training, project updates) are
-    acknowledged and ignored: this backend does not train."""
+    kept in the corrections store. START_TRAINING (Label Studio's "Start Training")
+    queues a fine-tune job from the stored corrections; its payload carries no
+    annotation. Other events (project updates, ...) are acknowledged and ignored."""
     state.counters.webhooks += 1
+    project_id = project_id_of(body.project.id) if body.project else None
+    if body.action == "START_TRAINING":
+        return start_training(state, project_id, "label_studio_start_training")
     if body.action in STORE_ACTIONS:
         stored = await run_in_threadpool(store_annotations, state, body)
         state.counters.corrections_stored += stored
+        if stored and project_id and state.training is not None and state.settings.train_every:
+            state.training.note_annotations(project_id, ls_access=state.label_studio(project_id),
+                                            fetcher=state.fetcher)
         return WebhookResponse(status="ok", action=body.action, stored=stored)
     if body.action in DELETE_ACTIONS:
         marked = 0

@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     # --- label mapping ---
     mapping_file: str | None = None
 
+    # --- store and training (backend/README.md "Training") ---
+    store: str | None = None  # a SQLite path or mongodb://HOST/DB; default MODEL_DIR/corrections.sqlite3
+    train_every: int = Field(0, ge=0)  # start a job every N new/updated annotations (0: off)
+    train_min_corrections: int = Field(50, ge=1)
+    allow_cpu_training: bool = False
+    # Fine-tune settings of server-started jobs (epochs, lr, mode, batch_size, val_split, seed,
+    # unfreeze_stages, threads); the rest are the fine-tuner's defaults.
+    train_params: dict[str, Any] = Field(default_factory=dict)
+    sync_label_studio_version: bool = True  # keep the connection's title = model_version (Prediction score)
+
     host: str = "127.0.0.1"
     port: int = Field(9090, ge=1, le=65535)
 
@@ -88,6 +98,23 @@ class Settings(BaseSettings):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return data
+
+    @field_validator("train_params", mode="before")
+    @classmethod
+    def _train_params(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):  # --train-param KEY=VALUE, repeatable
+            pairs = {}
+            for item in value:
+                key, sep, raw = str(item).partition("=")
+                if not sep:
+                    raise ValueError(f"--train-param takes KEY=VALUE, got {item!r}")
+                pairs[key.strip()] = raw.strip()
+            value = pairs
+        if isinstance(value, dict):
+            from .training import TrainParams
+
+            return TrainParams.model_validate(value).model_dump(exclude_none=True)
+        return value
 
     @field_validator("allowed_hosts", "allowed_roots", mode="before")
     @classmethod
@@ -137,6 +164,18 @@ class Settings(BaseSettings):
     @property
     def corrections_path(self) -> Path:
         return self.model_dir / "corrections.sqlite3"
+
+    @property
+    def store_spec(self) -> str:
+        return self.store or str(self.corrections_path)
+
+    @property
+    def registry_root(self) -> Path:
+        return self.model_dir / "registry"
+
+    @property
+    def image_cache_dir(self) -> Path:
+        return self.model_dir / "images"
 
     @property
     def label_config_limits(self):  # -> backend.ls_config.ConfigLimits

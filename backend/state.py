@@ -12,10 +12,11 @@ from fastapi import Request
 from ram_model import TaggingEngine, ThresholdPolicy
 
 from .batcher import AsyncBatcher
-from .corrections import CorrectionsStore
 from .ls_project import ProjectModel, build_project_model
 from .media import LabelStudioAccess, MediaFetcher
+from .project_runtime import ProjectModels, ProjectRuntime
 from .settings import Settings
+from .store import Store
 
 __all__ = ["AppState", "Counters", "get_state"]
 
@@ -44,31 +45,39 @@ class AppState:
     ram_thresholds: np.ndarray  # (K,) after the policy's overrides
     batcher: AsyncBatcher
     fetcher: MediaFetcher
-    store: CorrectionsStore
+    store: Store
+    models: ProjectModels
+    training: object | None = None  # backend.training.TrainingManager
     file_synonyms: Mapping[str, Sequence[str]] | None = None
     counters: Counters = field(default_factory=Counters)
-    _projects: OrderedDict[str, ProjectModel] = field(default_factory=OrderedDict)
+    _projects: OrderedDict[tuple[str, str], ProjectModel] = field(default_factory=OrderedDict)
     _configs: OrderedDict[str, str] = field(default_factory=OrderedDict)  # project id -> last label config
     _access: OrderedDict[str, LabelStudioAccess] = field(default_factory=OrderedDict)  # project id -> from /setup
+    # (Label Studio URL, project id) -> model_version its connection was last renamed to (ls_version_sync)
+    version_sync: dict[tuple[str, str], str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def project_model(self, label_config: str | None, project_id: str | None = None) -> ProjectModel:
-        """The bound config, cached by its text; remembers it for the project's webhooks."""
+    def project_model(
+        self, label_config: str | None, project_id: str | None = None, runtime: ProjectRuntime | None = None
+    ) -> ProjectModel:
+        """The bound config, cached by its text and what serves the project (model and
+        thresholds); remembers the config for the project's webhooks."""
         if not label_config and project_id is not None:
             label_config = self._configs.get(project_id)
-        key = label_config or ""
+        runtime = runtime or self.models.base_runtime(project_id)
+        key = (runtime.key, label_config or "")
         with self._lock:
             cached = self._projects.get(key)
             if cached is not None:
                 self._projects.move_to_end(key)
         if cached is None:
-            vocab = self.engine.vocab
+            vocab = runtime.engine.vocab
             cached = build_project_model(
                 label_config,
                 ram_names=vocab.names,
                 ram_names_zh=vocab.names_zh,
-                ram_thresholds=self.ram_thresholds,
-                engine_version=self.engine.model_version,
+                ram_thresholds=runtime.ram_thresholds,
+                engine_version=runtime.engine.model_version,
                 file_synonyms=self.file_synonyms,
                 top_k=self.policy.top_k,
                 limits=self.settings.label_config_limits,
@@ -80,6 +89,10 @@ class AppState:
         if project_id is not None and label_config:
             _remember(self._configs, project_id, label_config)
         return cached
+
+    def known_config(self, project_id: str) -> str | None:
+        """The last label config Label Studio sent for this project (from /setup, /predict or a webhook)."""
+        return self._configs.get(project_id)
 
     def remember_setup(self, project_id: str | None, hostname: str | None, access_token: str | None) -> None:
         """Keep what a `/setup` call said, the hostname and token as one pair."""

@@ -205,8 +205,14 @@ class TestWebhook:
         assert [(t["label"], t["ram_name"]) for t in row.final_ram_tags] == [("Car", "car")]
 
     def test_other_events_are_acknowledged(self, client: TestClient):
-        body = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}}).json()
+        body = client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 1}}).json()
         assert body["status"] == "ignored"
+
+    def test_training_on_a_cpu_server_is_refused_with_the_way_out(self, client: TestClient):
+        for response in (client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}}),
+                         client.post("/train", json={"project": "1.1700000000", "annotations": []})):
+            assert response.status_code == 409
+            assert "--allow-cpu-training" in response.json()["error"]["message"]
 
     def test_webhook_without_action_is_422(self, client: TestClient):
         assert client.post("/webhook", json={"project": {}}).status_code == 422

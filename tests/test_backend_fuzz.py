@@ -169,7 +169,15 @@ def _check(response) -> None:
 ROUTES = {
     ("GET", "/health"), ("GET", "/metrics"), ("GET", "/v1/info"),
     ("POST", "/setup"), ("POST", "/predict"), ("POST", "/webhook"), ("POST", "/v1/tag"),
+    # training, versions and thresholds (issue 10)
+    ("POST", "/train"), ("POST", "/job_status"), ("GET", "/versions"), ("POST", "/v1/train/{project}"),
+    ("GET", "/v1/train/jobs"), ("GET", "/v1/train/jobs/{job_id}"), ("GET", "/v1/models/{project}"),
+    ("POST", "/v1/models/{project}/activate"), ("POST", "/v1/models/{project}/rollback"),
+    ("GET", "/v1/projects/{project}/thresholds"), ("PUT", "/v1/projects/{project}/thresholds"),
+    ("POST", "/v1/projects/{project}/thresholds/tune"),
 }
+# Path parameters: valid ids and the kinds of junk a path segment can carry.
+PATH_VALUES = ["1", "0", "18446744073709551617", "-1", "abc", "..", "%00", "a" * 300, "\u202e", "12ab34"]
 
 
 def test_the_fuzzed_routes_are_all_the_routes(spec: dict):
@@ -205,6 +213,25 @@ def test_upload_route_never_answers_500(client: TestClient, spec: dict):
     def check(form: dict[str, list[str]], uploads: list[tuple[str, bytes]]) -> None:
         multipart = [("images", (name or "x", data)) for name, data in uploads]
         _check(client.post("/v1/tag", data=form, files=multipart or None))
+
+    check()
+
+
+@pytest.mark.parametrize("method,template", sorted(r for r in ROUTES if "{" in r[1] or r[1] in (
+    "/train", "/job_status", "/versions", "/v1/train/jobs")))
+def test_training_routes_never_answer_500(client: TestClient, spec: dict, method: str, template: str):
+    schema = next((body for m, p, _, body in _operations(spec) if p == template and m == method), None)
+    bodies = mostly(from_schema(schema, spec)) if schema is not None else junk
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
+    @given(value=st.sampled_from(PATH_VALUES), body=bodies,
+           params=st.dictionaries(st.sampled_from(["project", "limit"]),
+                                  st.sampled_from(["1", "-1", "0", "abc", "", "1e400", str(2**64)]) | st.text(
+                                      alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20), max_size=2))
+    def check(value: str, body: Any, params: dict[str, str]) -> None:
+        path = template.replace("{project}", value).replace("{job_id}", value)
+        raw = json.dumps(body, ensure_ascii=True).encode()
+        _check(client.request(method, path, params=params, content=raw, headers={"content-type": "application/json"}))
 
     check()
 

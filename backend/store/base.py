@@ -1,0 +1,111 @@
+"""The one small interface behind which the server keeps what it must not lose.
+
+Two implementations: `SQLiteStore` (the default, one file under MODEL_DIR) and
+`MongoStore` (a MongoDB a FiftyOne deployment already runs, so the plugin can read the
+same corrections). The server, the training worker and the export command only ever
+see this interface.
+"""
+from __future__ import annotations
+
+import abc
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from .records import Correction, ModelRecord, StoredPrediction, TrainJob
+
+__all__ = ["Store", "new_job"]
+
+
+def new_job(project: str, trigger: str, params: dict[str, Any] | None = None) -> TrainJob:
+    now = time.time()
+    return TrainJob(uuid.uuid4().hex[:12], project, "queued", trigger, now, now, params=dict(params or {}))
+
+
+class Store(abc.ABC):
+    """Thread-safe; every method is one short database round trip or a few."""
+
+    spec: str  # what `open_store` was given, so a worker process can open the same store
+
+    # -- predictions --------------------------------------------------------------------
+    @abc.abstractmethod
+    def record_prediction(self, prediction: StoredPrediction) -> None: ...
+
+    @abc.abstractmethod
+    def latest_prediction(self, project: str, task_id: int) -> StoredPrediction | None: ...
+
+    # -- corrections --------------------------------------------------------------------
+    @abc.abstractmethod
+    def record_annotation(
+        self,
+        *,
+        annotation_id: int,
+        project: str | None,
+        task_id: int | None,
+        image_ref: str | None,
+        final: dict[str, list[Any]],
+        final_ram_tags: list[dict[str, Any]],
+        action: str,
+        reviewed_ram: Sequence[int] = (),
+    ) -> Correction:
+        """Insert or update the row of one annotation, joined with our last prediction."""
+
+    @abc.abstractmethod
+    def mark_deleted(self, annotation_id: int, action: str) -> bool: ...
+
+    @abc.abstractmethod
+    def get(self, annotation_id: int) -> Correction | None: ...
+
+    @abc.abstractmethod
+    def corrections(self, *, project: str | None = None, include_deleted: bool = False) -> list[Correction]: ...
+
+    @abc.abstractmethod
+    def set_image_path(self, annotation_id: int, image_path: str) -> None:
+        """Remember where a correction's image was cached (fetched for training)."""
+
+    @abc.abstractmethod
+    def corrections_since(self, project: str, since: float) -> int:
+        """Live corrections of `project` created or updated after `since` (a timestamp)."""
+
+    @abc.abstractmethod
+    def counts(self) -> dict[str, int]: ...
+
+    # -- training jobs ------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_job(self, job: TrainJob) -> TrainJob:
+        """Insert a queued job; raises `JobConflict` (with that job) if the project has an unfinished one."""
+
+    @abc.abstractmethod
+    def update_job(self, job_id: str, **fields: Any) -> TrainJob: ...
+
+    @abc.abstractmethod
+    def get_job(self, job_id: str) -> TrainJob | None: ...
+
+    @abc.abstractmethod
+    def jobs(self, *, project: str | None = None, limit: int = 100) -> list[TrainJob]:
+        """Newest first."""
+
+    # -- model registry index -----------------------------------------------------------
+    @abc.abstractmethod
+    def record_model(self, record: ModelRecord) -> None: ...
+
+    @abc.abstractmethod
+    def models(self, project: str) -> list[ModelRecord]:
+        """Oldest first."""
+
+    # -- per-project settings (thresholds, ...) -----------------------------------------
+    @abc.abstractmethod
+    def project_settings(self, project: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def set_project_settings(self, project: str, settings: dict[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
