@@ -8,6 +8,7 @@ import asyncio
 
 import fo_fixtures as fx
 import pytest
+import yaml
 
 import fiftyone as fo
 import fiftyone.operators as foo
@@ -15,7 +16,8 @@ from fiftyone.operators.executor import ExecutionContext, resolve_type_with_cont
 
 pytestmark = pytest.mark.fiftyone
 
-URIS = (fx.TAG_URI, fx.DISAGREE_URI, fx.EXPORT_URI, f"{fx.PLUGIN_NAME}/compute_ram_similarity")
+MANIFEST_OPERATORS = yaml.safe_load((fx.REPO_ROOT / "fiftyone.yml").read_text())["operators"]
+URIS = tuple(f"{fx.PLUGIN_NAME}/{name}" for name in MANIFEST_OPERATORS)
 
 
 @pytest.fixture()

@@ -27,6 +27,7 @@ class FinetuneRam(foo.Operator):
         return foo.OperatorConfig(
             name="finetune_ram",
             label="Fine-tune RAM on reviews",
+            icon="model_training",  # a Material icon name: the App's operator browser shows it
             description="Fine-tune RAM on reviewed labels, register the new version and compare it with the base",
             dynamic=True,
             allow_immediate_execution=True,

@@ -33,6 +33,7 @@ class LoadLabelStudioReviews(foo.Operator):
         return foo.OperatorConfig(
             name="load_label_studio_reviews",
             label="Load RAM reviews from Label Studio",
+            icon="move_to_inbox",  # a Material icon name: the App's operator browser shows it
             description="Write the labels reviewers chose in Label Studio into a field, with reviewer and time",
             dynamic=True,
             allow_immediate_execution=True,

@@ -30,6 +30,7 @@ class SendReviewBatch(foo.Operator):
         return foo.OperatorConfig(
             name="send_review_batch",
             label="Send RAM review batch to Label Studio",
+            icon="outbox",  # a Material icon name: the App's operator browser shows it
             description="Choose the samples most worth reviewing and create Label Studio tasks with RAM's prediction",
             dynamic=True,
             allow_immediate_execution=True,

@@ -28,6 +28,7 @@ class TuneRamThresholds(foo.Operator):
         return foo.OperatorConfig(
             name="tune_ram_thresholds",
             label="Tune RAM thresholds on reviews",
+            icon="tune",  # a Material icon name: the App's operator browser shows it
             description="Fit per-class thresholds to reviewed labels and compare them with RAM's",
             dynamic=True,
             allow_immediate_execution=True,
