@@ -60,7 +60,9 @@ class LoadLabelStudioReviews(foo.Operator):
             ctx.trigger("reload_dataset")
         return result.to_dict()
 
-    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property:
+    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property | None:
+        if not ctx.results:  # a failed run: let the App show its own error (see inputs.result_output)
+            return None
         outputs = types.Object()
         show_result(outputs, ctx.results, _RESULT_LABELS)
         show_table(outputs, "classes", ctx.results.get("classes") or [],

@@ -58,7 +58,9 @@ class TuneRamThresholds(foo.Operator):
             ctx.trigger("reload_dataset")
         return result.to_dict()
 
-    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property:
+    def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property | None:
+        if not ctx.results:  # a failed run: let the App show its own error (see inputs.result_output)
+            return None
         outputs = types.Object()
         show_table(outputs, "metrics", ctx.results.get("metrics") or [], ("metric", "base", "new", "change"),
                    "Reviewed labels: RAM's thresholds vs tuned")
