@@ -4,7 +4,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import add_label_field_choice, add_ram_field_choice, add_target_view, progress_reporter, show_result
+from plugin.inputs import add_label_field_choice, add_ram_field_choice, add_target_view, progress_reporter, result_output
 from plugin.jobs.send_review import send_review_batch
 from plugin.review_inputs import add_label_studio_status, label_studio_settings
 from plugin.review_params import DEFAULT_WEIGHTS, SendReviewParams
@@ -80,8 +80,4 @@ class SendReviewBatch(foo.Operator):
         return result.to_dict()
 
     def resolve_output(self, ctx: foo.ExecutionContext) -> types.Property | None:
-        if not ctx.results:  # a failed run: let the App show its own error (see inputs.result_output)
-            return None
-        outputs = types.Object()
-        show_result(outputs, ctx.results, _RESULT_LABELS)
-        return types.Property(outputs, view=types.View(label="Review batch sent"))
+        return result_output(ctx, _RESULT_LABELS, "Review batch sent")
