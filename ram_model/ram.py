@@ -55,22 +55,46 @@ class RAMTagger(nn.Module):
         self.tagging_head = TaggingHead(head, encoder_width=LABEL_EMBED_DIM)
         self.fc = nn.Linear(head.hidden_size, 1)
 
-    def label_queries(self, image_tokens: Tensor) -> Tensor:
-        """[B, K, hidden] queries: fixed per class (RAM) or reweighted per image (RAM++)."""
+    def class_embeddings(self, classes: Tensor | None = None) -> Tensor:
+        """`label_embed` rows of `classes` (class indices, in the order given), or all rows.
+
+        RAM has one row per class; RAM++ has `DESCRIPTIONS_PER_CLASS` consecutive rows per
+        class, which stay together so the per-class softmax sees exactly the same rows.
+        """
+        if classes is None:
+            return self.label_embed
+        per_class = self.label_embed.shape[0] // self.num_classes
+        if per_class == 1:
+            return self.label_embed.index_select(0, classes)
+        grouped = self.label_embed.view(self.num_classes, per_class, -1)
+        return grouped.index_select(0, classes).reshape(-1, self.label_embed.shape[1])
+
+    def label_queries(self, image_tokens: Tensor, classes: Tensor | None = None) -> Tensor:
+        """[B, K', hidden] queries: fixed per class (RAM) or reweighted per image (RAM++).
+
+        K' is the number of `classes` (all K when None). The tagging head has no attention
+        between class queries, so leaving classes out changes nothing for the others.
+        """
+        embed_rows = self.class_embeddings(classes)
+        count = self.num_classes if classes is None else int(classes.numel())
         if self.variant == "ram_plus":
-            embed = reweight_descriptions(image_tokens[:, 0], self.label_embed, self.reweight_scale, self.num_classes)
+            embed = reweight_descriptions(image_tokens[:, 0], embed_rows, self.reweight_scale, count)
             return F.relu(self.wordvec_proj(embed))
-        queries = F.relu(self.wordvec_proj(self.label_embed))
+        queries = F.relu(self.wordvec_proj(embed_rows))
         return queries.unsqueeze(0).expand(image_tokens.shape[0], -1, -1)
 
-    def forward_with_embedding(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """images [B, 3, S, S] normalised -> (logits [B, K], pooled image embedding [B, 512])."""
+    def forward_with_embedding(self, images: Tensor, classes: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """images [B, 3, S, S] normalised -> (logits [B, K'], pooled image embedding [B, 512]).
+
+        `classes`: a 1-D int64 tensor of class indices (on the model's device) to compute
+        only those classes, in that order; None computes all K.
+        """
         tokens = self.image_proj(self.visual_encoder(images))
-        features = self.tagging_head(self.label_queries(tokens), tokens)
+        features = self.tagging_head(self.label_queries(tokens, classes), tokens)
         return self.fc(features).squeeze(-1), tokens[:, 0]
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.forward_with_embedding(images)[0]
+    def forward(self, images: Tensor, classes: Tensor | None = None) -> Tensor:
+        return self.forward_with_embedding(images, classes)[0]
 
     def tag_embeddings(self) -> Tensor:
         """[K, 512] one text embedding per class, in the space of the pooled image embedding.
