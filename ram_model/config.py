@@ -238,8 +238,18 @@ class EngineConfig:
     max_image_pixels: int = 89_478_485
     cache_dir: str | None = None
     trust_pickle: bool = False
+    # English tag names to compute, in this order (None: the whole vocabulary). The head has
+    # no attention between class queries, so the scores equal the full model's for them.
+    classes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.classes is not None:
+            if isinstance(self.classes, str):
+                raise ConfigError("classes must be a sequence of tag names, not one string")
+            names = tuple(dict.fromkeys(str(c).strip() for c in self.classes))
+            if not names or not all(names):
+                raise ConfigError("classes must name at least one tag, and no empty names")
+            object.__setattr__(self, "classes", names)
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError("batch_size must be >= 1")
         if self.decode_workers < 0:

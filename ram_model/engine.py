@@ -7,6 +7,8 @@ possible; a bad image becomes an error on its own result and never stops the run
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -100,16 +102,48 @@ class TaggingEngine:
         # coalesced batch, and a pool per call would add thread start-up to every request.
         workers = config.decode_workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="ram-decode") if workers else None
+        self._restrict(config.classes)
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> "TaggingEngine":
         resolve_device(config.device)  # fail before the (slow) load
         return cls(load_model(config), config)
 
+    # -- restricted vocabulary (issue 13) -----------------------------------------------
+    def _restrict(self, classes: Sequence[str] | None) -> None:
+        """Compute only `classes` (None: all): the head has no attention between class
+        queries, so their scores are the full model's. The index tensor is built once, on the
+        engine's device, and handed to every forward."""
+        full = self._loaded.vocab
+        if classes is None:
+            self._vocab, self._class_index = full, None
+            return
+        self._vocab = full.subset(classes)
+        self._class_index = torch.tensor([full.index_of(n) for n in self._vocab.names],
+                                         dtype=torch.int64, device=self.device)
+
+    def restricted(self, classes: Sequence[str] | None) -> "TaggingEngine":
+        """A view computing only `classes` (None: the whole vocabulary).
+
+        It shares this engine's model object, forward lock and decode pool (no reload, no
+        copy of the weights), so views for many projects cost only their index tensor.
+        `model_version` is unchanged: the scores are the full model's.
+        """
+        view = copy.copy(self)
+        view.config = dataclasses.replace(self.config, classes=None if classes is None else tuple(classes))
+        view._restrict(view.config.classes)
+        return view
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """The computed tag names, or None when the whole vocabulary is computed."""
+        return None if self._class_index is None else self._vocab.names
+
     # -- what integrations read -------------------------------------------------------
     @property
     def vocab(self) -> TagVocabulary:
-        return self._loaded.vocab
+        """The computed vocabulary: the subset's names, Chinese names and thresholds when restricted."""
+        return self._vocab
 
     @property
     def variant(self) -> str:
@@ -135,7 +169,9 @@ class TaggingEngine:
     def info(self) -> dict[str, Any]:
         return {
             "variant": self.variant,
-            "num_classes": len(self.vocab),
+            "num_classes": len(self.vocab),  # computed classes (the subset when restricted)
+            "vocabulary_size": len(self._loaded.vocab),
+            "restricted": self._class_index is not None,
             "image_size": self.image_size,
             "device": str(self.device),
             "precision": str(self._autocast or torch.float32).replace("torch.", ""),
@@ -156,11 +192,13 @@ class TaggingEngine:
         except Exception as e:  # noqa: BLE001 - one odd file must not end a long run
             return ImageLoadError(f"{describe_source(source)}: {type(e).__name__}: {e}")
 
-    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, batch: torch.Tensor, classes: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the model; on CUDA out-of-memory, halve the batch and retry."""
         try:
             with torch.inference_mode(), self._autocast_context():
-                logits, pooled = self.model.forward_with_embedding(batch.to(self.device, non_blocking=True))
+                logits, pooled = self.model.forward_with_embedding(batch.to(self.device, non_blocking=True),
+                                                                   classes)
                 return torch.sigmoid(logits.float()).cpu(), pooled.float().cpu()
         except RuntimeError as e:
             if not _is_out_of_memory(e) or batch.shape[0] == 1:
@@ -168,7 +206,7 @@ class TaggingEngine:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             half = batch.shape[0] // 2
-            first, second = self._forward(batch[:half]), self._forward(batch[half:])
+            first, second = self._forward(batch[:half], classes), self._forward(batch[half:], classes)
             return torch.cat([first[0], second[0]]), torch.cat([first[1], second[1]])
 
     def _autocast_context(self) -> contextlib.AbstractContextManager:
@@ -209,7 +247,7 @@ class TaggingEngine:
             if good:
                 batch = torch.stack([prepared[i] for i in good])  # type: ignore[misc]
                 with self._lock:
-                    probs, pooled = self._forward(batch)
+                    probs, pooled = self._forward(batch, self._class_index)
                 for row, i in enumerate(good):
                     results[start + i].probs = probs[row].numpy()
                     if with_embedding:
@@ -222,7 +260,10 @@ class TaggingEngine:
     def tag_embeddings(self) -> np.ndarray:
         """(K, 512) float32: each tag's text embedding, comparable with `predict(..., with_embedding=True)`."""
         with self._lock, torch.inference_mode():
-            return self.model.tag_embeddings().float().cpu().numpy()
+            rows = self.model.tag_embeddings()
+            if self._class_index is not None:
+                rows = rows.index_select(0, self._class_index)
+            return rows.float().cpu().numpy()
 
     def predict_proba(self, images: Sequence[ImageSource]) -> np.ndarray:
         """(N, K) float32 probabilities; raises `ImageLoadError` if any image is bad."""

@@ -1,9 +1,11 @@
 """The tag vocabulary: English and Chinese names plus per-class thresholds, in class-index order."""
 from __future__ import annotations
 
+import difflib
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -70,6 +72,32 @@ class TagVocabulary:
     def index_of(self, name: str) -> int:
         """Class index of an English tag name (exact); KeyError when absent."""
         return self._index[name]
+
+    def subset(self, names: Sequence[str]) -> "TagVocabulary":
+        """The vocabulary of `names` only, in the order given (a repeated name keeps its first place).
+
+        Chinese names and thresholds travel with their English name, so a restricted engine's
+        outputs read exactly like the full one's for those tags. Every unknown name is
+        reported at once, with the closest real tags, so a typo costs one run, not one per name.
+        """
+        if isinstance(names, str):
+            raise ConfigError(f"subset takes a sequence of tag names, not the string {names!r}")
+        chosen = list(dict.fromkeys(str(n) for n in names))
+        if not chosen:
+            raise ConfigError("a restricted vocabulary needs at least one tag name")
+        unknown = [n for n in chosen if n not in self._index]
+        if unknown:
+            raise ConfigError(self._unknown_message(unknown))
+        rows = [self._index[n] for n in chosen]
+        return TagVocabulary(tuple(chosen), tuple(self.names_zh[i] for i in rows),
+                             self.thresholds[rows].astype(np.float32, copy=True))
+
+    def _unknown_message(self, unknown: list[str]) -> str:
+        parts = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, self.names, n=3, cutoff=0.75)
+            parts.append(f"{name!r} (did you mean {', '.join(map(repr, close))}?)" if close else repr(name))
+        return f"{len(unknown)} tag name(s) not in the tag list: {'; '.join(parts)}"
 
     @property
     def digest(self) -> str:
