@@ -30,6 +30,7 @@ __all__ = [
     "MODEL_OPTION_NAMES",
     "ModelOptions",
     "OptionSpec",
+    "parse_class_names",
     "parse_tag_thresholds",
 ]
 
@@ -43,7 +44,7 @@ class OptionSpec:
     """How one option is presented and parsed; the name and default come from the field."""
 
     help: str
-    kind: type  # str, int, float, bool, or tuple for TAG=VALUE pairs
+    kind: type  # str, int, float, bool, tuple for TAG=VALUE pairs, or list for a list of tag names
     group: str = "model"  # "model" (which engine) or "thresholds" (which tags fire)
     label: str = ""  # the form's label; empty: derived from the name
     choices: tuple[str, ...] | None = None
@@ -113,6 +114,29 @@ def parse_tag_thresholds(value: Any) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(pairs.items()))
 
 
+def parse_class_names(value: Any) -> tuple[str, ...] | None:
+    """Tag names from `a,b,c`, a file with one tag per line (a path that exists is a file;
+    blank lines and `#` comments are skipped), or a list of names; None when none are given."""
+    if not _given(value):
+        return None
+    texts = [value] if isinstance(value, str) else [str(v) for v in value]
+    names: list[str] = []
+    for text in texts:
+        text = text.strip()
+        if text and Path(text).is_file():
+            try:
+                lines = Path(text).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"class file {text}: {exc}") from None
+            names.extend(line.strip() for line in lines if not line.strip().startswith("#"))
+        else:
+            names.extend(text.split(","))
+    chosen = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+    if not chosen:
+        raise ConfigError(f"--classes names no tag: {value!r}")
+    return chosen
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     """Which checkpoint runs where, and which of its tags fire."""
@@ -150,6 +174,11 @@ class ModelOptions:
     no_exif_transpose: bool = _option(
         False, "ignore EXIF orientation (exact parity with the official pipeline)", bool,
         label="Ignore EXIF orientation",
+    )
+    classes: tuple[str, ...] | None = _option(
+        None, "compute only these tags: a,b,c or a file with one tag per line (default: every tag; "
+        "scores equal the full model's, and fewer tags run faster)", list, metavar="TAGS|FILE",
+        label="Only these tags",
     )
     trust_pickle: bool = _option(
         False, "allow checkpoints that contain pickled Python objects (only for files you trust)", bool,
@@ -199,7 +228,7 @@ class ModelOptions:
             checkpoint=self.checkpoint, swin_config=self.swin_config, head_config=self.head_config,
             tag_list=self.tag_list, tag_list_zh=self.tag_list_zh, thresholds=self.thresholds,
             device=self.device, precision=self.precision, batch_size=self.batch_size,  # type: ignore[arg-type]
-            exif_transpose=not self.no_exif_transpose, trust_pickle=self.trust_pickle,
+            exif_transpose=not self.no_exif_transpose, trust_pickle=self.trust_pickle, classes=self.classes,
         )
 
     def threshold_policy(self) -> ThresholdPolicy:
@@ -223,6 +252,8 @@ def _parse(spec: OptionSpec, value: Any) -> Any:
     """One option's value in its declared type, range and choices; ConfigError otherwise."""
     if spec.kind is tuple:
         return parse_tag_thresholds(value)
+    if spec.kind is list:
+        return parse_class_names(value)
     if not _given(value):
         return spec.default
     what = spec.flag

@@ -95,7 +95,7 @@ class TagVocabulary:
     def _unknown_message(self, unknown: list[str]) -> str:
         parts = []
         for name in unknown:
-            close = difflib.get_close_matches(name, self.names, n=3, cutoff=0.75)
+            close = difflib.get_close_matches(name, self.names, n=3)
             parts.append(f"{name!r} (did you mean {', '.join(map(repr, close))}?)" if close else repr(name))
         return f"{len(unknown)} tag name(s) not in the tag list: {'; '.join(parts)}"
 

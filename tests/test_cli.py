@@ -117,3 +117,33 @@ def test_console_script_is_installed(tiny_files, image_dir: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["path"].endswith("img0.png")
     assert "random weights" in proc.stderr
+
+
+def test_tag_with_classes_writes_only_those_tags(tiny_files, tiny_engine, image_dir: Path, tmp_path: Path) -> None:
+    """`--classes dog,cat` computes two classes; their scores are the full model's."""
+    out = tmp_path / "two.jsonl"
+    code = main(["tag", str(image_dir), *_model_args(tiny_files), "--classes", "dog,cat", "--threshold", "0",
+                 "--all-scores", "-o", str(out), "--no-progress"])
+    assert code == 0
+    rows = _rows(out)
+    probs = tiny_engine.predict_proba([r["path"] for r in rows])
+    dog, cat = tiny_engine.vocab.index_of("dog"), tiny_engine.vocab.index_of("cat")
+    for row, p in zip(rows, probs):
+        assert {t["name"] for t in row["tags"]} == {"dog", "cat"}  # threshold 0: every computed tag fires
+        assert list(row["scores"]) == ["dog", "cat"]
+        np.testing.assert_allclose([row["scores"]["dog"], row["scores"]["cat"]], p[[dog, cat]], atol=2e-6)
+    listing = tmp_path / "classes.txt"
+    listing.write_text("# the project's tags\ncat\n\nbird  \n", encoding="utf-8")
+    out2 = tmp_path / "file.jsonl"
+    assert main(["tag", str(image_dir), *_model_args(tiny_files), "--classes", str(listing), "--all-scores",
+                 "-o", str(out2), "--no-progress"]) == 0
+    assert all(list(r["scores"]) == ["cat", "bird"] for r in _rows(out2))
+
+
+def test_tag_with_an_unknown_class_is_one_clear_error(tiny_files, image_dir: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "none.jsonl"
+    code = main(["tag", str(image_dir), *_model_args(tiny_files), "--classes", "dog,dgo", "-o", str(out),
+                 "--no-progress"])
+    assert code != 0 and not out.exists()
+    assert "'dgo' (did you mean 'dog'?)" in capsys.readouterr().err

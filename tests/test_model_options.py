@@ -48,6 +48,7 @@ def test_flags_then_environment_then_defaults() -> None:
         ({"precision": "fp8"}, "one of auto, fp32, fp16, bf16"),
         ({"tag_threshold": ["dog"]}, "TAG=VALUE"),
         ({"no_exif_transpose": "maybe"}, "true or false"),
+        ({"classes": " , "}, "names no tag"),
     ],
 )
 def test_bad_values_are_one_clear_error_everywhere(values: dict, message: str) -> None:
@@ -111,3 +112,16 @@ def test_unmapped_labels_never_fire() -> None:
 
 def test_option_names_are_the_dataclass_fields() -> None:
     assert MODEL_OPTION_NAMES == tuple(ModelOptions().to_dict())
+
+
+def test_classes_from_a_list_a_file_or_the_environment(tmp_path: Path) -> None:
+    listing = tmp_path / "tags.txt"
+    listing.write_text("# kept for the project\ndog\n\n  cat \ndog\n", encoding="utf-8")
+    args = build_parser().parse_args(["tag", "x.png", "--classes", str(listing)])
+    options = ModelOptions.from_values(vars(args), env={"RAM_ANNOTATE_CLASSES": "bird"})
+    assert options.classes == ("dog", "cat") and options.engine_config().classes == ("dog", "cat")
+    assert ModelOptions.from_values({}, env={"RAM_ANNOTATE_CLASSES": "bird, street sign"}).classes == (
+        "bird", "street sign")
+    assert ModelOptions.from_values({"classes": ["cat", "dog"]}, env={}).classes == ("cat", "dog")
+    assert ModelOptions.from_values({}, env={}).classes is None
+    assert ModelOptions.from_values({}, env={}).engine_config().classes is None
