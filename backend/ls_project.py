@@ -57,6 +57,11 @@ class ProjectModel:
     top_k: int | None = None  # at most this many choices per multiple-choice control
     score_text_to: str | None = None  # toName of a `<TextArea name="ram_scores">` (ls_score_text)
 
+    @property
+    def ram_classes(self) -> tuple[int, ...]:
+        """The RAM class indices the controls' labels map onto, sorted: all a prediction needs."""
+        return tuple(sorted({i for c in self.controls for idx in c.mapping.ram_indices for i in idx}))
+
     def unmapped(self) -> dict[str, list[str]]:
         return {c.spec.name: list(c.mapping.unmapped) for c in self.controls if c.mapping.unmapped}
 

@@ -16,6 +16,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from ram_model import EngineConfig, TaggingEngine, ThresholdPolicy
 
 from .batcher import AsyncBatcher
+from .class_views import ClassView, ClassViews
 from .project_thresholds import apply_project_thresholds
 from .store import Store
 
@@ -101,6 +103,7 @@ class ProjectModels:
         self._settings: dict[str, dict[str, Any]] = {}  # project -> store settings (cached)
         self._lock = threading.Lock()
         self._load_lock = asyncio.Lock()
+        self.class_views = ClassViews(batcher_factory)
 
     # -- what serves a project ------------------------------------------------------
 
@@ -164,6 +167,11 @@ class ProjectModels:
         engine, batcher = await self._engine_for(project, version)
         return await run_in_threadpool(self._runtime, engine, batcher, project, version)
 
+    async def computing(self, runtime: ProjectRuntime, classes: Sequence[int]) -> ClassView:
+        """What computes `classes` (indices of `runtime.engine.vocab`) for a prediction: a
+        restricted view of the runtime's engine, or the engine itself for most classes."""
+        return await self.class_views.view(runtime.engine, runtime.batcher, classes)
+
     async def _engine_for(self, project: str, version: str) -> tuple[TaggingEngine, AsyncBatcher]:
         key = f"{registry_name(project)}@{version}"
         async with self._load_lock:
@@ -184,11 +192,13 @@ class ProjectModels:
             await batcher.start()
             self._engines[key] = (engine, batcher)
             while len(self._engines) > self._max_engines:
-                _, (_, old) = self._engines.popitem(last=False)
+                _, (old_engine, old) = self._engines.popitem(last=False)
+                await self.class_views.drop(old_engine)
                 await old.stop()
             return engine, batcher
 
     async def aclose(self) -> None:
+        await self.class_views.aclose()
         for _, batcher in self._engines.values():
             await batcher.stop()
         self._engines.clear()

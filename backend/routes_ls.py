@@ -143,8 +143,11 @@ async def predict(
     def keep(slot: Any, data: bytes) -> None:
         cached[slot] = str(cache_image(state.settings.image_cache_dir, data))
 
-    outcomes = await predict_images(state, jobs, ls, chunk_size=runtime.batcher.max_batch_size,
-                                    batcher=runtime.batcher, on_image=keep)
+    # Only the RAM classes the project's labels map onto are computed (the same scores as the
+    # full model's); `expand` puts them back at their vocabulary index, NaN elsewhere.
+    view = await state.models.computing(runtime, project.ram_classes)
+    outcomes = await predict_images(state, jobs, ls, chunk_size=view.batcher.max_batch_size,
+                                    batcher=view.batcher, on_image=keep)
     probs: dict[int, dict[str, np.ndarray]] = {}
     for job in jobs:
         pos, key = job.slot
@@ -152,7 +155,7 @@ async def predict(
         if isinstance(outcome, str):
             errors.setdefault(pos, outcome)
         else:
-            probs.setdefault(pos, {})[key] = outcome
+            probs.setdefault(pos, {})[key] = view.expand(outcome)
 
     results: list[TaskPrediction] = []
     stored: list[StoredPrediction] = []
