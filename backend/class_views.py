@@ -21,16 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ram_model import TaggingEngine
+from ram_model.restrict import expand_probs, worth_restricting
 
 from .batcher import AsyncBatcher
 
-__all__ = ["FULL_VOCABULARY_SHARE", "ClassView", "ClassViews"]
+__all__ = ["ClassView", "ClassViews"]
 
 _log = logging.getLogger("backend.class_views")
-
-# A project needing at least this share of the vocabulary gets the full engine: the head
-# is only part of a forward, so restricting it to most classes gains little.
-FULL_VOCABULARY_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -44,15 +41,7 @@ class ClassView:
 
     def expand(self, probs: np.ndarray) -> np.ndarray:
         """(len(columns),) -> (K,), NaN where a class was not computed."""
-        if self.columns is None:
-            return probs
-        full = np.full(self.size, np.nan, dtype=np.float32)
-        full[self.columns] = probs
-        return full
-
-
-def needs_full_vocabulary(classes: Sequence[int], size: int) -> bool:
-    return not classes or len(set(classes)) >= FULL_VOCABULARY_SHARE * size
+        return probs if self.columns is None else expand_probs(probs, self.columns, self.size)
 
 
 class ClassViews:
@@ -69,9 +58,9 @@ class ClassViews:
 
     async def view(self, engine: TaggingEngine, batcher: AsyncBatcher, classes: Sequence[int]) -> ClassView:
         """The view computing `classes` (indices of `engine.vocab`); the engine itself when
-        they are most of its vocabulary (`FULL_VOCABULARY_SHARE`)."""
+        they are most of its vocabulary (`ram_model.restrict.FULL_VOCABULARY_SHARE`)."""
         size = len(engine.vocab)
-        if needs_full_vocabulary(classes, size):
+        if not worth_restricting(classes, size):
             return ClassView(engine, batcher, None, size)
         columns = np.array(sorted(set(classes)), dtype=np.int64)
         names = tuple(engine.vocab.names[i] for i in columns)

@@ -48,7 +48,10 @@ def _add_tag(jobs: argparse._SubParsersAction) -> None:
     p = jobs.add_parser("tag", help="write RAM tags into a Classifications field (resumable)")
     _add_target(p)
     p.add_argument("--field", default="ram", help="output field (default: ram)")
-    p.add_argument("--label-field", help="also store RAM's score per class of this field (or 'tags')")
+    p.add_argument("--label-field", help="also store RAM's score per class of this field (or 'tags'); only the "
+                   "RAM tags its labels map onto are computed and written, unless --all-ram-tags")
+    p.add_argument("--all-ram-tags", action="store_true",
+                   help="with --label-field, still compute and write every RAM tag (slower)")
     p.add_argument("--synonyms", help="JSON/YAML mapping of label -> RAM tag(s)")
     p.add_argument("--chinese-names", action="store_true", help="store each tag's Chinese name as name_zh")
     p.add_argument("--overwrite", action="store_true",
@@ -157,7 +160,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     def job():
         params = TagParams(field=args.field, label_field=args.label_field, policy=_model(args).options.threshold_policy(),
                            synonyms=args.synonyms, chinese_names=args.chinese_names, overwrite=args.overwrite,
-                           chunk_size=args.chunk_size)
+                           chunk_size=args.chunk_size, all_ram_tags=args.all_ram_tags)
         collection = _target(args)
         return tag_samples(collection, get_tagger(_model(args)), params, progress=_progress(args, "tagging"))
 

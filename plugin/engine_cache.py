@@ -12,10 +12,13 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
+import numpy as np
+
 from plugin.params import ModelParams
 from ram_model import EngineConfig, ImagePrediction, TaggingEngine, TagVocabulary
+from ram_model.restrict import expand_probs, worth_restricting
 
-__all__ = ["Tagger", "clear_cache", "engine_config", "get_engine", "get_tagger"]
+__all__ = ["Tagger", "clear_cache", "computing_only", "engine_config", "get_engine", "get_tagger"]
 
 ProgressFn = Callable[[int, int], None]
 
@@ -38,10 +41,23 @@ class Tagger(Protocol):
 
 
 class LocalTagger:
-    """An in-process `TaggingEngine`, shared by every run in this process."""
+    """An in-process `TaggingEngine`, shared by every run in this process.
 
-    def __init__(self, engine: TaggingEngine) -> None:
+    With `classes`, only those are computed (a restricted view sharing the engine's model);
+    probabilities still come back over the whole vocabulary, NaN for the classes left out,
+    so thresholds and run records keep their meaning.
+    """
+
+    def __init__(self, engine: TaggingEngine, classes: Sequence[str] | None = None) -> None:
         self._engine = engine
+        self._computing = engine if classes is None else engine.restricted(classes)
+        self._columns = None if classes is None else np.array(
+            [engine.vocab.index_of(n) for n in self._computing.vocab.names], dtype=np.int64)
+
+    @property
+    def computed_classes(self) -> tuple[str, ...] | None:
+        """The tags computed, or None for the whole vocabulary."""
+        return None if self._columns is None else self._computing.vocab.names
 
     @property
     def vocab(self) -> TagVocabulary:
@@ -62,7 +78,23 @@ class LocalTagger:
 
     def predict(self, images: Sequence[Any], *, with_embedding: bool = False,
                 progress: ProgressFn | None = None) -> list[ImagePrediction]:
-        return self._engine.predict(images, with_embedding=with_embedding, progress=progress)
+        predictions = self._computing.predict(images, with_embedding=with_embedding, progress=progress)
+        if self._columns is not None:
+            for prediction in predictions:
+                if prediction.probs is not None:
+                    prediction.probs = expand_probs(prediction.probs, self._columns, len(self._engine.vocab))
+        return predictions
+
+
+def computing_only(tagger: Tagger, classes: Sequence[int]) -> Tagger:
+    """`tagger` computing only `classes` (indices of its vocabulary), when that is worth it.
+
+    A tagger on the shared server is returned as it is: the server computes every class.
+    """
+    if not isinstance(tagger, LocalTagger) or not worth_restricting(classes, len(tagger.vocab)):
+        return tagger
+    names = [tagger.vocab.names[i] for i in sorted(set(classes))]
+    return LocalTagger(tagger._engine, names)
 
 
 def engine_config(model: ModelParams) -> EngineConfig:

@@ -104,6 +104,9 @@ class TagParams:
     chinese_names: bool = False
     overwrite: bool = False
     chunk_size: int = 64
+    # With a label field, only the RAM tags its labels map onto are computed and written
+    # (the same scores, faster); True keeps every RAM tag.
+    all_ram_tags: bool = False
 
     def __post_init__(self) -> None:
         check_field_name(self.field, "RAM field")
@@ -137,6 +140,7 @@ class TagParams:
             chinese_names=bool(params.get("chinese_names", False)),
             overwrite=bool(params.get("overwrite", False)),
             chunk_size=_opt_int(params.get("chunk_size"), "chunk_size") or cls.chunk_size,
+            all_ram_tags=bool(params.get("all_ram_tags", False)),
         )
 
 

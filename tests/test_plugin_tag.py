@@ -224,3 +224,42 @@ def test_per_tag_thresholds_and_top_k_decide_what_is_written(dataset, model) -> 
     for label in dataset.values("ram"):
         assert len(label.classifications) == 1 and label.classifications[0].label in {"dog", "sky"}
     assert dataset.get_run_info("ram_tag_ram").config.tag_threshold == [["cat", 1.0], ["sky", 0.0]]
+
+
+def test_a_label_field_restricts_the_engine_to_its_classes(dataset, model, engine) -> None:
+    """With a label field, only the RAM tags its labels map onto are computed: the same scores
+    as the full model for them; "Keep every RAM tag" computes all of them again."""
+    result = _tag(dataset, {**model, "field": "ram", "label_field": "ground_truth", "threshold": 0.0})
+    assert result["tagged"] == 6
+    config = dataset.get_run_info("ram_tag_ram").config
+    assert config.computed_classes == ["dog", "cat", "car", "tree"]  # vocabulary order
+    results = dataset.load_run_results("ram_tag_ram", cache=False)
+    assert results.vocab_names == list(engine.vocab.names)  # the record stays over the whole vocabulary
+    full = engine.predict(dataset.values("filepath"))
+    for label, reference in zip(dataset.values("ram"), full):
+        got = {c.label: c.confidence for c in label.classifications}
+        assert set(got) == {"dog", "cat", "car", "tree"}  # threshold 0: every computed tag fires
+        for name, score in got.items():
+            assert score == pytest.approx(float(reference.probs[engine.vocab.index_of(name)]), abs=1e-5)
+    probs = np.stack([p.probs for p in full])
+    columns = [engine.vocab.index_of(n) for n in ("dog", "car", "cat", "dog", "tree")]
+    np.testing.assert_allclose(np.array(dataset.values("ram_scores")), probs[:, columns], atol=1e-5)
+
+    with pytest.raises(ExecutionError, match="computed_classes"):
+        _tag(dataset, {**model, "field": "ram", "label_field": "ground_truth", "threshold": 0.0,
+                       "all_ram_tags": True})
+    _tag(dataset, {**model, "field": "ram", "label_field": "ground_truth", "threshold": 0.0, "all_ram_tags": True,
+                   "overwrite": True})
+    assert dataset.get_run_info("ram_tag_ram").config.computed_classes is None
+    assert all(len(label.classifications) == len(engine.vocab) for label in dataset.values("ram"))
+
+
+def test_the_restricted_tagger_shares_the_engine(engine) -> None:
+    from plugin.engine_cache import LocalTagger, computing_only
+
+    tagger = LocalTagger(engine)
+    picked = computing_only(tagger, [engine.vocab.index_of("tree"), engine.vocab.index_of("dog")])
+    assert picked.computed_classes == ("dog", "tree") and tagger.computed_classes is None
+    assert picked._computing.model is engine.model and picked._computing.info()["num_classes"] == 2
+    assert picked.vocab is engine.vocab and picked.model_version == engine.model_version
+    assert computing_only(tagger, range(len(engine.vocab) // 2)) is tagger  # most classes: the full engine

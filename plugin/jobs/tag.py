@@ -18,7 +18,7 @@ import fiftyone.core.dataset as fod
 import numpy as np
 from fiftyone import ViewField as F
 
-from plugin.engine_cache import Tagger
+from plugin.engine_cache import Tagger, computing_only
 from plugin.errors import PluginInputError, RunConflictError
 from plugin.fo_convert import distinct_labels, label_kind, tags_to_classifications
 from plugin.jobs import runs
@@ -31,7 +31,8 @@ __all__ = ["TAG_RUN_SETTINGS", "TagResult", "fired_tags", "tag_samples", "write_
 ProgressFn = Callable[[int, int], None]
 
 # Settings that must match for two runs to write into the same field.
-TAG_RUN_SETTINGS = ("model_version", "thresholds_digest", "top_k", "label_field", "mapping_digest")
+TAG_RUN_SETTINGS = ("model_version", "thresholds_digest", "top_k", "label_field", "mapping_digest",
+                    "computed_classes")
 
 MAX_REPORTED_FAILURES = 20
 
@@ -65,10 +66,21 @@ def _mapping_for(collection: foc.SampleCollection, params: TagParams, tagger: Ta
     )
 
 
+def _computing(tagger: Tagger, params: TagParams, mapping: LabelMapping | None) -> Tagger:
+    """What computes the run: only the RAM classes the label field maps onto, unless the
+    user keeps every RAM tag (or there is no label field, or it maps onto most of them)."""
+    if mapping is None or params.all_ram_tags:
+        return tagger
+    return computing_only(tagger, [i for indices in mapping.ram_indices for i in indices])
+
+
 def _settings(params: TagParams, tagger: Tagger, thresholds: np.ndarray,
-              mapping: LabelMapping | None) -> dict[str, object]:
+              mapping: LabelMapping | None, computing: Tagger) -> dict[str, object]:
     mapped = [label for label, idx in zip(mapping.labels, mapping.ram_indices) if idx] if mapping else []
+    computed = getattr(computing, "computed_classes", None)
     return {
+        # None: every RAM tag was computed (the field can hold any of them)
+        "computed_classes": list(computed) if computed is not None else None,
         "model_version": tagger.model_version,
         **tagger.describe(),
         "threshold": params.policy.threshold,
@@ -123,7 +135,8 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
     policy = params.policy
     thresholds = policy.resolve(tagger.vocab)
     mapping = _mapping_for(dataset, params, tagger)
-    settings = _settings(params, tagger, thresholds, mapping)
+    computing = _computing(tagger, params, mapping)
+    settings = _settings(params, tagger, thresholds, mapping, computing)
     resume = _prepare_field(collection, params, settings)
     runs.record_run(
         dataset,
@@ -145,7 +158,8 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
         progress(result.skipped, total)
     for start in range(0, len(ids), params.chunk_size):
         chunk_ids = ids[start:start + params.chunk_size]
-        predictions = tagger.predict(paths[start:start + params.chunk_size])
+        # over the whole vocabulary, NaN for classes not computed (they never fire)
+        predictions = computing.predict(paths[start:start + params.chunk_size])
         labels, scores, errors = {}, {}, {}
         for sample_id, prediction in zip(chunk_ids, predictions):
             probs = prediction.probs

@@ -56,6 +56,10 @@ class TagWithRam(foo.Operator):
             description="Also store RAM's score for each class of this field, for Find disagreements",
             exclude=(field,),
         )
+        if ctx.params.get("label_field"):
+            inputs.bool("all_ram_tags", label="Keep every RAM tag", default=False,
+                        description="Off: only the RAM tags this field's labels map onto are computed and "
+                                    "written (the same scores, faster). On: all of RAM's tags")
         add_threshold_options(inputs)
         inputs.str("synonyms", label="Synonym file (optional)", required=False,
                    description="JSON/YAML mapping of label -> RAM tag(s)")
