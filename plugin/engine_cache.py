@@ -8,7 +8,7 @@ per process and configuration (the delegated-operation worker keeps it across ru
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -35,6 +35,11 @@ class Tagger(Protocol):
 
     def predict(self, images: Sequence[Any], *, with_embedding: bool = False,
                 progress: ProgressFn | None = None) -> list[ImagePrediction]: ...
+
+    def predict_iter(self, images: Iterable[Any], *, with_embedding: bool = False) -> Iterator[ImagePrediction]:
+        """Results in input order as they are ready; long jobs stream one of these rather than
+        calling `predict` per chunk, so the engine's decode look-ahead never restarts."""
+        ...
 
 
 class LocalTagger:
@@ -63,6 +68,9 @@ class LocalTagger:
     def predict(self, images: Sequence[Any], *, with_embedding: bool = False,
                 progress: ProgressFn | None = None) -> list[ImagePrediction]:
         return self._engine.predict(images, with_embedding=with_embedding, progress=progress)
+
+    def predict_iter(self, images: Iterable[Any], *, with_embedding: bool = False) -> Iterator[ImagePrediction]:
+        return self._engine.predict_iter(images, with_embedding=with_embedding)
 
 
 def engine_config(model: ModelParams) -> EngineConfig:
