@@ -70,8 +70,8 @@ def prefetch_batches(sources: Iterable[S], batch_size: int, prepare: Callable[[S
             submit_next()
         while ahead:
             chunk, futures = ahead.popleft()
-            submit_next()  # keep `depth` batches in flight while this one is finished and used
-            yield chunk, [f.result() for f in futures]
+            yield chunk, [f.result() for f in futures]  # the next `depth` batches decode meanwhile
+            submit_next()
     finally:
         for _, futures in ahead:
             for f in futures:
