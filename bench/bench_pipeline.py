@@ -16,6 +16,7 @@ times are noise):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -23,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+# After PYTHONPATH's entries, so `PYTHONPATH=/other/checkout` measures that code instead.
+_PYTHONPATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+sys.path.insert(1 + len(_PYTHONPATH), str(REPO))
 
 from ram_model import TaggingEngine  # noqa: E402
 from ram_model.images import load_image  # noqa: E402
@@ -70,38 +73,50 @@ def best_of(fn, repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
     return min(times)
 
 
-def model_only(engine: TaggingEngine, batch: int, batches: int) -> float:
-    """Images/s of the engine's forward on pre-made, already normalised tensors."""
-    x = torch.randn(batch, 3, engine.image_size, engine.image_size)
-    engine._forward(x)  # warm-up
-    seconds = best_of(lambda: [engine._forward(x) for _ in range(batches)])
-    return batch * batches / seconds
-
-
 def bench_engine(args: argparse.Namespace, tmp: Path) -> None:
+    """Every configuration once per round, rounds interleaved, best round kept: on a shared
+    machine the load changes by the minute, and interleaving exposes each setting to the same."""
     files = make_tiny_checkpoint(tmp / "ckpt", variant="ram_plus", seed=0)
     paths = write_jpegs(tmp / "jpegs", args.images)
-    base = TaggingEngine.from_config(files.engine_config(batch_size=args.batch, decode_workers=0))
-    reference = model_only(base, args.batch, max(1, args.images // args.batch))
-    print(f"model only, batch {args.batch}: {reference:.0f} img/s (= 1.00)")
-    default = getattr(base.config, "decode_workers", None)
+    configs: dict[str, TaggingEngine] = {}
     for workers in [int(w) for w in args.workers.split(",")]:
-        engine = TaggingEngine.from_config(files.engine_config(batch_size=args.batch, decode_workers=workers))
-        engine.predict(paths[:args.batch])  # warm-up: threads started, first batch decoded
-        speed = len(paths) / best_of(lambda: engine.predict(paths), repeats=2)
-        print(f"engine, {workers} decode worker(s): {speed:.0f} img/s = {speed / reference:.2f} of model only")
+        configs[f"{workers} decode worker(s)"] = TaggingEngine.from_config(
+            files.engine_config(batch_size=args.batch, decode_workers=workers))
     try:
         from ram_model.pipeline import default_decode_workers
 
-        engine = TaggingEngine.from_config(files.engine_config(batch_size=args.batch, decode_workers=None))
-        engine.predict(paths[:args.batch])
-        speed = len(paths) / best_of(lambda: engine.predict(paths), repeats=2)
-        print(f"engine, default ({default_decode_workers()}) decode workers: {speed:.0f} img/s "
-              f"= {speed / reference:.2f} of model only")
+        configs[f"default ({default_decode_workers()}) workers"] = TaggingEngine.from_config(
+            files.engine_config(batch_size=args.batch, decode_workers=None))
     except ImportError:
-        print(f"(no ram_model.pipeline: the default was decode_workers={default})")
-    reference_again = model_only(base, args.batch, max(1, args.images // args.batch))
-    print(f"model only again: {reference_again / reference:.2f} of the first measurement (machine noise)")
+        print("(no ram_model.pipeline here: the default was 2 decode workers)")
+    base = next(iter(configs.values()))
+    x = torch.randn(args.batch, 3, base.image_size, base.image_size)
+    batches = max(1, args.images // args.batch)
+
+    def model_only() -> None:
+        for _ in range(batches):
+            base._forward(x)
+
+    runs = {"model only (pre-made tensors)": model_only}
+    for name, engine in configs.items():
+        engine.predict(paths[:args.batch])  # warm-up: threads started
+        runs[f"engine, {name}"] = lambda engine=engine: engine.predict(paths)
+    model_only()
+    wall = {name: float("inf") for name in runs}
+    cpu = {name: float("inf") for name in runs}
+    for _ in range(args.rounds):
+        for name, fn in runs.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[name] = min(wall[name], time.perf_counter() - w)
+            cpu[name] = min(cpu[name], time.process_time() - c)
+    images = {name: batches * args.batch if name.startswith("model") else len(paths) for name in runs}
+    reference = images["model only (pre-made tensors)"] / wall["model only (pre-made tensors)"]
+    print(f"tiny RAM++, batch {args.batch}, {len(paths)} JPEGs 640x480, best of {args.rounds} interleaved rounds")
+    for name in runs:
+        speed = images[name] / wall[name]
+        print(f"  {name:34s} {speed:7.0f} img/s = {speed / reference:.2f} of model only; "
+              f"CPU {cpu[name] / images[name] * 1e3:.2f} ms/img")
 
 
 def bench_stack(batch: int, size: int = 384) -> None:
@@ -115,16 +130,19 @@ def bench_stack(batch: int, size: int = 384) -> None:
     t_contig = best_of(lambda: torch.stack(contiguous), 10)
     print(f"stack {batch} x 3x{size}x{size}: float32 {t_float * 1e3:.1f} ms, uint8 (CHW views) "
           f"{t_uint8 * 1e3:.1f} ms, uint8 (contiguous) {t_contig * 1e3:.1f} ms; "
-          f"uint8 = {t_float / t_uint8:.1f}x faster")
+          f"contiguous uint8 (what the decode threads make) = {t_float / t_contig:.0f}x faster than float32")
 
 
 def bench_exif(tmp: Path) -> None:
+    """Preparing a 12 MP photo without an orientation tag: today vs the old unconditional transpose."""
+    from ram_model.preprocess import to_uint8_tensor  # after this change only
+
     path = tmp / "12mp.jpg"
     natural_image(4000, 3000, 1).save(path, quality=90)
-    with_exif = best_of(lambda: load_image(str(path), exif_transpose=True), 5)
-    without = best_of(lambda: load_image(str(path), exif_transpose=False), 5)
-    print(f"12 MP JPEG without orientation tag: load_image with exif_transpose {with_exif * 1e3:.0f} ms, "
-          f"without {without * 1e3:.0f} ms: {with_exif / without:.2f}x")
+    now = best_of(lambda: to_uint8_tensor(load_image(str(path)), 384), 5)
+    old = best_of(lambda: to_uint8_tensor(ImageOps.exif_transpose(load_image(str(path), exif_transpose=False)), 384), 5)
+    print(f"12 MP JPEG without orientation tag, decode + resize to 384: always transposing {old * 1e3:.0f} ms, "
+          f"only with a tag {now * 1e3:.0f} ms: the old way costs +{(old / now - 1) * 100:.0f} %")
 
 
 def main() -> None:
@@ -132,10 +150,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--workers", default="0,1,2,3,4")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip", default="", help="comma-separated: engine, stack, exif")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     skip = set(args.skip.split(","))
+    import ram_model
+
+    print(f"code under test: {Path(ram_model.__file__).parent}, torch threads: {torch.get_num_threads()}")
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as name:
         tmp = Path(name)
         if "engine" not in skip:
