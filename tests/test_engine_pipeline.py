@@ -230,3 +230,12 @@ def test_gpu_decode_on_cuda_matches_pillow(tiny_files, image_dir: Path) -> None:
     gpu = TaggingEngine.from_config(tiny_files.engine_config(device="cuda", gpu_decode=True, precision="fp32"))
     cpu = TaggingEngine.from_config(tiny_files.engine_config(device="cuda", precision="fp32"))
     np.testing.assert_allclose(gpu.predict_proba(paths), cpu.predict_proba(paths), atol=0.05)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where nvJPEG cannot run")
+def test_gpu_decoder_that_cannot_run_is_refused_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """No CUDA here, and often no torchvision that imports: either way, Pillow and one warning."""
+    with caplog.at_level(logging.WARNING, logger="ram_model.gpu_decode"):
+        decoder = GpuJpegDecoder.create(torch.device("cuda"), 64, exif_transpose=True, max_pixels=10**8)
+    assert decoder is None
+    assert "torchvision cannot decode JPEGs" in caplog.text and "decoding with Pillow" in caplog.text
