@@ -148,7 +148,7 @@ class ModelOptions:
         None, "images per forward pass (default: 1 on CPU, 32 on GPU)", int, low=1, high=1024, label="Batch size"
     )
     decode_workers: int | None = _option(
-        None, "image decoding threads (default: one per core, at least 2; 0 decodes on the main thread)", int,
+        None, "image decoding threads (default: one per core, 2 to 8; 0 decodes on the main thread)", int,
         low=0, high=64, label="Decode workers",
     )
     gpu_decode: bool = _option(
