@@ -20,8 +20,8 @@ import torch
 
 from .config import EngineConfig
 from .errors import ConfigError, ImageLoadError
-from .images import ImageSource, describe_source, load_image
 from .gpu_decode import EncodedJpeg, GpuJpegDecoder
+from .images import ImageSource, describe_source, load_image
 from .model_files import LoadedModel, load_model
 from .pipeline import default_decode_workers, prefetch_batches
 from .preprocess import normalize, to_uint8_tensor
