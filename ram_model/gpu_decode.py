@@ -9,9 +9,11 @@ through Pillow as before, one image at a time.
 torchvision is imported only here and only when asked for: a CUDA torchvision wheel next
 to a CPU torch does not even import, and the engine must work without it.
 
-The GPU resize is bilinear with antialiasing, like Pillow's, but not bit-identical
-(rounding and the filter's support differ slightly); the difference was not measured
-where this was written (no GPU), so compare with `gpu_decode=False` before relying on it.
+The GPU resize is bilinear with antialiasing, like Pillow's, but not bit-identical: the
+same `interpolate` call run on the CPU differs from Pillow by at most 1 level of 255 (mean
+0.05-0.18, 640x480 and 12 MP photos to 64 and 384). nvJPEG's IDCT may differ from libjpeg's
+by about as much again. Neither was measured on a GPU where this was written, so compare
+with `gpu_decode=False` before relying on it.
 """
 from __future__ import annotations
 
