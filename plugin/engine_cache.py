@@ -8,7 +8,8 @@ per process and configuration (the delegated-operation worker keeps it across ru
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from contextlib import closing
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -38,6 +39,11 @@ class Tagger(Protocol):
 
     def predict(self, images: Sequence[Any], *, with_embedding: bool = False,
                 progress: ProgressFn | None = None) -> list[ImagePrediction]: ...
+
+    def predict_iter(self, images: Iterable[Any], *, with_embedding: bool = False) -> Iterator[ImagePrediction]:
+        """Results in input order as they are ready; long jobs stream one of these rather than
+        calling `predict` per chunk, so the engine's decode look-ahead never restarts."""
+        ...
 
 
 class LocalTagger:
@@ -79,11 +85,17 @@ class LocalTagger:
     def predict(self, images: Sequence[Any], *, with_embedding: bool = False,
                 progress: ProgressFn | None = None) -> list[ImagePrediction]:
         predictions = self._computing.predict(images, with_embedding=with_embedding, progress=progress)
-        if self._columns is not None:
-            for prediction in predictions:
-                if prediction.probs is not None:
-                    prediction.probs = expand_probs(prediction.probs, self._columns, len(self._engine.vocab))
-        return predictions
+        return [self._over_vocabulary(p) for p in predictions]
+
+    def predict_iter(self, images: Iterable[Any], *, with_embedding: bool = False) -> Iterator[ImagePrediction]:
+        with closing(self._computing.predict_iter(images, with_embedding=with_embedding)) as stream:
+            for prediction in stream:
+                yield self._over_vocabulary(prediction)
+
+    def _over_vocabulary(self, prediction: ImagePrediction) -> ImagePrediction:
+        if self._columns is not None and prediction.probs is not None:
+            prediction.probs = expand_probs(prediction.probs, self._columns, len(self._engine.vocab))
+        return prediction
 
 
 def computing_only(tagger: Tagger, classes: Sequence[int]) -> Tagger:

@@ -7,7 +7,7 @@ server fires with its own defaults are dropped), so both paths write the same ta
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ import httpx
 from plugin.errors import PluginInputError
 from ram_client import RamClient, RamServerError, RemoteVocabulary
 from ram_model import ImagePrediction, TagVocabulary
+from ram_model.pipeline import batched
 
 __all__ = ["RemoteTagger", "parse_auth"]
 
@@ -74,3 +75,8 @@ class RemoteTagger:
                 progress: Callable[[int, int], None] | None = None) -> list[ImagePrediction]:
         answers = self._client.tag(images, all_scores=True, embedding=with_embedding, progress=progress)
         return [ImagePrediction(a.source, a.probs, a.embedding, a.error) for a in answers]
+
+    def predict_iter(self, images: Iterable[Any], *, with_embedding: bool = False) -> Iterator[ImagePrediction]:
+        """One request per client chunk (the server batches and prefetches on its side)."""
+        for chunk in batched(images, self._client.chunk_size):
+            yield from self.predict(chunk, with_embedding=with_embedding)

@@ -9,7 +9,7 @@ import argparse
 import hashlib
 import json
 import sys
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -21,6 +21,7 @@ from .cli_options import add_model_options, engine_config_from_args, threshold_p
 from .errors import RamModelError
 from .inputs import IMAGE_EXTENSIONS as _IMAGE_SUFFIXES
 from .inputs import expand_image_paths, image_identity
+from .pipeline import batched
 
 __all__ = ["main", "build_parser"]
 
@@ -168,15 +169,15 @@ def _cmd_tag(args: argparse.Namespace) -> int:
             print(f"resuming: {skipped} images already in {out_path}", file=sys.stderr)
     stream_ctx = open(out_path, "a", encoding="utf-8") if out_path else nullcontext(sys.stdout)
     failures = 0
+    # One stream over the whole run (the decode look-ahead never restarts), written a chunk at a time.
     with stream_ctx as stream, tqdm(total=len(todo), unit="img", disable=args.no_progress,
-                                    file=sys.stderr) as bar:
-        for start in range(0, len(todo), _CHUNK):
-            chunk = todo[start:start + _CHUNK]
-            preds = engine.predict(chunk, with_embedding=args.embedding)
+                                    file=sys.stderr) as bar, \
+            closing(engine.predict_iter(todo, with_embedding=args.embedding)) as predictions:
+        for preds in batched(predictions, _CHUNK):
             rows = [_result_row(p, engine, policy, thresholds, args) for p in preds]
             failures += sum(1 for r in rows if r["error"])
             append_lines(stream, rows)
-            bar.update(len(chunk))
+            bar.update(len(preds))
     if todo and failures == len(todo):
         print(f"error: none of the {len(todo)} images could be tagged (see their 'error')", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +21,6 @@ from .cli_options import add_model_options
 
 __all__ = ["register", "reviewed_label_matrix"]
 
-_CHUNK = 64
 # How many of the largest threshold changes the summary lists.
 _SUMMARY_ROWS = 10
 
@@ -118,15 +118,14 @@ def _predict(engine, paths: list[str], *, progress: bool) -> np.ndarray:  # type
     """(N, K) probabilities; a row of NaN for an image that failed. Each image is run once."""
     unique = list(dict.fromkeys(paths))
     by_path: dict[str, np.ndarray] = {}
-    with tqdm(total=len(unique), unit="img", disable=not progress, file=sys.stderr) as bar:
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start:start + _CHUNK]
-            for path, pred in zip(chunk, engine.predict(chunk)):
-                if pred.ok:
-                    by_path[path] = pred.probs
-                else:
-                    print(f"{path}: {pred.error}", file=sys.stderr)
-            bar.update(len(chunk))
+    with tqdm(total=len(unique), unit="img", disable=not progress, file=sys.stderr) as bar, \
+            closing(engine.predict_iter(unique)) as predictions:
+        for path, pred in zip(unique, predictions):
+            if pred.ok:
+                by_path[path] = pred.probs
+            else:
+                print(f"{path}: {pred.error}", file=sys.stderr)
+            bar.update(1)
     failed = np.full(len(engine.vocab), np.nan, dtype=np.float32)
     return np.stack([by_path.get(path, failed) for path in paths])
 

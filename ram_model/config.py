@@ -234,7 +234,9 @@ class EngineConfig:
     precision: Precision = "auto"
     batch_size: int | None = None  # None: 1 on CPU (measured fastest there), 32 on an accelerator
     exif_transpose: bool = True
-    decode_workers: int = 2
+    decode_workers: int | None = None  # decode threads; None: ram_model.pipeline.default_decode_workers(), 0: inline
+    prefetch_batches: int = 2  # decoded batches kept ahead of the model, for as long as one predict_iter runs
+    gpu_decode: bool = False  # CUDA: JPEGs decoded by nvJPEG (torchvision), Pillow for the rest
     max_image_pixels: int = 89_478_485
     cache_dir: str | None = None
     trust_pickle: bool = False
@@ -252,8 +254,10 @@ class EngineConfig:
             object.__setattr__(self, "classes", names)
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError("batch_size must be >= 1")
-        if self.decode_workers < 0:
+        if self.decode_workers is not None and self.decode_workers < 0:
             raise ConfigError("decode_workers must be >= 0")
+        if self.prefetch_batches < 0:
+            raise ConfigError("prefetch_batches must be >= 0")
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
             raise ConfigError(f"precision must be auto, fp32, fp16 or bf16, not {self.precision!r}")
         if self.variant not in (None, "ram", "ram_plus"):

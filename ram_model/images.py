@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageLoadError
 
-__all__ = ["ImageSource", "load_image", "describe_source"]
+__all__ = ["ImageSource", "load_image", "describe_source", "exif_orientation"]
 
 ImageSource = Union[str, "os.PathLike[str]", bytes, Image.Image, np.ndarray]
 
@@ -34,6 +34,7 @@ _CONVERTIBLE_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", 
 _DEEP_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 _LAB_MODE = "LAB"
 _UINT16_MAX = 65535
+_EXIF_ORIENTATION = 0x0112
 
 
 def _stretch(values: np.ndarray) -> np.ndarray:
@@ -71,6 +72,11 @@ def _lab_to_rgb(img: Image.Image) -> Image.Image:
     transform = ImageCms.buildTransformFromOpenProfiles(
         ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
     return ImageCms.applyTransform(img, transform)
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1: upright, also when there is none)."""
+    return img.getexif().get(_EXIF_ORIENTATION, 1)
 
 
 def describe_source(source: ImageSource) -> str:
@@ -119,8 +125,8 @@ def load_image(source: ImageSource, *, exif_transpose: bool = True, max_pixels: 
         if img.mode not in _CONVERTIBLE_MODES | _DEEP_MODES | {_LAB_MODE}:
             raise ImageLoadError(f"{name}: unsupported image mode {img.mode!r}; save it as 8-bit RGB")
         img.load()
-        if exif_transpose:
-            img = ImageOps.exif_transpose(img)
+        if exif_transpose and exif_orientation(img) != 1:
+            img = ImageOps.exif_transpose(img)  # copies the image, so only when there is something to turn
         if img.mode in _DEEP_MODES:
             img = _deep_to_8bit(img)
         elif img.mode == _LAB_MODE:

@@ -171,6 +171,14 @@ class ModelOptions:
     batch_size: int | None = _option(
         None, "images per forward pass (default: 1 on CPU, 32 on GPU)", int, low=1, high=1024, label="Batch size"
     )
+    decode_workers: int | None = _option(
+        None, "image decoding threads (default: one per core, 2 to 8; 0 decodes on the main thread)", int,
+        low=0, high=64, label="Decode workers",
+    )
+    gpu_decode: bool = _option(
+        False, "decode JPEGs on the CUDA GPU (nvJPEG via torchvision); Pillow for other images", bool,
+        label="Decode JPEGs on the GPU",
+    )
     no_exif_transpose: bool = _option(
         False, "ignore EXIF orientation (exact parity with the official pipeline)", bool,
         label="Ignore EXIF orientation",
@@ -229,6 +237,7 @@ class ModelOptions:
             tag_list=self.tag_list, tag_list_zh=self.tag_list_zh, thresholds=self.thresholds,
             device=self.device, precision=self.precision, batch_size=self.batch_size,  # type: ignore[arg-type]
             exif_transpose=not self.no_exif_transpose, trust_pickle=self.trust_pickle, classes=self.classes,
+            decode_workers=self.decode_workers, gpu_decode=self.gpu_decode,
         )
 
     def threshold_policy(self) -> ThresholdPolicy:

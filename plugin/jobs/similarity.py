@@ -9,7 +9,9 @@ its own process, can turn a tag name into the tag's embedding in the same space.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from typing import Any
 
 import fiftyone.brain as fob
@@ -99,23 +101,24 @@ def compute_ram_similarity(collection: foc.SampleCollection, tagger: Tagger, par
     result.skipped = total - len(ids)
     if progress is not None:
         progress(result.skipped, total)
-    for start in range(0, len(ids), params.chunk_size):
-        chunk_ids = ids[start:start + params.chunk_size]
-        predictions = tagger.predict(paths[start:start + params.chunk_size], with_embedding=True)
-        vectors = {}
-        for sample_id, prediction in zip(chunk_ids, predictions):
-            if prediction.ok and prediction.embedding is not None:
-                vectors[sample_id] = prediction.embedding
-            else:
-                result.failed += 1
-                if len(result.failures) < 20:
-                    result.failures.append({"id": sample_id, "filepath": prediction.source,
-                                            "error": str(prediction.error)})
-        if vectors:
-            dataset.set_values(params.embeddings_field, vectors, key_field="id")
-        result.embedded += len(vectors)
-        if progress is not None:
-            progress(result.skipped + start + len(chunk_ids), total)
+    with closing(tagger.predict_iter(paths, with_embedding=True)) as stream:  # one stream across chunks
+        for start in range(0, len(ids), params.chunk_size):
+            chunk_ids = ids[start:start + params.chunk_size]
+            predictions = list(islice(stream, len(chunk_ids)))
+            vectors = {}
+            for sample_id, prediction in zip(chunk_ids, predictions):
+                if prediction.ok and prediction.embedding is not None:
+                    vectors[sample_id] = prediction.embedding
+                else:
+                    result.failed += 1
+                    if len(result.failures) < 20:
+                        result.failures.append({"id": sample_id, "filepath": prediction.source,
+                                                "error": str(prediction.error)})
+            if vectors:
+                dataset.set_values(params.embeddings_field, vectors, key_field="id")
+            result.embedded += len(vectors)
+            if progress is not None:
+                progress(result.skipped + start + len(chunk_ids), total)
 
     indexed = collection.exists(params.embeddings_field)
     if len(indexed) == 0:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass
+from itertools import islice
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
@@ -156,29 +158,30 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
 
     if progress is not None:
         progress(result.skipped, total)
-    for start in range(0, len(ids), params.chunk_size):
-        chunk_ids = ids[start:start + params.chunk_size]
-        # over the whole vocabulary, NaN for classes not computed (they never fire)
-        predictions = computing.predict(paths[start:start + params.chunk_size])
-        labels, scores, errors = {}, {}, {}
-        for sample_id, prediction in zip(chunk_ids, predictions):
-            probs = prediction.probs
-            if probs is None or not prediction.ok:
-                errors[sample_id] = prediction.error
-                if len(result.failures) < MAX_REPORTED_FAILURES:
-                    result.failures.append({"id": sample_id, "filepath": prediction.source,
-                                            "error": str(prediction.error)})
-                continue
-            labels[sample_id] = fired_tags(probs, tagger.vocab, policy, thresholds,
-                                           model_version=tagger.model_version, chinese=params.chinese_names)
-            if mapping is not None:
-                projected = mapping.project_probs(probs)
-                scores[sample_id] = [round(float(projected[c]), 5) for c in columns]
-        write_results(dataset, params, labels, scores, errors)
-        result.tagged += len(labels)
-        result.failed += len(errors)
-        if progress is not None:
-            progress(result.skipped + start + len(chunk_ids), total)
+    # one stream, so the decode look-ahead spans chunks; over the whole vocabulary, NaN for classes not computed
+    with closing(computing.predict_iter(paths)) as stream:
+        for start in range(0, len(ids), params.chunk_size):
+            chunk_ids = ids[start:start + params.chunk_size]
+            predictions = list(islice(stream, len(chunk_ids)))
+            labels, scores, errors = {}, {}, {}
+            for sample_id, prediction in zip(chunk_ids, predictions):
+                probs = prediction.probs
+                if probs is None or not prediction.ok:
+                    errors[sample_id] = prediction.error
+                    if len(result.failures) < MAX_REPORTED_FAILURES:
+                        result.failures.append({"id": sample_id, "filepath": prediction.source,
+                                                "error": str(prediction.error)})
+                    continue
+                labels[sample_id] = fired_tags(probs, tagger.vocab, policy, thresholds,
+                                               model_version=tagger.model_version, chinese=params.chinese_names)
+                if mapping is not None:
+                    projected = mapping.project_probs(probs)
+                    scores[sample_id] = [round(float(projected[c]), 5) for c in columns]
+            write_results(dataset, params, labels, scores, errors)
+            result.tagged += len(labels)
+            result.failed += len(errors)
+            if progress is not None:
+                progress(result.skipped + start + len(chunk_ids), total)
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,14 @@ def tune_thresholds_on_reviews(collection: foc.SampleCollection, params: Thresho
     paths, labels = _inputs(collection, params, names)
     probs = np.full((len(paths), len(names)), np.nan, dtype=np.float32)
     failed = 0
-    for start in range(0, len(paths), _CHUNK):
-        for row, prediction in enumerate(tagger.predict(paths[start:start + _CHUNK]), start):
+    with closing(tagger.predict_iter(paths)) as stream:
+        for row, prediction in enumerate(stream):
             if prediction.ok and prediction.probs is not None:
                 probs[row] = prediction.probs
             else:
                 failed += 1
-        if progress is not None:
-            progress(min(start + _CHUNK, len(paths)), len(paths))
+            if progress is not None and ((row + 1) % _CHUNK == 0 or row + 1 == len(paths)):
+                progress(row + 1, len(paths))
     ok = ~np.isnan(probs).any(axis=1)
     if not ok.any():
         raise PluginInputError("None of the reviewed images could be read; nothing to tune on")
