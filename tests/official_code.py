@@ -153,12 +153,19 @@ def import_batch_inference(checkout: str | Path) -> types.ModuleType:
 
     Call inside `official_modules`. Its imports of the whole package (`ram.get_transform`,
     `ram.utils`: CLIP) are satisfied by stubs except the transform, which is the official
-    `ram/transform.py` (torchvision). Its `load_dataset`/`load_ram_plus` are not used: they
+    `ram/transform.py` (torchvision; without it, `transform_error` on the module says why and
+    its `_Dataset` cannot be built). Its `load_dataset`/`load_ram_plus` are not used: they
     read the official benchmark datasets and download weights.
     """
     checkout = Path(checkout)
-    transform = importlib.import_module("ram.transform")
-    sys.modules["ram"].get_transform = transform.get_transform
+    try:
+        get_transform, transform_error = importlib.import_module("ram.transform").get_transform, None
+    except ImportError as e:  # no torchvision: the forward still imports and runs, the data loader cannot
+        transform_error = f"{type(e).__name__}: {e}"
+
+        def get_transform(*args: Any, **kwargs: Any) -> Any:
+            raise ImportError(transform_error)
+    sys.modules["ram"].get_transform = get_transform
     utils_stub = types.ModuleType("ram.utils")
     for name in ("build_openset_llm_label_embedding", "build_openset_label_embedding", "get_mAP", "get_PR"):
         setattr(utils_stub, name, _not_for_inference)
@@ -168,6 +175,7 @@ def import_batch_inference(checkout: str | Path) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location("official_batch_inference", checkout / "batch_inference.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module.transform_error = transform_error
     return module
 
 
