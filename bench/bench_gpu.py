@@ -97,6 +97,61 @@ def e2e_images(batch: int, images: int) -> int:
     return min(max(4 * batch, 64), max(images, 4 * batch))
 
 
+def free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def guarded(results: Results, row: dict[str, Any], measure: Callable[[], list[dict[str, Any]]]) -> None:
+    """Add the rows `measure` returns; an error (out of memory, a missing kernel) becomes a row, and the run goes on."""
+    device_rows: list[dict[str, Any]] = []
+    try:
+        device_rows = measure()
+    except Exception as e:  # noqa: BLE001 - one failed point must not cost the rest of a one-shot GPU run
+        results.add(**row, note=f"error: {type(e).__name__}: {str(e)[:200]}")
+    for extra in device_rows:
+        results.add(**{**row, **extra})
+
+
+def e2e(engine: TaggingEngine, paths: list[Path], batch: int, images: int, device: torch.device) -> dict[str, Any]:
+    run = cycle(paths, e2e_images(batch, images))
+    run_engine(engine, run[:batch])  # warm-up
+    reset_peak(device)
+    img_s = rate(lambda: run_engine(engine, run), len(run), device, 0, min_calls=1)
+    return dict(img_s=img_s, peak_gib=gib(device), images=len(run))
+
+
+def model_only(engine: TaggingEngine, dtype: torch.dtype, inputs: list[torch.Tensor], batch: int,
+               min_seconds: float) -> dict[str, Any]:
+    """Images/s and peak memory of the engine's model on a ready batch on the device (its tensors freed on return)."""
+    step = model_only_step(engine, dtype)
+    x = torch.stack(cycle(inputs, batch)).to(engine.device)
+    reset_peak(engine.device)
+    img_s = rate(lambda: step(x), batch, engine.device, min_seconds)
+    return dict(img_s=img_s, peak_gib=gib(engine.device))
+
+
+def sweep_point(files, args: argparse.Namespace, precision: str, batch: int, paths: list[Path],
+                inputs: list[torch.Tensor], workers: int, gpu_decode_missing: str | None) -> list[dict[str, Any]]:
+    """Model-only and end-to-end rows for one precision and batch size; engines are freed on return."""
+    device = torch.device(args.device)
+    rows = []
+    engine = TaggingEngine.from_config(default_config(
+        files, args.device, precision=precision, batch_size=batch, decode_workers=workers))
+    rows.append(dict(mode="model-only", **model_only(engine, DTYPES[precision], inputs, batch, args.min_seconds)))
+    rows.append(dict(mode=f"e2e Pillow x{workers}", **e2e(engine, paths, batch, args.images, device)))
+    del engine
+    free(device)
+    if gpu_decode_missing:
+        rows.append(dict(mode="e2e nvJPEG", note=na(gpu_decode_missing)))
+        return rows
+    engine = TaggingEngine.from_config(default_config(
+        files, args.device, precision=precision, batch_size=batch, decode_workers=workers, gpu_decode=True))
+    rows.append(dict(mode="e2e nvJPEG", **e2e(engine, paths, batch, args.images, device)))
+    return rows
+
+
 def engine_sweep(files, size: str, args: argparse.Namespace, paths: list[Path], inputs: list[torch.Tensor],
                  results: Results) -> None:
     device = torch.device(args.device)
@@ -109,64 +164,42 @@ def engine_sweep(files, size: str, args: argparse.Namespace, paths: list[Path], 
             if missing:
                 results.add(**row, mode="model-only", note=na(missing))
                 continue
-            engine = TaggingEngine.from_config(default_config(
-                files, args.device, precision=precision, batch_size=batch, decode_workers=workers))
-            step = model_only_step(engine, DTYPES[precision])
-            x = torch.stack(cycle(inputs, batch)).to(device)
-            reset_peak(device)
-            img_s = rate(lambda: step(x), batch, device, args.min_seconds)
-            results.add(**row, mode="model-only", img_s=img_s, peak_gib=gib(device))
-            run = cycle(paths, e2e_images(batch, args.images))
-            run_engine(engine, run[:batch])  # warm-up
-            reset_peak(device)
-            img_s = rate(lambda: run_engine(engine, run), len(run), device, 0, min_calls=1)
-            results.add(**row, mode=f"e2e Pillow x{workers}", img_s=img_s, peak_gib=gib(device),
-                        images=len(run))
-            del engine
-            gc.collect()
-            if gpu_decode_missing:
-                results.add(**row, mode="e2e nvJPEG", note=na(gpu_decode_missing))
-                continue
-            engine = TaggingEngine.from_config(default_config(
-                files, args.device, precision=precision, batch_size=batch, decode_workers=workers,
-                gpu_decode=True))
-            run_engine(engine, run[:batch])
-            reset_peak(device)
-            img_s = rate(lambda: run_engine(engine, run), len(run), device, 0, min_calls=1)
-            results.add(**row, mode="e2e nvJPEG", img_s=img_s, peak_gib=gib(device), images=len(run))
-            del engine
-            gc.collect()
+            guarded(results, row, lambda: sweep_point(files, args, precision, batch, paths, inputs, workers,
+                                                      gpu_decode_missing))
+            free(device)
 
-    engine = TaggingEngine.from_config(default_config(files, args.device))
-    info = engine.info()
-    run = cycle(paths, e2e_images(engine.batch_size, args.images))
-    run_engine(engine, run[:engine.batch_size])
-    reset_peak(device)
-    img_s = rate(lambda: run_engine(engine, run), len(run), device, 0, min_calls=1)
-    results.add(section="defaults", size=size, precision=info.get("precision"), batch=engine.batch_size,
-                mode=f"e2e engine defaults ({decode_workers(engine)} decode workers)", img_s=img_s,
-                peak_gib=gib(device), images=len(run))
-    del engine
-    gc.collect()
-
+    guarded(results, dict(section="defaults", size=size), lambda: defaults_point(files, args, paths))
+    free(device)
     if args.compile:
-        missing = engine_lacks("compile")
         precision = args.precisions.split(",")[0]
+        row = dict(section="compile", size=size, precision=precision, batch=32)
+        missing = engine_lacks("compile")
         if missing:
-            results.add(section="compile", size=size, precision=precision, batch=32, mode="e2e", note=na(missing))
+            results.add(**row, mode="e2e", note=na(missing))
         else:
-            engine = TaggingEngine.from_config(default_config(
-                files, args.device, precision=precision, batch_size=32, decode_workers=workers, compile=True))
-            run = cycle(paths, e2e_images(32, args.images))
-            start = time.perf_counter()
-            run_engine(engine, run[:32])
-            compile_s = time.perf_counter() - start
-            img_s = rate(lambda: run_engine(engine, run), len(run), device, 0, min_calls=1)
-            results.add(section="compile", size=size, precision=precision, batch=32, mode=f"e2e Pillow x{workers}",
-                        img_s=img_s, note=f"first batch (compile) {compile_s:.0f} s")
-            del engine
-            gc.collect()
+            guarded(results, row, lambda: compile_point(files, args, precision, paths, workers))
+            free(device)
 
+
+def defaults_point(files, args: argparse.Namespace, paths: list[Path]) -> list[dict[str, Any]]:
+    """What a user gets with no flags: EngineConfig defaults on this device."""
+    device = torch.device(args.device)
+    engine = TaggingEngine.from_config(default_config(files, args.device))
+    return [dict(precision=engine.info().get("precision"), batch=engine.batch_size,
+                 mode=f"e2e engine defaults ({decode_workers(engine)} decode workers)",
+                 **e2e(engine, paths, engine.batch_size, args.images, device))]
+
+
+def compile_point(files, args: argparse.Namespace, precision: str, paths: list[Path], workers: int
+                  ) -> list[dict[str, Any]]:
+    device = torch.device(args.device)
+    engine = TaggingEngine.from_config(default_config(
+        files, args.device, precision=precision, batch_size=32, decode_workers=workers, compile=True))
+    start = time.perf_counter()
+    run_engine(engine, cycle(paths, 32))
+    compile_s = time.perf_counter() - start
+    return [dict(mode=f"e2e Pillow x{workers}", note=f"first batch (compile) {compile_s:.0f} s",
+                 **e2e(engine, paths, 32, args.images, device))]
 
 @contextlib.contextmanager
 def cuda_calls_stay_on_cpu(device: torch.device) -> Iterator[None]:
@@ -182,77 +215,94 @@ def cuda_calls_stay_on_cpu(device: torch.device) -> Iterator[None]:
         torch.Tensor.cuda = original  # type: ignore[method-assign]
 
 
+def ours_fp32_rows(files, args: argparse.Namespace, inputs: list[torch.Tensor], x: torch.Tensor,
+                   probs_out: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Our model-only fp32 at the official batch sizes (the official script runs fp32), and our probabilities on `x`."""
+    overrides = {} if engine_lacks("precision") else {"precision": "fp32"}
+    ours = TaggingEngine.from_config(default_config(files, args.device, batch_size=2, **overrides))
+    probs_out.append(model_only_step(ours, torch.float32)(x))
+    return [dict(mode="ours model-only fp32", batch=batch,
+                 **model_only(ours, torch.float32, inputs, batch, args.min_seconds))
+            for batch in [int(b) for b in args.official_batches.split(",")]]
+
+
+def official_forward_rows(bi, model, args: argparse.Namespace, inputs: list[torch.Tensor]) -> list[dict[str, Any]]:
+    """Its `forward_ram_plus` on ready batches: fp32 as shipped, and under fp16 autocast on CUDA."""
+    device = torch.device(args.device)
+    rows = []
+    for batch in [int(b) for b in args.official_batches.split(",")]:
+        x = torch.stack(cycle(inputs, batch)).to(device)
+        modes = [("official forward_ram_plus fp32 (as shipped)", contextlib.nullcontext)]
+        if device.type == "cuda":
+            modes.append(("official forward_ram_plus + fp16 autocast (not in its script)",
+                          lambda: torch.autocast("cuda", dtype=torch.float16)))
+        for mode, context in modes:
+            with cuda_calls_stay_on_cpu(device), context():
+                reset_peak(device)
+                img_s = rate(lambda: bi.forward_ram_plus(model, x).cpu(), batch, device, args.min_seconds)
+            rows.append(dict(mode=mode, batch=batch, img_s=img_s, peak_gib=gib(device)))
+    return rows
+
+
+def official_loader_rows(bi, model, args: argparse.Namespace, paths: list[Path], image_size: int
+                         ) -> list[dict[str, Any]]:
+    """Its main loop: a DataLoader over its _Dataset (which appends ".jpg") and transform, then forward + .cpu()."""
+    from torch.utils.data import DataLoader
+
+    device = torch.device(args.device)
+    stems = [str(p)[: -len(".jpg")] for p in cycle(paths, max(args.images, 2 * args.official_loader_batch))]
+    rows = []
+    for workers in sorted({args.official_workers, args.decode_workers or os.cpu_count() or 2}):
+        loader = DataLoader(dataset=bi._Dataset(stems, image_size), shuffle=False, drop_last=False,
+                            pin_memory=device.type == "cuda", batch_size=args.official_loader_batch,
+                            num_workers=workers)
+
+        def loop() -> None:
+            with cuda_calls_stay_on_cpu(device):
+                for imgs in loader:
+                    bi.forward_ram_plus(model, imgs).cpu()
+
+        reset_peak(device)
+        img_s = rate(loop, len(stems), device, 0, min_calls=1)
+        rows.append(dict(mode=f"official batch_inference loop fp32, {workers} workers"
+                              + (" (its default)" if workers == args.official_workers else ""),
+                         batch=args.official_loader_batch, img_s=img_s, peak_gib=gib(device), images=len(stems)))
+    return rows
+
+
 def official_side_by_side(files, size: str, args: argparse.Namespace, paths: list[Path],
                           inputs: list[torch.Tensor], work: Path, results: Results) -> None:
+    """The official code on the same device, from the same random weights in the official layout."""
     from official_code import build_official_model, import_batch_inference, is_official_checkout, official_modules
 
     device = torch.device(args.device)
-    row = dict(section="official", size=size)
+    row = dict(section="official", size=size,
+               note="" if device.type == "cuda" else "CPU check: its .cuda() calls made no-ops")
     if not args.official_code or not is_official_checkout(args.official_code):
         results.add(**row, mode="official", note=na(f"no official checkout at {args.official_code!r}"))
         return
-    cpu_note = "" if device.type == "cuda" else "CPU check: its .cuda() calls made no-ops"
+    x = torch.stack(cycle(inputs, 2)).to(device)
+    our_probs: list[np.ndarray] = []
+    guarded(results, row, lambda: ours_fp32_rows(files, args, inputs, x, our_probs))
+    free(device)
     with official_modules(args.official_code) as mods:
         bi = import_batch_inference(args.official_code)
         model, msg = build_official_model(mods, files, work / "official", args.official_code)
         if msg.unexpected_keys:
             raise RuntimeError(f"official model does not match our checkpoint: {msg.unexpected_keys[:5]}")
         model = model.to(device)
-        forward = bi.forward_ram_plus
-
-        ours = TaggingEngine.from_config(default_config(files, args.device, precision="fp32", batch_size=2)
-                                         if not engine_lacks("precision") else default_config(files, args.device))
-        x = torch.stack(cycle(inputs, 2)).to(device)
         with cuda_calls_stay_on_cpu(device):
-            official_probs = forward(model, x).float().cpu().numpy()
-        our_probs = model_only_step(ours, torch.float32)(x)
-        print(f"  parity: official vs ours, fp32, max |prob diff| {np.abs(official_probs - our_probs).max():.2e}")
-        fp32_step = model_only_step(ours, torch.float32)
-        for batch in [int(b) for b in args.official_batches.split(",")]:
-            xb = torch.stack(cycle(inputs, batch)).to(device)
-            with cuda_calls_stay_on_cpu(device):
-                reset_peak(device)
-                img_s = rate(lambda: forward(model, xb).cpu(), batch, device, args.min_seconds)
-                results.add(**row, mode="official forward_ram_plus fp32 (as shipped)", batch=batch, img_s=img_s,
-                            peak_gib=gib(device), note=cpu_note)
-                if device.type == "cuda":
-                    reset_peak(device)
-                    with torch.autocast("cuda", dtype=torch.float16):
-                        img_s = rate(lambda: forward(model, xb).cpu(), batch, device, args.min_seconds)
-                    results.add(**row, mode="official forward_ram_plus + fp16 autocast (not in its script)",
-                                batch=batch, img_s=img_s, peak_gib=gib(device))
-            reset_peak(device)
-            img_s = rate(lambda: fp32_step(xb), batch, device, args.min_seconds)
-            results.add(**row, mode="ours model-only fp32", batch=batch, img_s=img_s, peak_gib=gib(device))
-        del ours
-        gc.collect()
-
-        # Its main loop: DataLoader over its _Dataset (appends ".jpg") with its transform, then forward + .cpu().
+            official_probs = bi.forward_ram_plus(model, x).float().cpu().numpy()
+        if our_probs:
+            gap = float(np.abs(official_probs - our_probs[0]).max())
+            print(f"  parity: official vs ours, fp32, max |prob diff| {gap:.2e}")
+            results.meta[f"parity_max_abs_prob_diff_{size}"] = gap
+        guarded(results, row, lambda: official_forward_rows(bi, model, args, inputs))
         if bi.transform_error:
             results.add(**row, mode="official batch_inference loop", note=na(f"its transform: {bi.transform_error}"))
-            return
-        from torch.utils.data import DataLoader
-
-        stems = [str(p)[: -len(".jpg")] for p in cycle(paths, max(args.images, 2 * args.official_loader_batch))]
-        image_size = inputs[0].shape[-1]
-        ours_workers = args.decode_workers or os.cpu_count() or 2
-        for workers in sorted({args.official_workers, ours_workers}):
-            loader = DataLoader(dataset=bi._Dataset(stems, image_size), shuffle=False, drop_last=False,
-                                pin_memory=device.type == "cuda", batch_size=args.official_loader_batch,
-                                num_workers=workers)
-
-            def loop() -> None:
-                with cuda_calls_stay_on_cpu(device):
-                    for imgs in loader:
-                        forward(model, imgs).cpu()
-
-            reset_peak(device)
-            img_s = rate(loop, len(stems), device, 0, min_calls=1)
-            results.add(**row, mode=f"official batch_inference loop fp32, {workers} workers"
-                                    + (" (its default)" if workers == args.official_workers else ""),
-                        batch=args.official_loader_batch, img_s=img_s, peak_gib=gib(device), images=len(stems),
-                        note=cpu_note)
-    gc.collect()
+        else:
+            guarded(results, row, lambda: official_loader_rows(bi, model, args, paths, inputs[0].shape[-1]))
+    free(device)
 
 
 def print_tables(results: Results, sizes: list[str]) -> None:
@@ -339,7 +389,10 @@ def main() -> None:
             inputs = model_only_inputs(paths[:16], probe.image_size)
             del probe
             engine_sweep(files, size, args, paths, inputs, results)
-            official_side_by_side(files, size, args, paths, inputs, work, results)
+            try:
+                official_side_by_side(files, size, args, paths, inputs, work, results)
+            except Exception as e:  # noqa: BLE001 - report it, keep the engine figures and the tables
+                results.add(section="official", size=size, mode="official", note=f"error: {type(e).__name__}: {e}")
     print_tables(results, sizes)
     if args.json:
         print(f"\nrows written to {args.json}")

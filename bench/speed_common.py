@@ -36,7 +36,7 @@ PROJECT_CLASSES_50 = (
     "flower", "grass", "horse", "table", "chair", "cup", "bottle", "laptop", "book", "clock",
     "beach", "mountain", "road", "window", "water", "food", "pizza", "apple", "banana", "train",
     "bus", "truck", "kite", "umbrella", "bench", "sheep", "cow", "elephant", "cloud", "snow",
-    "river", "bridge", "city", "street sign", "sunset", "flag", "shoe", "hat", "motorcycle", "airplane",
+    "river", "bridge", "city", "street sign", "sunset", "flag", "shoe", "hat", "motorcycle", "plane",
 )
 
 
