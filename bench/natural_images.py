@@ -196,7 +196,10 @@ def write_jpegs(directory: str | Path, count: int, size: tuple[int, int] = SIZES
     processes = min(processes or os.cpu_count() or 1, count)
     if processes <= 1:
         return [_write_one(job) for job in jobs]
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+    # fork where there is one: no re-import of the caller's script (call this before CUDA starts);
+    # spawn elsewhere, which needs the caller's `if __name__ == "__main__"` guard.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(processes) as pool:
         return pool.map(_write_one, jobs)
 
 
