@@ -237,7 +237,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         for size in args.sizes.split(","):
             bench_size(size.strip(), args, Path(tmp) / size.strip(), results)
-    speed = [("config", "configuration", ""), ("img_s", "img/s", ".2f"), ("ratio", "vs naive", ".2f"),
+    speed = [("config", "configuration", ""), ("img_s", "img/s", ".3g"), ("ratio", "vs naive", ".2f"),
              ("note", "note", "")]
     for size in args.sizes.split(","):
         print()

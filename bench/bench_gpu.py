@@ -305,44 +305,47 @@ def official_side_by_side(files, size: str, args: argparse.Namespace, paths: lis
     free(device)
 
 
+def _cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return ""
+    if row.get("img_s") is None:
+        return str(row.get("note", ""))[:30]
+    peak = f" ({row['peak_gib']:.1f})" if row.get("peak_gib") is not None else ""
+    return f"{row['img_s']:.1f}{peak}"
+
+
 def print_tables(results: Results, sizes: list[str]) -> None:
+    """The sweep as a table (rows: precision x batch; columns: model-only and e2e modes), then the rest."""
     for size in sizes:
-        sweep = [r for r in results.rows if r.get("section") == "sweep" and r["size"] == size]
+        rows = [r for r in results.rows if r.get("size") == size]
+        sweep = [r for r in rows if r.get("section") == "sweep" and "mode" in r]
         modes = list(dict.fromkeys(r["mode"] for r in sweep))
-        print(f"\n{size}: images/s (peak GiB) by precision and batch size")
-        print(f"{'precision':>9} {'batch':>5} " + " ".join(f"{m:>24}" for m in modes) + "   e2e/model-only")
-        keys = list(dict.fromkeys((r["precision"], r["batch"]) for r in sweep))
-        for precision, batch in keys:
-            cells, model_only = [], None
-            for m in modes:
-                r = next((r for r in sweep if (r["precision"], r["batch"], r["mode"]) == (precision, batch, m)), None)
-                if r is None or r.get("img_s") is None:
-                    cells.append(f"{(r or {}).get('note', '')[:24]:>24}")
-                    continue
-                peak = f" ({r['peak_gib']:.1f})" if r.get("peak_gib") is not None else ""
-                cells.append(f"{r['img_s']:>24.1f}"[:-len(peak)] + peak if peak else f"{r['img_s']:>24.1f}")
-                if m == "model-only":
-                    model_only = r["img_s"]
-            e2e = [r["img_s"] for r in sweep if (r["precision"], r["batch"]) == (precision, batch)
-                   and r["mode"].startswith("e2e") and r.get("img_s")]
-            ratio = f"{max(e2e) / model_only:.0%}" if e2e and model_only else ""
-            print(f"{precision:>9} {batch:>5} " + " ".join(cells) + f"   {ratio:>8}")
-        for r in results.rows:
-            if r.get("section") in ("defaults", "compile") and r["size"] == size:
-                value = f"{r['img_s']:.1f} img/s" if r.get("img_s") else r.get("note")
-                print(f"{r['mode']} [{r['precision']}, batch {r['batch']}]: {value}  {r.get('note', '') or ''}")
-        official = [r for r in results.rows if r.get("section") == "official" and r["size"] == size]
-        if official:
-            base = next((r["img_s"] for r in official if "its default" in r["mode"] and r.get("img_s")), None)
-            print(f"\n{size}: official recognize-anything vs ours, same GPU; ratio vs its batch_inference as shipped")
-            rows = official + [r for r in results.rows if r.get("size") == size and r.get("img_s")
-                               and r.get("section") in ("sweep", "defaults") and r["mode"] != "model-only"]
-            for r in rows:
-                label = r["mode"] if r["section"] == "official" else f"ours {r['mode']} {r['precision']}"
-                value = r.get("img_s")
-                ratio = f"{value / base:6.2f}x" if value and base else ""
-                text = f"{value:10.1f}" if value else f"{'':10}"
-                print(f"  {label[:70]:70} b{r.get('batch', ''):<4} {text} {ratio}  {r.get('note', '') or ''}")
+        print(f"\n{size}: images/s (peak GiB, weights included) by precision and batch size")
+        print(f"{'precision':>9} {'batch':>5} " + " ".join(f"{m:>30}" for m in modes) + "  best e2e/model-only")
+        for precision, batch in dict.fromkeys((r["precision"], r["batch"]) for r in sweep):
+            point = {r["mode"]: r for r in sweep if (r["precision"], r["batch"]) == (precision, batch)}
+            model = (point.get("model-only") or {}).get("img_s")
+            e2e = [r["img_s"] for m, r in point.items() if m.startswith("e2e") and r.get("img_s")]
+            ratio = f"{max(e2e) / model:.0%}" if e2e and model else ""
+            print(f"{precision:>9} {batch:>5} " + " ".join(f"{_cell(point.get(m)):>30}" for m in modes)
+                  + f"  {ratio:>8}")
+        for r in rows:
+            if r.get("section") in ("defaults", "compile") or "mode" not in r:
+                print(f"{r.get('section')} {r.get('mode', '')} [{r.get('precision', '')}, batch {r.get('batch', '')}]:"
+                      f" {_cell(r)}  {r.get('note', '') if r.get('img_s') else ''}")
+        official = [r for r in rows if r.get("section") == "official" and "mode" in r]
+        if not official:
+            continue
+        base = next((r["img_s"] for r in official if "its default" in r["mode"] and r.get("img_s")), None)
+        print(f"\n{size}: the official code vs ours on the same device; ratio vs its batch_inference loop as shipped")
+        ours = [r for r in rows if r.get("img_s") and r.get("section") in ("sweep", "defaults")
+                and r.get("mode", "").startswith("e2e")]
+        for r in official + ours:
+            label = r["mode"] if r["section"] == "official" else f"ours {r['mode']} {r.get('precision', '')}"
+            value = r.get("img_s")
+            ratio = f"{value / base:6.2f}x" if value and base else ""
+            text = f"{value:10.1f}" if value else f"{'':10}"
+            print(f"  {label[:72]:72} b{r.get('batch', ''):<4} {text} {ratio}  {r.get('note', '') or ''}")
 
 
 def main() -> None:
