@@ -1,6 +1,7 @@
 """Engine speed against a naive loop and the bare model, and the accuracy cost of reduced precision, in one run.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_engine.py                   # tiny and full, ~6-8 min on 2 cores
+    PYTHONPATH=. .venv/bin/python bench/bench_engine.py                   # tiny and full, ~6-8 min on 2 idle cores
+    PYTHONPATH=. .venv/bin/python bench/bench_engine.py --threads 1       # on shared cores (see bench/README.md)
     PYTHONPATH=. .venv/bin/python bench/bench_engine.py --sizes tiny      # ~1 min
     PYTHONPATH=. .venv/bin/python bench/bench_engine.py --sizes full --full-images 16 --full-repeats 2 --compile
 
