@@ -49,6 +49,7 @@ from speed_common import (Results, build_checkpoint, decode_workers, default_con
                           model_only_inputs, model_only_step, na, synchronize)
 
 from ram_model import TaggingEngine  # noqa: E402
+from ram_model.config import SwinConfig  # noqa: E402
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
@@ -388,9 +389,7 @@ def main() -> None:
             start = time.perf_counter()
             files = build_checkpoint(size, work / f"ckpt-{size}")
             print(f"\n== {size}: checkpoint built in {time.perf_counter() - start:.0f} s", flush=True)
-            probe = TaggingEngine.from_config(default_config(files, args.device))
-            inputs = model_only_inputs(paths[:16], probe.image_size)
-            del probe
+            inputs = model_only_inputs(paths[:16], SwinConfig.from_file(files.swin_config).image_res)
             engine_sweep(files, size, args, paths, inputs, results)
             try:
                 official_side_by_side(files, size, args, paths, inputs, work, results)
