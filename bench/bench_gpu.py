@@ -110,7 +110,7 @@ def guarded(results: Results, row: dict[str, Any], measure: Callable[[], list[di
     try:
         device_rows = measure()
     except Exception as e:  # noqa: BLE001 - one failed point must not cost the rest of a one-shot GPU run
-        results.add(**row, note=f"error: {type(e).__name__}: {str(e)[:200]}")
+        results.add(**{**row, "note": f"error: {type(e).__name__}: {str(e)[:200]}"})
     for extra in device_rows:
         results.add(**{**row, **extra})
 
@@ -222,7 +222,7 @@ def ours_fp32_rows(files, args: argparse.Namespace, inputs: list[torch.Tensor], 
     overrides = {} if engine_lacks("precision") else {"precision": "fp32"}
     ours = TaggingEngine.from_config(default_config(files, args.device, batch_size=2, **overrides))
     probs_out.append(model_only_step(ours, torch.float32)(x))
-    return [dict(mode="ours model-only fp32", batch=batch,
+    return [dict(mode="ours model-only fp32", batch=batch, note="",
                  **model_only(ours, torch.float32, inputs, batch, args.min_seconds))
             for batch in [int(b) for b in args.official_batches.split(",")]]
 
@@ -280,7 +280,7 @@ def official_side_by_side(files, size: str, args: argparse.Namespace, paths: lis
     row = dict(section="official", size=size,
                note="" if device.type == "cuda" else "CPU check: its .cuda() calls made no-ops")
     if not args.official_code or not is_official_checkout(args.official_code):
-        results.add(**row, mode="official", note=na(f"no official checkout at {args.official_code!r}"))
+        results.add(**{**row, "mode": "official", "note": na(f"no official checkout at {args.official_code!r}")})
         return
     x = torch.stack(cycle(inputs, 2)).to(device)
     our_probs: list[np.ndarray] = []
@@ -300,7 +300,8 @@ def official_side_by_side(files, size: str, args: argparse.Namespace, paths: lis
             results.meta[f"parity_max_abs_prob_diff_{size}"] = gap
         guarded(results, row, lambda: official_forward_rows(bi, model, args, inputs))
         if bi.transform_error:
-            results.add(**row, mode="official batch_inference loop", note=na(f"its transform: {bi.transform_error}"))
+            results.add(**{**row, "mode": "official batch_inference loop",
+                           "note": na(f"its transform: {bi.transform_error}")})
         else:
             guarded(results, row, lambda: official_loader_rows(bi, model, args, paths, inputs[0].shape[-1]))
     free(device)
