@@ -26,8 +26,8 @@ from ram_model.testing import TinyModelFiles, make_tiny_checkpoint
 from ram_model.vocab import read_lines
 
 __all__ = [
-    "build_checkpoint", "decode_workers", "default_config", "engine_lacks", "engine_dtype", "model_only_inputs", "model_only_step",
-    "project_classes", "timed", "Results", "na",
+    "PROJECT_CLASSES_50", "build_checkpoint", "decode_workers", "default_config", "engine_lacks", "engine_dtype",
+    "model_only_inputs", "model_only_step", "project_classes", "synchronize", "timed", "Results", "na",
 ]
 
 # 50 common, concrete tags: a typical project's label set (all in RAM's 4,585-tag vocabulary).

@@ -141,7 +141,8 @@ def official_modules(checkout: str | Path) -> Iterator[tuple[types.ModuleType, t
         sys.modules[name] = types.ModuleType(name)
         sys.modules[name].__dict__.update(attrs)
     try:
-        yield tuple(importlib.import_module(f"ram.models.{m}") for m in ("utils", "ram_plus", "ram"))  # type: ignore[misc]
+        modules = tuple(importlib.import_module(f"ram.models.{m}") for m in ("utils", "ram_plus", "ram"))
+        yield modules  # type: ignore[misc]
     finally:
         for name in [k for k in sys.modules if _is_ours(k)]:
             del sys.modules[name]
@@ -193,7 +194,8 @@ def build_official_model(mods, files, workdir: str | Path, checkout: str | Path,
     swin = json.loads(Path(files.swin_config).read_text())
     (workdir / "configs" / "swin" / "config_swinL_384.json").write_text(json.dumps(swin))
     q2l = json.loads((checkout / "ram" / "configs" / "q2l_config.json").read_text())
-    q2l.update(json.loads(Path(files.head_config).read_text()))  # ours lacks add_cross_attention: keep the official keys
+    # Ours lacks add_cross_attention: keep the official keys.
+    q2l.update(json.loads(Path(files.head_config).read_text()))
     (workdir / "configs" / "q2l_config.json").write_text(json.dumps(q2l))
     (workdir / "data" / "ram_tag_list_threshold.txt").write_text(Path(files.thresholds).read_text())
     (workdir / "med.json").write_text(json.dumps({**q2l, **TINY_MED}))
