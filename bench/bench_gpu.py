@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import gc
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -381,22 +382,28 @@ def main() -> None:
     print("  ".join(f"{k}={v}" for k, v in meta.items()), flush=True)
     results = Results(args.json, meta)
     sizes = [s.strip() for s in args.sizes.split(",")]
-    with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
-        work = Path(tmp)
-        start = time.perf_counter()
-        paths = write_jpegs(work / "images", args.images)
-        print(f"{describe_files(paths)} ({time.perf_counter() - start:.0f} s to draw)", flush=True)
-        for size in sizes:
+    # A time limit (run_gpu.sh's `timeout`) sends SIGTERM: still print the tables of what was measured.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
+            work = Path(tmp)
             start = time.perf_counter()
-            files = build_checkpoint(size, work / f"ckpt-{size}")
-            print(f"\n== {size}: checkpoint built in {time.perf_counter() - start:.0f} s", flush=True)
-            inputs = model_only_inputs(paths[:16], SwinConfig.from_file(files.swin_config).image_res)
-            engine_sweep(files, size, args, paths, inputs, results)
-            try:
-                official_side_by_side(files, size, args, paths, inputs, work, results)
-            except Exception as e:  # noqa: BLE001 - report it, keep the engine figures and the tables
-                results.add(section="official", size=size, mode="official", note=f"error: {type(e).__name__}: {e}")
-    print_tables(results, sizes)
+            paths = write_jpegs(work / "images", args.images)
+            print(f"{describe_files(paths)} ({time.perf_counter() - start:.0f} s to draw)", flush=True)
+            for size in sizes:
+                start = time.perf_counter()
+                files = build_checkpoint(size, work / f"ckpt-{size}")
+                print(f"\n== {size}: checkpoint built in {time.perf_counter() - start:.0f} s", flush=True)
+                inputs = model_only_inputs(paths[:16], SwinConfig.from_file(files.swin_config).image_res)
+                # The official side by side first: it is short, and a run cut off by its time limit keeps it.
+                try:
+                    official_side_by_side(files, size, args, paths, inputs, work, results)
+                except Exception as e:  # noqa: BLE001 - report it, keep the engine figures and the tables
+                    results.add(section="official", size=size, mode="official",
+                                note=f"error: {type(e).__name__}: {e}")
+                engine_sweep(files, size, args, paths, inputs, results)
+    finally:
+        print_tables(results, sizes)
     if args.json:
         print(f"\nrows written to {args.json}")
 
