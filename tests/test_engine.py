@@ -125,11 +125,11 @@ def test_out_of_memory_halves_the_batch(tiny_files, image_dir: Path, monkeypatch
     real = engine.model.forward_with_embedding
     sizes: list[int] = []
 
-    def limited(x: torch.Tensor):
+    def limited(x: torch.Tensor, classes=None):
         sizes.append(x.shape[0])
         if x.shape[0] > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(x)
+        return real(x, classes)
 
     monkeypatch.setattr(engine.model, "forward_with_embedding", limited)
     np.testing.assert_allclose(engine.predict_proba(paths), expected, atol=1e-5)
