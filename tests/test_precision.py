@@ -143,3 +143,17 @@ def test_compiled_forward_equals_eager() -> None:
     torch.testing.assert_close(got[0], expected[0], atol=1e-4, rtol=0)
     torch.testing.assert_close(got[1], expected[1], atol=1e-4, rtol=0)
     assert not torch._inductor.config.freezing  # freezing was set for our compile only
+
+
+def test_engines_cast_alike_still_share_one_backbone(tiny_files) -> None:
+    """The Label Studio backend shares the image encoder between a base and a head-only fine-tune."""
+    from backend.project_runtime import share_backbone
+
+    base = TaggingEngine.from_config(tiny_files.engine_config(precision="bf16"))
+    tuned = TaggingEngine.from_config(tiny_files.engine_config(precision="bf16"))
+    fp32 = TaggingEngine.from_config(tiny_files.engine_config(precision="fp32"))
+    assert not share_backbone(fp32, base)  # different dtypes: not the same weights
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    before = tuned._forward(x)
+    assert share_backbone(tuned, base) and tuned.model.visual_encoder is base.model.visual_encoder
+    assert torch.equal(tuned._forward(x)[0], before[0])
