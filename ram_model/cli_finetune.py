@@ -80,6 +80,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     options = model_options_from_args(args)
     if options.precision == "fp16":
         raise ConfigError("finetune trains in fp32 or bf16 autocast; pass --precision fp32, bf16 or auto")
+    if getattr(args, "compile", False):  # the flag only: RAM_ANNOTATE_COMPILE set for tagging must not block training
+        raise ConfigError("--compile applies to tagging (tag, serve, fiftyone); finetune runs eager")
     cfg = FinetuneConfig(
         data=tuple(args.data), image_root=args.image_root, base=options.engine_config(), output=args.output,
         mode=args.mode, unfreeze_stages=args.unfreeze_stages, epochs=args.epochs, lr=args.lr,

@@ -231,7 +231,8 @@ class EngineConfig:
     thresholds: str | None = None
     variant: Variant | None = None
     device: str = "auto"
-    precision: Precision = "auto"
+    precision: Precision = "auto"  # auto: bf16 on AMX CPUs, fp32 on other CPUs, fp16 on CUDA (ram_model.precision)
+    compile: bool = False  # torch.compile (inductor, freezing) per input shape; eager if it can't compile
     batch_size: int | None = None  # None: 1 on CPU (measured fastest there), 32 on an accelerator
     exif_transpose: bool = True
     decode_workers: int | None = None  # decode threads; None: ram_model.pipeline.default_decode_workers(), 0: inline

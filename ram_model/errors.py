@@ -12,6 +12,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "CheckpointMismatchError",
     "ImageLoadError",
+    "is_out_of_memory",
 ]
 
 
@@ -33,3 +34,10 @@ class CheckpointMismatchError(RamModelError, ValueError):
 
 class ImageLoadError(RamModelError, ValueError):
     """An image could not be read, decoded or accepted (missing, corrupt, too large, odd mode)."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for an accelerator running out of memory (the engine then retries with half the batch)."""
+    import torch
+
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()

@@ -166,7 +166,12 @@ class ModelOptions:
     )
     device: str = _option("auto", "auto, cpu, cuda, cuda:N or mps", str, label="Device")
     precision: str = _option(
-        "auto", "autocast precision (auto: fp16 on CUDA, fp32 on CPU)", str, choices=_PRECISIONS, label="Precision"
+        "auto", "inference precision (auto: fp16 on CUDA, bf16 on CPUs with AMX, fp32 on other CPUs; fp32: exact)",
+        str, choices=_PRECISIONS, label="Precision"
+    )
+    compile: bool = _option(
+        False, "torch.compile the model (long runs: minutes to compile per batch shape, then faster; "
+        "falls back to eager if it can't compile)", bool, in_form=False,
     )
     batch_size: int | None = _option(
         None, "images per forward pass (default: 1 on CPU, 32 on GPU)", int, low=1, high=1024, label="Batch size"
@@ -236,7 +241,7 @@ class ModelOptions:
             checkpoint=self.checkpoint, swin_config=self.swin_config, head_config=self.head_config,
             tag_list=self.tag_list, tag_list_zh=self.tag_list_zh, thresholds=self.thresholds,
             device=self.device, precision=self.precision, batch_size=self.batch_size,  # type: ignore[arg-type]
-            exif_transpose=not self.no_exif_transpose, trust_pickle=self.trust_pickle, classes=self.classes,
+            exif_transpose=not self.no_exif_transpose, trust_pickle=self.trust_pickle, classes=self.classes, compile=self.compile,
             decode_workers=self.decode_workers, gpu_decode=self.gpu_decode,
         )
 

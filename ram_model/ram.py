@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import DESCRIPTIONS_PER_CLASS, LABEL_EMBED_DIM, HeadConfig, SwinConfig
+from .derived_cache import DerivedTensorCache
 from .swin import SwinTransformer
 from .tagging_head import TaggingHead
 
@@ -54,6 +55,7 @@ class RAMTagger(nn.Module):
         )
         self.tagging_head = TaggingHead(head, encoder_width=LABEL_EMBED_DIM)
         self.fc = nn.Linear(head.hidden_size, 1)
+        self._query_cache = DerivedTensorCache(max_entries=8)
 
     def class_embeddings(self, classes: Tensor | None = None) -> Tensor:
         """`label_embed` rows of `classes` (class indices, in the order given), or all rows.
@@ -75,13 +77,24 @@ class RAMTagger(nn.Module):
         K' is the number of `classes` (all K when None). The tagging head has no attention
         between class queries, so leaving classes out changes nothing for the others.
         """
-        embed_rows = self.class_embeddings(classes)
-        count = self.num_classes if classes is None else int(classes.numel())
         if self.variant == "ram_plus":
-            embed = reweight_descriptions(image_tokens[:, 0], embed_rows, self.reweight_scale, count)
+            count = self.num_classes if classes is None else int(classes.numel())
+            embed = reweight_descriptions(image_tokens[:, 0], self.class_embeddings(classes), self.reweight_scale, count)
             return F.relu(self.wordvec_proj(embed))
-        queries = F.relu(self.wordvec_proj(embed_rows))
+        queries = self._fixed_queries(classes)
         return queries.unsqueeze(0).expand(image_tokens.shape[0], -1, -1)
+
+    def _fixed_queries(self, classes: Tensor | None) -> Tensor:
+        """RAM's [K', hidden] queries. They depend on the weights only, so they are computed
+        once per (classes, device, autocast dtype) and reused while gradients are off and
+        the weights unchanged (`ram_model.derived_cache`)."""
+        sources = [self.label_embed, *self.wordvec_proj.parameters()]
+        if classes is not None:
+            sources.append(classes)  # held by the entry, so its id stays unique while cached
+        device = self.label_embed.device
+        autocast = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+        key = (device, autocast, None if classes is None else id(classes))
+        return self._query_cache.get(key, sources, lambda: F.relu(self.wordvec_proj(self.class_embeddings(classes))))
 
     def forward_with_embedding(self, images: Tensor, classes: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """images [B, 3, S, S] normalised -> (logits [B, K'], pooled image embedding [B, 512]).
@@ -105,4 +118,5 @@ class RAMTagger(nn.Module):
         compare these with image embeddings.
         """
         per_class = self.label_embed.shape[0] // self.num_classes
-        return self.label_embed.view(self.num_classes, per_class, -1).mean(dim=1)
+        # float32 even when inference cast `label_embed` to bf16 / fp16 (ram_model.precision).
+        return self.label_embed.float().view(self.num_classes, per_class, -1).mean(dim=1)

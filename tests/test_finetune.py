@@ -89,3 +89,10 @@ def test_run_folder_card_and_log(finetune_run, shapes_model, shapes_data: Path) 
     # A finished folder is never overwritten.
     code, _ = run_cli(["finetune", "--data", str(shapes_data), "--output", str(out), *model_flags(shapes_model)])
     assert code == 2
+
+
+def test_compile_is_refused_for_training(shapes_model, shapes_data: Path, tmp_path: Path, capsys) -> None:
+    code, _ = run_cli(["finetune", "--data", str(shapes_data), "--output", str(tmp_path / "run"), "--compile",
+                       *model_flags(shapes_model)])
+    assert code == 2 and "--compile applies to tagging" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

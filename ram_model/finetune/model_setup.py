@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
 from ..config import DESCRIPTIONS_PER_CLASS
+from ..precision import cpu_has_amx
 from ..ram import RAMTagger
 from ..swin import SwinBlock
 from ..tagging_head import QueryLayer
@@ -120,21 +120,6 @@ def enable_gradient_checkpointing(model: RAMTagger) -> int:
             module.forward = functools.partial(_checkpointed_forward, module.forward)  # type: ignore[method-assign]
             wrapped += 1
     return wrapped
-
-
-def cpu_has_amx() -> bool:
-    """True on CPUs with AMX bf16 tiles (Sapphire Rapids and later), where bf16 autocast pays off."""
-    probe = getattr(getattr(torch._C, "_cpu", None), "_is_amx_tile_supported", None)
-    if probe is not None:
-        try:
-            if probe():
-                return True
-        except Exception:  # noqa: BLE001 - a private probe; fall back to /proc/cpuinfo
-            pass
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
 
 
 def training_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
