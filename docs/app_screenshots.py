@@ -170,7 +170,7 @@ def take_screenshots(url: str, out: Path) -> list[Path]:
         save(driver, form)
         precision = driver.find_element("xpath", "//*[normalize-space(text())='Precision']")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", precision)
-        wait_for_text(driver, ("Autocast precision",), 10, "the Precision field's description")
+        wait_for_text(driver, ("Inference precision",), 10, "the Precision field's description")
         time.sleep(1)
         form_model = out / "app-tag-form-model.png"
         save(driver, form_model)
