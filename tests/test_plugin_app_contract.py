@@ -75,7 +75,7 @@ def test_every_model_option_in_the_form_has_its_own_description(dataset) -> None
     form = _resolve(fx.TAG_URI, dataset, target="inputs")
     properties = form.type.properties
     precision = properties["precision"].view.description
-    assert "autocast" in precision.lower()
+    assert "inference precision" in precision.lower() and "amx" in precision.lower()
     from ram_model.options import MODEL_OPTIONS
 
     shown = [spec.name for spec in MODEL_OPTIONS if spec.in_form and spec.name in properties]
