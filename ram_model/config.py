@@ -238,6 +238,7 @@ class EngineConfig:
     decode_workers: int | None = None  # decode threads; None: ram_model.pipeline.default_decode_workers(), 0: inline
     prefetch_batches: int = 2  # decoded batches kept ahead of the model, for as long as one predict_iter runs
     gpu_decode: bool = False  # CUDA: JPEGs decoded by nvJPEG (torchvision), Pillow for the rest
+    fast_jpeg_decode: bool = False  # large JPEGs decoded at reduced scale (not bit-exact: images.load_image)
     max_image_pixels: int = 89_478_485
     cache_dir: str | None = None
     trust_pickle: bool = False

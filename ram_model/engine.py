@@ -181,6 +181,7 @@ class TaggingEngine:
             "batch_size": self.batch_size,
             "decode_workers": self.decode_workers,
             "gpu_decode": self._gpu_decoder is not None,
+            "fast_jpeg_decode": self.config.fast_jpeg_decode,
             "model_version": self.model_version,
             "checkpoint": str(self._loaded.path),
             "random_weights": self.random_weights,
@@ -198,7 +199,8 @@ class TaggingEngine:
     def _decode_with_pillow(self, source: ImageSource) -> torch.Tensor | ImageLoadError:
         try:
             img = load_image(source, exif_transpose=self.config.exif_transpose,
-                             max_pixels=self.config.max_image_pixels)
+                             max_pixels=self.config.max_image_pixels,
+                             draft_size=self.image_size if self.config.fast_jpeg_decode else None)
             return to_uint8_tensor(img, self.image_size)
         except ImageLoadError as e:
             return e

@@ -239,3 +239,33 @@ def test_gpu_decoder_that_cannot_run_is_refused_with_a_warning(caplog: pytest.Lo
         decoder = GpuJpegDecoder.create(torch.device("cuda"), 64, exif_transpose=True, max_pixels=10**8)
     assert decoder is None
     assert "torchvision cannot decode JPEGs" in caplog.text and "decoding with Pillow" in caplog.text
+
+
+def test_fast_jpeg_decode_scales_only_large_jpegs_and_stays_close(tiny_files, tmp_path: Path) -> None:
+    """Reduced-scale decoding (opt-in): a JPEG >= 2x the input size on both sides decodes smaller but
+    never below the input size; small JPEGs and PNGs decode exactly as without it; scores stay close."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:768, 0:1024]
+    smooth = np.stack([(xx / 4) % 256, (yy / 3) % 256, ((xx + yy) / 7) % 256], -1)
+    pixels = np.clip(smooth + rng.normal(0, 6, smooth.shape), 0, 255).astype(np.uint8)
+    large = tmp_path / "large.jpg"
+    Image.fromarray(pixels).save(large, quality=90)
+    small = _jpeg(tmp_path / "small.jpg", size=(96, 72))
+    png = tmp_path / "large.png"
+    Image.fromarray(pixels).save(png)
+
+    exact = TaggingEngine.from_config(tiny_files.engine_config())
+    fast = TaggingEngine.from_config(tiny_files.engine_config(fast_jpeg_decode=True))
+    size = exact.image_size
+    drafted = load_image(large, draft_size=size)
+    assert drafted.size != (1024, 768) and min(drafted.size) >= size
+    assert load_image(small, draft_size=size).tobytes() == load_image(small).tobytes()
+    assert load_image(png, draft_size=size).tobytes() == load_image(png).tobytes()
+
+    sources = [str(large), str(small), str(png)]
+    a, b = exact.predict(sources), fast.predict(sources)
+    assert all(r.ok for r in a + b) and fast.info()["fast_jpeg_decode"] is True
+    np.testing.assert_array_equal(a[1].probs, b[1].probs)
+    np.testing.assert_array_equal(a[2].probs, b[2].probs)
+    assert not np.array_equal(a[0].probs, b[0].probs)  # the large JPEG really was decoded differently
+    np.testing.assert_allclose(a[0].probs, b[0].probs, atol=0.05)
