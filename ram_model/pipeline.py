@@ -20,9 +20,10 @@ __all__ = ["batched", "default_decode_workers", "prefetch_batches"]
 S = TypeVar("S")
 R = TypeVar("R")
 
-# Measured with bench/bench_pipeline.py (tiny RAM++ at batch 32, 640x480 JPEGs, 2 cores): decoding
-# keeps up with the model from 2 workers on; more threads than cores only add switching, and past
-# 8 the model (not decoding) is the limit even at the tiny size.
+# One thread per core keeps every core decoding while the model waits; more threads than cores only
+# add switching. Measured with bench/bench_pipeline.py (tiny RAM++ at batch 32, 640x480 JPEGs, 2 cores):
+# there decoding itself is the limit (~4 ms of CPU per image against ~0.6 ms for the model), whatever
+# the worker count; the cap of 8 keeps a many-core host from starving the model's own threads.
 _MIN_WORKERS = 2
 _MAX_WORKERS = 8
 
