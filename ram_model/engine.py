@@ -26,7 +26,7 @@ from .gpu_decode import EncodedJpeg, GpuJpegDecoder
 from .images import ImageSource, describe_source, load_image
 from .model_files import LoadedModel, load_model
 from .pipeline import default_decode_workers, prefetch_batches
-from .precision import autocast_context, cast_for_inference, inference_dtype, precision_name
+from .precision import autocast_context, cast_for_inference, inference_dtype, precision_name, precision_tag
 from .preprocess import normalize, to_uint8_tensor
 from .vocab import TagVocabulary
 
@@ -153,7 +153,19 @@ class TaggingEngine:
 
     @property
     def model_version(self) -> str:
-        return self._loaded.model_version
+        """The checkpoint's version, with `-bf16` / `-fp16` when inference runs in low precision.
+
+        `--precision auto` runs bf16 on AMX CPUs and fp32 elsewhere; their scores differ by
+        ~1e-3, so the precision is part of the version every output carries (JSONL rows, the
+        FiftyOne labels and run record, Label Studio predictions) and the resume rules never
+        mix the two.
+        """
+        return self._loaded.model_version + precision_tag(self._autocast)
+
+    @property
+    def precision(self) -> str:
+        """'float32', 'bfloat16' or 'float16': what inference runs in."""
+        return precision_name(self._autocast)
 
     @property
     def random_weights(self) -> bool:
@@ -176,7 +188,7 @@ class TaggingEngine:
             "restricted": self._class_index is not None,
             "image_size": self.image_size,
             "device": str(self.device),
-            "precision": precision_name(self._autocast),
+            "precision": self.precision,
             "compiled": self._compiled is not None and self._compiled.active,
             "batch_size": self.batch_size,
             "decode_workers": self.decode_workers,

@@ -10,12 +10,18 @@ under autocast.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["autocast_context", "cast_for_inference", "cpu_has_amx", "inference_dtype", "precision_name"]
+__all__ = ["AMX_OVERRIDE_ENV", "autocast_context", "cast_for_inference", "cpu_has_amx", "inference_dtype",
+           "precision_name", "precision_tag", "weights_autocast"]
+
+# Tests only: "1" makes `cpu_has_amx()` answer True, "0" False, so the whole suite can be run
+# down the branch an AMX machine takes (bf16) on any CPU, and the other branch on an AMX one.
+AMX_OVERRIDE_ENV = "RAM_ANNOTATE_TEST_ASSUME_AMX"
 
 # Modules whose weight and bias autocast casts to the low dtype (linear, conv2d) ...
 _LOW_PRECISION_MODULES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
@@ -31,8 +37,11 @@ def cpu_has_amx() -> bool:
     """True on CPUs with AMX tiles (Intel Sapphire Rapids and later), where bf16 matmuls pay off.
 
     Without AMX (AVX2 or AVX-512 only), bf16 is slower than fp32: measured ~7x slower
-    for Swin-L on an AVX2 EPYC.
+    for Swin-L on an AVX2 EPYC. `RAM_ANNOTATE_TEST_ASSUME_AMX=1|0` overrides the probe (tests).
     """
+    forced = os.environ.get(AMX_OVERRIDE_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
     probe = getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", None)
     if probe is None:  # older torch: the private binding, if present
         probe = getattr(getattr(torch._C, "_cpu", None), "_is_amx_tile_supported", None)
@@ -72,6 +81,13 @@ def precision_name(dtype: torch.dtype | None) -> str:
     return str(dtype or torch.float32).replace("torch.", "")
 
 
+def precision_tag(dtype: torch.dtype | None) -> str:
+    """'' for fp32, else '-bf16' / '-fp16': the suffix a model version carries when it runs
+    in low precision, so outputs of one checkpoint made on an AMX and a non-AMX machine
+    (bf16 vs fp32 under `auto`) are never taken for the same version."""
+    return {None: "", torch.bfloat16: "-bf16", torch.float16: "-fp16"}.get(dtype, f"-{dtype}")
+
+
 def cast_for_inference(model: nn.Module, dtype: torch.dtype | None, device: torch.device) -> int:
     """Cast, in place, the weights autocast would cast on every forward; returns how many tensors.
 
@@ -101,3 +117,16 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None) -> context
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def weights_autocast(weight: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Autocast to `weight`'s dtype when it is low precision and no autocast is active.
+
+    A model whose matrix weights were cast once for inference (`cast_for_inference`) only
+    works under autocast; this lets code that calls such a model directly (outside the
+    engine) get the same numbers the engine gets instead of a dtype mismatch error.
+    """
+    device_type = weight.device.type
+    if weight.dtype == torch.float32 or torch.is_autocast_enabled(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, dtype=weight.dtype)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .config import DESCRIPTIONS_PER_CLASS, LABEL_EMBED_DIM, HeadConfig, SwinConfig
 from .derived_cache import DerivedTensorCache
+from .precision import weights_autocast
 from .swin import SwinTransformer
 from .tagging_head import TaggingHead
 
@@ -102,9 +103,10 @@ class RAMTagger(nn.Module):
         `classes`: a 1-D int64 tensor of class indices (on the model's device) to compute
         only those classes, in that order; None computes all K.
         """
-        tokens = self.image_proj(self.visual_encoder(images))
-        features = self.tagging_head(self.label_queries(tokens, classes), tokens)
-        return self.fc(features).squeeze(-1), tokens[:, 0]
+        with weights_autocast(self.image_proj.weight):  # weights cast to bf16/fp16 need autocast
+            tokens = self.image_proj(self.visual_encoder(images))
+            features = self.tagging_head(self.label_queries(tokens, classes), tokens)
+            return self.fc(features).squeeze(-1), tokens[:, 0]
 
     def forward(self, images: Tensor, classes: Tensor | None = None) -> Tensor:
         return self.forward_with_embedding(images, classes)[0]

@@ -65,11 +65,15 @@ class TinyModelFiles:
     variant: str
 
     def engine_config(self, **overrides: Any) -> EngineConfig:
-        """An EngineConfig that loads exactly these files (CPU, one decode worker by default)."""
+        """An EngineConfig that loads exactly these files (CPU, fp32, one decode worker by default).
+
+        fp32, not `auto`: tests compare these engines' numbers exactly, and `auto` runs bf16
+        on CPUs with AMX. Pass `precision="auto"` (or bf16) to test the low-precision path.
+        """
         base = EngineConfig(
             checkpoint=str(self.checkpoint), swin_config=str(self.swin_config), head_config=str(self.head_config),
             tag_list=str(self.tag_list), tag_list_zh=str(self.tag_list_zh), thresholds=str(self.thresholds),
-            device="cpu", batch_size=4, decode_workers=1,
+            device="cpu", precision="fp32", batch_size=4, decode_workers=1,
         )
         return replace(base, **overrides)
 

@@ -102,7 +102,8 @@ def write_thresholds(path: Path, values: dict[str, float], *, default: float = 1
 
 
 def model_params(files, *, thresholds: Path | None = None) -> dict[str, str]:
-    """Operator params that make the in-process engine load a tiny checkpoint's files."""
+    """Operator params that make the in-process engine load a tiny checkpoint's files, in fp32
+    (as `TinyModelFiles.engine_config()`), so tests can compare its numbers exactly on any CPU."""
     return {
         "checkpoint": str(files.checkpoint),
         "swin_config": str(files.swin_config),
@@ -111,6 +112,7 @@ def model_params(files, *, thresholds: Path | None = None) -> dict[str, str]:
         "tag_list_zh": str(files.tag_list_zh),
         "thresholds": str(thresholds or files.thresholds),
         "device": "cpu",
+        "precision": "fp32",
     }
 
 

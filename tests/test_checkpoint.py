@@ -203,7 +203,8 @@ def test_converted_safetensors_is_self_contained_and_close(tmp_path: Path, tiny_
         assert all(f.get_tensor(k).dtype == torch.float16 for k in keys if "label_embed" in k or "fc" in k)
     assert not any(k.endswith(("attn_mask", "relative_position_index")) for k in keys)
     # Loads with no config flags at all: configs and vocabulary travel in the metadata.
-    converted = TaggingEngine.from_config(type(tiny_files.engine_config())(checkpoint=str(out), device="cpu"))
+    converted = TaggingEngine.from_config(type(tiny_files.engine_config())(checkpoint=str(out), device="cpu",
+                                                                           precision="fp32"))
     assert converted.vocab.names == tiny_engine.vocab.names
     assert converted.vocab.names_zh == tiny_engine.vocab.names_zh
     assert converted.random_weights

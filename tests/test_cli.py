@@ -16,7 +16,7 @@ def _model_args(files) -> list[str]:
     return ["--checkpoint", str(files.checkpoint), "--swin-config", str(files.swin_config),
             "--head-config", str(files.head_config), "--tag-list", str(files.tag_list),
             "--tag-list-zh", str(files.tag_list_zh), "--thresholds", str(files.thresholds),
-            "--device", "cpu", "--batch-size", "3"]
+            "--device", "cpu", "--precision", "fp32", "--batch-size", "3"]
 
 
 def _rows(path: Path) -> list[dict]:

@@ -35,7 +35,7 @@ def test_output_loads_with_no_other_flag_and_predicts_the_new_class(finetune_run
     out, _ = finetune_run
     card = json.loads((out / "card.json").read_text())
     engine = TaggingEngine.from_config(EngineConfig(checkpoint=str(out / "model.safetensors"), device="cpu",
-                                                    decode_workers=0))
+                                                    precision="fp32", decode_workers=0))
     assert engine.model_version == card["model_version"]
     assert engine.vocab.names[-1] == "unicorn" and len(engine.vocab) == K + 1
     tuned = np.array([float(x) for x in (out / "thresholds.txt").read_text().split()], dtype=np.float32)
@@ -45,7 +45,7 @@ def test_output_loads_with_no_other_flag_and_predicts_the_new_class(finetune_run
     with_unicorn = [shapes_data.parent / e["image_path"] for e in entries if K in e["union_label_id"]][:6]
     without = [shapes_data.parent / e["image_path"] for e in entries if K not in e["union_label_id"]][:6]
     code, stdout = run_cli(["tag", *map(str, with_unicorn + without), "--checkpoint", str(out / "model.safetensors"),
-                            "--device", "cpu", "--no-progress", "--all-scores"])
+                            "--device", "cpu", "--precision", "fp32", "--no-progress", "--all-scores"])
     assert code == 0
     rows = [json.loads(line) for line in stdout.splitlines()]
     assert all(r["model_version"] == card["model_version"] for r in rows)

@@ -35,7 +35,7 @@ def test_auto_is_fp32_on_a_cpu_without_amx_and_bf16_with_it(monkeypatch: pytest.
 def test_engine_on_an_amx_cpu_runs_bf16_with_linear_weights_cast_and_norms_fp32(
         tiny_files, image_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(precision_module, "cpu_has_amx", lambda: True)
-    engine = TaggingEngine.from_config(tiny_files.engine_config())  # precision="auto"
+    engine = TaggingEngine.from_config(tiny_files.engine_config(precision="auto"))
     assert engine.info()["precision"] == "bfloat16"
     model = engine.model
     blocks = model.visual_encoder.layers[0].blocks[0]

@@ -52,10 +52,11 @@ def test_promote_guard_rollback_and_engine_uris(tmp_path: Path, finetune_run, we
 
     # The engine loads the active version, or a named one; a new version means a new model_version.
     active = TaggingEngine.from_config(EngineConfig(checkpoint=f"registry://{tmp_path / 'models'}/shapes",
-                                                    device="cpu", decode_workers=0))
+                                                    device="cpu", precision="fp32", decode_workers=0))
     assert active.model_version == weak.card["model_version"]
     pinned = TaggingEngine.from_config(EngineConfig(
-        checkpoint=f"registry://{tmp_path / 'models'}/shapes@{good.version}", device="cpu", decode_workers=0))
+        checkpoint=f"registry://{tmp_path / 'models'}/shapes@{good.version}", device="cpu", precision="fp32",
+        decode_workers=0))
     assert pinned.model_version == good.card["model_version"] != active.model_version
     assert pinned.vocab.names[-1] == "unicorn"
     with pytest.raises(CheckpointNotFoundError, match="no version"):
