@@ -14,18 +14,18 @@ from fastapi import FastAPI
 from ram_model import TaggingEngine, ThresholdPolicy
 
 from .auth import install_basic_auth
-from .batcher import AsyncBatcher
+from .serving.batcher import AsyncBatcher
 from .errors import install_error_handlers
 from .limits import install_body_limit
-from .media import MediaFetcher
-from .project_runtime import ProjectModels
-from .routes_ls import router as ls_router
-from .routes_native import router as native_router
-from .routes_train import router as train_router
+from .serving.media import MediaFetcher
+from .serving.projects import ProjectModels
+from .labelstudio.routes import router as ls_router
+from .native.routes import router as native_router
+from .training.routes import router as train_router
 from .settings import Settings
 from .state import AppState
 from .store import open_store
-from .training import TrainingManager
+from .training.manager import TrainingManager
 
 __all__ = ["create_app"]
 

@@ -11,10 +11,10 @@ from fastapi import Request
 
 from ram_model import TaggingEngine, ThresholdPolicy
 
-from .batcher import AsyncBatcher
-from .ls_project import ProjectModel, build_project_model
-from .media import LabelStudioAccess, MediaFetcher
-from .project_runtime import ProjectModels, ProjectRuntime
+from .serving.batcher import AsyncBatcher
+from .labelstudio.project import ProjectModel, build_project_model
+from .serving.media import LabelStudioAccess, MediaFetcher
+from .serving.projects import ProjectModels, ProjectRuntime
 from .settings import Settings
 from .store import Store
 
@@ -47,13 +47,13 @@ class AppState:
     fetcher: MediaFetcher
     store: Store
     models: ProjectModels
-    training: object | None = None  # backend.training.TrainingManager
+    training: object | None = None  # backend.training.manager.TrainingManager
     file_synonyms: Mapping[str, Sequence[str]] | None = None
     counters: Counters = field(default_factory=Counters)
     _projects: OrderedDict[tuple[str, str], ProjectModel] = field(default_factory=OrderedDict)
     _configs: OrderedDict[str, str] = field(default_factory=OrderedDict)  # project id -> last label config
     _access: OrderedDict[str, LabelStudioAccess] = field(default_factory=OrderedDict)  # project id -> from /setup
-    # (Label Studio URL, project id) -> model_version its connection was last renamed to (ls_version_sync)
+    # (Label Studio URL, project id) -> model_version its connection was last renamed to (labelstudio.version_sync)
     version_sync: dict[tuple[str, str], str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

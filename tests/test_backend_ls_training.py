@@ -118,7 +118,7 @@ def sqlite_server(label_studio: LabelStudio, backend_engine: TaggingEngine, tmp_
 
 def _needs_training() -> None:
     pytest.importorskip("ram_model.finetune")
-    pytest.importorskip("ram_model.registry")
+    pytest.importorskip("ram_model.weights.registry")
 
 
 def _check_score_column(ls: httpx.Client, project: int, backend_id: int, version: str) -> None:

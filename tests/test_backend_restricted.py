@@ -11,8 +11,8 @@ from backend_fixtures import FileServer, Route, image_bytes, make_app
 from fastapi.testclient import TestClient
 
 from ram_model import TaggingEngine
-from ram_model.restrict import FULL_VOCABULARY_SHARE
-from ram_model.testing import TINY_TAGS
+from ram_model.model.restrict import FULL_VOCABULARY_SHARE
+from ram_model.weights.testing import TINY_TAGS
 
 # The fixtures backend_engine, controlled_thresholds and file_server come from these modules.
 

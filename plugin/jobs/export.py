@@ -96,7 +96,7 @@ def export_vocabulary(dataset, params: ExportParams, model: ModelParams) -> TagV
     if vocab is not None:
         return vocab
     if model.server_url:
-        from plugin.remote import RemoteTagger
+        from plugin.models.remote import RemoteTagger
 
         return RemoteTagger(model.server_url, auth=model.server_auth).vocab
     options = model.options

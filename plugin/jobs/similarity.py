@@ -17,7 +17,7 @@ from typing import Any
 import fiftyone.brain as fob
 import fiftyone.core.collections as foc
 
-from plugin.engine_cache import Tagger
+from plugin.models.engine_cache import Tagger
 from plugin.errors import PluginInputError, RunConflictError
 from plugin.jobs import runs
 from plugin.params import ModelParams, SimilarityParams
@@ -51,7 +51,7 @@ class SimilarityResult:
 
 def prompt_model(model: ModelParams) -> tuple[str, dict[str, Any]]:
     """(zoo model name, kwargs) that rebuild this in-process model anywhere the zoo source is registered."""
-    from plugin.fo_model import ZOO_CUSTOM_MODEL
+    from plugin.models.fo_model import ZOO_CUSTOM_MODEL
 
     options = model.options.to_dict()
     kwargs = {name: options[name] for name in _EMBEDDING_OPTIONS if options.get(name) not in (None, False, "")}
@@ -125,7 +125,7 @@ def compute_ram_similarity(collection: foc.SampleCollection, tagger: Tagger, par
         raise PluginInputError("No sample could be embedded; see the failures")
     name, kwargs = None, None
     if params.text_queries and model is not None and not model.server_url:
-        from plugin.fo_model import ensure_zoo_source
+        from plugin.models.fo_model import ensure_zoo_source
 
         ensure_zoo_source()
         name, kwargs = prompt_model(model)

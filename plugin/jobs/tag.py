@@ -20,7 +20,7 @@ import fiftyone.core.dataset as fod
 import numpy as np
 from fiftyone import ViewField as F
 
-from plugin.engine_cache import Tagger, computing_only
+from plugin.models.engine_cache import Tagger, computing_only
 from plugin.errors import PluginInputError, RunConflictError
 from plugin.fo_convert import distinct_labels, label_kind, tags_to_classifications
 from plugin.jobs import runs

@@ -4,8 +4,8 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.engine_cache import get_tagger
-from plugin.inputs import (
+from plugin.models.engine_cache import get_tagger
+from plugin.operators.inputs import (
     add_model_options,
     add_new_field,
     add_target_view,

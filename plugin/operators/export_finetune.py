@@ -4,7 +4,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import (
+from plugin.operators.inputs import (
     add_label_field_choice,
     add_target_view,
     add_vocabulary_options,

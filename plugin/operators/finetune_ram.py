@@ -4,11 +4,11 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import add_model_options, add_target_view, progress_reporter, secrets_of, show_result
-from plugin.jobs.finetune import finetune_on_reviews
+from plugin.operators.inputs import add_model_options, add_target_view, progress_reporter, secrets_of, show_result
+from plugin.review_round.finetune import finetune_on_reviews
 from plugin.params import ModelParams
-from plugin.review_inputs import add_reviewed_source, show_table
-from plugin.review_params import FinetuneJobParams
+from plugin.operators.review_inputs import add_reviewed_source, show_table
+from plugin.review_round.params import FinetuneJobParams
 
 __all__ = ["FinetuneRam"]
 

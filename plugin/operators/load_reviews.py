@@ -4,15 +4,15 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import add_new_field, add_target_view, progress_reporter, show_result
-from plugin.jobs.load_reviews import load_reviews
-from plugin.review_inputs import (
+from plugin.operators.inputs import add_new_field, add_target_view, progress_reporter, show_result
+from plugin.review_round.load_reviews import load_reviews
+from plugin.operators.review_inputs import (
     add_label_studio_status,
     add_sent_label_field_choice,
     label_studio_settings,
     show_table,
 )
-from plugin.review_params import LoadReviewsParams
+from plugin.review_round.params import LoadReviewsParams
 
 __all__ = ["LoadLabelStudioReviews"]
 

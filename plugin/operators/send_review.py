@@ -4,10 +4,10 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import add_label_field_choice, add_ram_field_choice, add_target_view, progress_reporter, result_output
-from plugin.jobs.send_review import send_review_batch
-from plugin.review_inputs import add_label_studio_status, label_studio_settings
-from plugin.review_params import DEFAULT_WEIGHTS, SendReviewParams
+from plugin.operators.inputs import add_label_field_choice, add_ram_field_choice, add_target_view, progress_reporter, result_output
+from plugin.review_round.send_review import send_review_batch
+from plugin.operators.review_inputs import add_label_studio_status, label_studio_settings
+from plugin.review_round.params import DEFAULT_WEIGHTS, SendReviewParams
 
 __all__ = ["SendReviewBatch"]
 

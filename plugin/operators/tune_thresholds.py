@@ -4,11 +4,11 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import add_model_options, add_target_view, progress_reporter, secrets_of, show_result
-from plugin.jobs.tune_thresholds import tune_thresholds_on_reviews
+from plugin.operators.inputs import add_model_options, add_target_view, progress_reporter, secrets_of, show_result
+from plugin.review_round.tune_thresholds import tune_thresholds_on_reviews
 from plugin.params import ModelParams
-from plugin.review_inputs import add_reviewed_source, show_table
-from plugin.review_params import ThresholdJobParams
+from plugin.operators.review_inputs import add_reviewed_source, show_table
+from plugin.review_round.params import ThresholdJobParams
 
 __all__ = ["TuneRamThresholds"]
 

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..engine import resolve_device
-from ..model_files import LoadedModel, load_model
-from ..ram import RAMTagger
-from ..vocab import DEFAULT_THRESHOLD, TagVocabulary
+from ..inference.engine import resolve_device
+from ..weights.model_files import LoadedModel, load_model
+from ..model.ram import RAMTagger
+from ..model.vocab import DEFAULT_THRESHOLD, TagVocabulary
 from .config import FinetuneConfig, FinetuneError, FinetuneResult
 from .data import Example, TaggingDataset, label_matrix, load_examples, split_examples
 from .loss import asymmetric_loss
