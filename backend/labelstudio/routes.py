@@ -34,6 +34,7 @@ from .tasks import check_task, task_id_hint
 from .version_sync import sync_connection_title
 from ..serving.media import redact_url
 from ..serving.predict_stream import ImageJob, predict_images
+from ..serving.projects import ServedProject
 from ..training.routes import start_training
 from ..state import AppState, get_state
 from ..store import StoredPrediction
@@ -73,11 +74,10 @@ async def setup(body: SetupRequest, state: AppState = Depends(get_state)) -> Set
     if body.hostname and not state.settings.label_studio_url:
         _log.info("project %s: using Label Studio at %s (from /setup)", project_id, redact_url(body.hostname))
     try:
-        state.remember_setup(project_id, body.hostname, body.access_token)
+        state.projects.remember_setup(project_id, body.hostname, body.access_token)
     except BackendError as exc:
         raise BadRequest(f"/setup hostname: {exc.message}") from None
-    runtime = await state.models.runtime(project_id)
-    project = await run_in_threadpool(state.project_model, body.label_config, project_id, runtime)
+    project = (await state.projects.serve(project_id, body.label_config)).model
     return SetupResponse(model_version=project.model_version, controls=[c.report() for c in project.controls])
 
 
@@ -113,16 +113,26 @@ async def predict(
             "RAM_ANNOTATE_MAX_PREDICT_TASKS): select fewer tasks at a time"
         )
     project_id = project_id_of(body.project)
-    runtime = await state.models.runtime(project_id)
-    project = await run_in_threadpool(state.project_model, body.label_config, project_id, runtime)
-    version = project.model_version
-    ls = state.label_studio(project_id)
-
+    served = await state.projects.serve(project_id, body.label_config)
     errors: dict[int, str] = {}
+    tasks, refs_by_task, jobs = _parse_tasks(served.model, body.tasks, errors)
+    probs, cached = await _predict(state, served, jobs, project_id, errors)
+    results, stored = _build_results(state, served, body.tasks, tasks, refs_by_task, probs, cached, project_id, errors)
+    if stored:
+        await run_in_threadpool(lambda: [state.store.record_prediction(s) for s in stored])
+        background.add_task(sync_connection_title, state, project_id, served.model.model_version)
+    state.counters.predicted_tasks += len(body.tasks) - len(errors)
+    state.counters.failed_tasks += len(errors)
+    return PredictResponse(results=results)
+
+
+def _parse_tasks(project: ProjectModel, raw_tasks: list[Any], errors: dict[int, str]
+                 ) -> tuple[list[dict[str, Any] | None], dict[int, dict[str, str]], list[ImageJob]]:
+    """Each task checked on its own: a malformed one gets its error in `errors` and None."""
     tasks: list[dict[str, Any] | None] = []
     refs_by_task: dict[int, dict[str, str]] = {}
     jobs: list[ImageJob] = []
-    for pos, raw in enumerate(body.tasks):
+    for pos, raw in enumerate(raw_tasks):
         try:
             task = check_task(raw)
             refs = _image_refs(project, task)
@@ -137,7 +147,12 @@ async def predict(
         tasks.append(task)
         refs_by_task[pos] = refs
         jobs.extend(ImageJob((pos, key), ref, task.get("id")) for key, ref in refs.items())
+    return tasks, refs_by_task, jobs
 
+
+async def _predict(state: AppState, served: ServedProject, jobs: list[ImageJob], project_id: str | None,
+                   errors: dict[int, str]) -> tuple[dict[int, dict[str, np.ndarray]], dict[Any, str]]:
+    """(K,) probabilities per task and image key; a failed image's error goes to `errors`."""
     cached: dict[Any, str] = {}  # slot -> the image as fetched, kept under MODEL_DIR/images for training
 
     def keep(slot: Any, data: bytes) -> None:
@@ -145,9 +160,9 @@ async def predict(
 
     # Only the RAM classes the project's labels map onto are computed (the same scores as the
     # full model's); `expand` puts them back at their vocabulary index, NaN elsewhere.
-    view = await state.models.computing(runtime, project.ram_classes)
-    outcomes = await predict_images(state, jobs, ls, chunk_size=view.batcher.max_batch_size,
-                                    batcher=view.batcher, on_image=keep)
+    view = await state.projects.computing(served.runtime, served.model.ram_classes)
+    outcomes = await predict_images(state, jobs, state.projects.label_studio(project_id),
+                                    chunk_size=view.batcher.max_batch_size, batcher=view.batcher, on_image=keep)
     probs: dict[int, dict[str, np.ndarray]] = {}
     for job in jobs:
         pos, key = job.slot
@@ -156,11 +171,20 @@ async def predict(
             errors.setdefault(pos, outcome)
         else:
             probs.setdefault(pos, {})[key] = view.expand(outcome)
+    return probs, cached
 
+
+def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any], tasks: list[dict[str, Any] | None],
+                   refs_by_task: dict[int, dict[str, str]], probs: dict[int, dict[str, np.ndarray]],
+                   cached: dict[Any, str], project_id: str | None, errors: dict[int, str]
+                   ) -> tuple[list[TaskPrediction], list[StoredPrediction]]:
+    """One answer per task, in order, and what the store keeps of the successful ones."""
+    project, runtime = served.model, served.runtime
+    version = project.model_version
     results: list[TaskPrediction] = []
     stored: list[StoredPrediction] = []
     for pos, task in enumerate(tasks):
-        task_id = task.get("id") if task is not None else task_id_hint(body.tasks[pos])
+        task_id = task.get("id") if task is not None else task_id_hint(raw_tasks[pos])
         if pos in errors or task is None:
             _log.warning("task %s: %s", task_id, errors[pos])
             results.append(TaskPrediction(model_version=version, task=task_id, error=errors[pos]))
@@ -193,12 +217,7 @@ async def predict(
                     image_path=cached.get((pos, first_key)),
                 )
             )
-    if stored:
-        await run_in_threadpool(lambda: [state.store.record_prediction(s) for s in stored])
-        background.add_task(sync_connection_title, state, project_id, version)
-    state.counters.predicted_tasks += len(body.tasks) - len(errors)
-    state.counters.failed_tasks += len(errors)
-    return PredictResponse(results=results)
+    return results, stored
 
 
 @router.post("/webhook", response_model=WebhookResponse, response_model_exclude_none=True)
@@ -215,7 +234,7 @@ async def webhook(body: WebhookRequest, state: AppState = Depends(get_state)) ->
         stored = await run_in_threadpool(store_annotations, state, body)
         state.counters.corrections_stored += stored
         if stored and project_id and state.training is not None and state.settings.train_every:
-            state.training.note_annotations(project_id, ls_access=state.label_studio(project_id),
+            state.training.note_annotations(project_id, ls_access=state.projects.label_studio(project_id),
                                             fetcher=state.fetcher)
         return WebhookResponse(status="ok", action=body.action, stored=stored)
     if body.action in DELETE_ACTIONS:

@@ -32,7 +32,7 @@ _log = logging.getLogger("backend.labelstudio.version_sync")
 async def sync_connection_title(state, project_id: str | None, version: str) -> None:
     if not state.settings.sync_label_studio_version or project_id is None:
         return
-    ls = state.label_studio(project_id)
+    ls = state.projects.label_studio(project_id)
     if not ls.base_url or not ls.token:
         return
     key = (ls.base_url, project_id)

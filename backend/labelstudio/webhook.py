@@ -32,7 +32,7 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
     project_id = project_id_of(body.project.id) if body.project else None
     label_config = body.project.label_config if body.project else None
     try:
-        project = state.project_model(label_config, project_id)
+        project = state.projects.project_model(label_config, project_id)
     except LabelConfigError:
         project = None  # a config RAM cannot serve: keep the raw result anyway
     tasks = {t.get("id"): t for t in _as_list(body.task)}

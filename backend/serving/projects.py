@@ -1,4 +1,9 @@
-"""Which model and thresholds serve each Label Studio project.
+"""The one owner of a Label Studio project on the server: which model, thresholds and class
+view serve it, its bound label config, and where its images come from.
+
+A route asks `Projects.serve(project, label_config)` and gets everything a prediction
+needs; nothing else keeps per-project state (the bound configs, the configs remembered
+for webhooks and the `/setup` access used to live on the app state).
 
 The base engine (the server's `--checkpoint`) serves every project that has no model of
 its own; projects that differ only in thresholds share it. A project whose registry
@@ -15,8 +20,8 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +30,21 @@ from fastapi.concurrency import run_in_threadpool
 
 from ram_model import EngineConfig, TaggingEngine, ThresholdPolicy
 
-from .batcher import AsyncBatcher
-from .class_views import ClassView, ClassViews
-from .project_thresholds import apply_project_thresholds
+from ..labelstudio.config import ConfigLimits
+from ..labelstudio.project import ProjectModel, build_project_model
 from ..store import Store
 from ..training.params import registry_name
+from .batcher import AsyncBatcher
+from .class_views import ClassView, ClassViews
+from .media import LabelStudioAccess
+from .project_thresholds import apply_project_thresholds
 
-__all__ = ["ProjectModels", "ProjectRuntime", "share_backbone"]
+__all__ = ["ProjectRuntime", "Projects", "ServedProject", "share_backbone"]
 
 _log = logging.getLogger("backend.serving.projects")
+
+_PROJECT_CACHE_SIZE = 64  # bound label configs kept (by config text and what serves it)
+_REMEMBERED_PROJECTS = 4096  # project ids whose config and /setup access are kept (oldest forgotten)
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,14 @@ class ProjectRuntime:
     @property
     def key(self) -> str:
         return f"{self.engine.model_version}:{self.thresholds_digest}"
+
+
+@dataclass(frozen=True)
+class ServedProject:
+    """What serves one request of a project: the model and thresholds, and the bound label config."""
+
+    runtime: ProjectRuntime
+    model: ProjectModel
 
 
 def _digest(thresholds: np.ndarray) -> str:
@@ -76,7 +95,7 @@ def share_backbone(engine: TaggingEngine, base: TaggingEngine) -> bool:
     return True
 
 
-class ProjectModels:
+class Projects:
     def __init__(
         self,
         *,
@@ -87,6 +106,10 @@ class ProjectModels:
         registry_root: Path,
         batcher_factory,  # (engine) -> AsyncBatcher, not started
         max_engines: int = 2,
+        label_config_limits: ConfigLimits | None = None,
+        file_synonyms: Mapping[str, Sequence[str]] | None = None,
+        label_studio_url: str | None = None,
+        label_studio_api_key: str | None = None,
     ) -> None:
         self.base_engine = base_engine
         self.base_batcher = base_batcher
@@ -101,6 +124,82 @@ class ProjectModels:
         self._lock = threading.Lock()
         self._load_lock = asyncio.Lock()
         self.class_views = ClassViews(batcher_factory)
+        self.label_config_limits = label_config_limits
+        self.file_synonyms = file_synonyms
+        self.label_studio_url = label_studio_url
+        self.label_studio_api_key = label_studio_api_key
+        self._bound: OrderedDict[tuple[str, str], ProjectModel] = OrderedDict()
+        self._configs: OrderedDict[str, str] = OrderedDict()  # project id -> last label config
+        self._access: OrderedDict[str, LabelStudioAccess] = OrderedDict()  # project id -> from /setup
+
+    async def serve(self, project: str | None, label_config: str | None) -> ServedProject:
+        """The model, thresholds and bound label config serving one request of `project`."""
+        runtime = await self.runtime(project)
+        model = await run_in_threadpool(self.project_model, label_config, project, runtime)
+        return ServedProject(runtime, model)
+
+    # -- the project's label config -------------------------------------------------
+
+    def project_model(
+        self, label_config: str | None, project_id: str | None = None, runtime: ProjectRuntime | None = None
+    ) -> ProjectModel:
+        """The bound config, cached by its text and what serves the project (model and
+        thresholds); remembers the config for the project's webhooks."""
+        if not label_config and project_id is not None:
+            label_config = self._configs.get(project_id)
+        runtime = runtime or self.base_runtime(project_id)
+        key = (runtime.key, label_config or "")
+        with self._lock:
+            cached = self._bound.get(key)
+            if cached is not None:
+                self._bound.move_to_end(key)
+        if cached is None:
+            vocab = runtime.engine.vocab
+            cached = build_project_model(
+                label_config,
+                ram_names=vocab.names,
+                ram_names_zh=vocab.names_zh,
+                ram_thresholds=runtime.ram_thresholds,
+                engine_version=runtime.engine.model_version,
+                file_synonyms=self.file_synonyms,
+                top_k=self.policy.top_k,
+                limits=self.label_config_limits,
+            )
+            with self._lock:
+                self._bound[key] = cached
+                while len(self._bound) > _PROJECT_CACHE_SIZE:
+                    self._bound.popitem(last=False)
+        if project_id is not None and label_config:
+            _remember(self._configs, project_id, label_config)
+        return cached
+
+    def known_config(self, project_id: str) -> str | None:
+        """The last label config Label Studio sent for this project (from /setup, /predict or a webhook)."""
+        return self._configs.get(project_id)
+
+    # -- where the project's images come from ---------------------------------------
+
+    def remember_setup(self, project_id: str | None, hostname: str | None, access_token: str | None) -> None:
+        """Keep what a `/setup` call said, the hostname and token as one pair."""
+        if project_id is None:
+            return
+        access = LabelStudioAccess(hostname.rstrip("/") if hostname else None, access_token)
+        access.origin  # noqa: B018 - parse now, so a bad hostname is the /setup caller's 400
+        _remember(self._access, project_id, access)
+
+    def label_studio(self, project_id: str | None) -> LabelStudioAccess:
+        """Where this project's images come from, and the key to read them with.
+
+        A configured LABEL_STUDIO_URL wins, and a configured key goes only there
+        (`Settings` refuses a key without a URL), so no `/setup` call can repoint it.
+        A token that `/setup` sent may be used with the configured URL, which is
+        harmless: it goes to the Label Studio the operator named. With no URL
+        configured, the hostname and token of one `/setup` call are used together.
+        """
+        from_setup = self._access.get(project_id or "", LabelStudioAccess(None, None))
+        if self.label_studio_url:
+            return LabelStudioAccess(self.label_studio_url, self.label_studio_api_key or from_setup.token)
+        return from_setup
 
     # -- what serves a project ------------------------------------------------------
 
@@ -199,3 +298,12 @@ class ProjectModels:
         for _, batcher in self._engines.values():
             await batcher.stop()
         self._engines.clear()
+
+
+def _remember(table: OrderedDict, key: str, value: object) -> None:
+    """Keep per-project state for the newest projects only: ids come from requests, so
+    an unbounded table would grow with whatever a client makes up."""
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > _REMEMBERED_PROJECTS:
+        table.popitem(last=False)

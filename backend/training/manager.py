@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import BackendError
 from ..serving.image_cache import cache_image
-from ..serving.projects import ProjectModels
+from ..serving.projects import Projects
 from ..settings import Settings
 from ..store import JobConflict, Store, TrainJob, new_job
 from .params import TrainParams
@@ -60,10 +60,10 @@ def describe_exit(code: int) -> str:
 
 
 class TrainingManager:
-    def __init__(self, settings: Settings, store: Store, models: ProjectModels, *, device: str) -> None:
+    def __init__(self, settings: Settings, store: Store, projects: Projects, *, device: str) -> None:
         self.settings = settings
         self.store = store
-        self.models = models
+        self.projects = projects
         self.device = device
         self._tasks: dict[str, asyncio.Task] = {}
         self._workers: dict[str, asyncio.subprocess.Process] = {}
@@ -88,7 +88,7 @@ class TrainingManager:
         if not self.store.corrections_since(project, 0.0):
             raise TrainingRefused(f"project {project} has no stored corrections yet: annotate some tasks first "
                                   "(the server receives them through Label Studio's webhook)")
-        base = asdict(self.models.base_engine.config)
+        base = asdict(self.projects.base_engine.config)
         try:
             job = self.store.create_job(new_job(project, trigger, params | {"base": base}))
         except JobConflict as conflict:
@@ -173,7 +173,7 @@ class TrainingManager:
             settings = self.store.project_settings(job.project)
             if settings.get("serve_base"):  # a rollback to the base model ends with a new promotion
                 self.store.set_project_settings(job.project, dict(settings, serve_base=False))
-            self.models.invalidate(job.project)
+            self.projects.invalidate(job.project)
             _log.info("job %s: project %s now serves %s", job.id, job.project, job.model_version)
         self.store.update_job(job.id, state=decision)
 

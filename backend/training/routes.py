@@ -71,7 +71,7 @@ def start_training(state: AppState, project: str | None, trigger: str,
     if state.training is None:
         raise BackendError("training is not available on this server")
     job, created = state.training.start(project, trigger=trigger, params=params,
-                                        ls_access=state.label_studio(project), fetcher=state.fetcher)
+                                        ls_access=state.projects.label_studio(project), fetcher=state.fetcher)
     _log.info("project %s: %s training job %s (%s)", project, "queued" if created else "kept", job.id, trigger)
     return JSONResponse(_job_body(job, created), status_code=202 if created else 200)
 
@@ -125,7 +125,7 @@ async def get_job(job_id: JobId, state: AppState = Depends(get_state)) -> dict[s
 
 def _registry(state: AppState):
     try:
-        return state.models.registry()
+        return state.projects.registry()
     except ImportError as exc:
         raise BackendError(f"the model registry is not available: {exc}") from None
 
@@ -138,7 +138,7 @@ def _version_json(v) -> dict[str, Any]:
 @router.get("/v1/models/{project}")
 async def project_models(project: ProjectId, state: AppState = Depends(get_state)) -> dict[str, Any]:
     records = await run_in_threadpool(state.store.models, project)
-    runtime = await state.models.runtime(project)
+    runtime = await state.projects.runtime(project)
     return {
         "project": project,
         "active": runtime.registry_version,
@@ -164,7 +164,7 @@ async def activate(project: ProjectId, body: ActivateRequest, state: AppState = 
     except RegistryError as exc:
         raise NotFound(str(exc)) from None
     await _set_serve_base(state, project, False)
-    runtime = await state.models.runtime(project)
+    runtime = await state.projects.runtime(project)
     return {"project": project, "active": body.version, "reason": result.reason,
             "model_version": runtime.engine.model_version}
 
@@ -176,14 +176,14 @@ async def rollback(project: ProjectId, state: AppState = Depends(get_state)) -> 
     registry = _registry(state)
     from ram_model.weights.registry import RegistryError
 
-    if state.models.active_version(project) is None:
+    if state.projects.active_version(project) is None:
         raise BadRequest(f"project {project} already serves the base model; there is nothing to roll back")
     try:
         previous = await run_in_threadpool(registry.rollback, registry_name(project))
     except RegistryError:
         previous = None
     await _set_serve_base(state, project, previous is None)
-    runtime = await state.models.runtime(project)
+    runtime = await state.projects.runtime(project)
     return {"project": project, "active": previous.version if previous else None,
             "model_version": runtime.engine.model_version}
 
@@ -193,7 +193,7 @@ async def _set_serve_base(state: AppState, project: str, serve_base: bool) -> No
     if bool(settings.get("serve_base")) != serve_base:
         settings["serve_base"] = serve_base
         await run_in_threadpool(state.store.set_project_settings, project, settings)
-    state.models.invalidate(project)
+    state.projects.invalidate(project)
 
 
 # -- thresholds -----------------------------------------------------------------------
@@ -212,8 +212,8 @@ class TuneRequest(BaseModel):
 
 
 async def _thresholds_answer(state: AppState, project: str) -> dict[str, Any]:
-    runtime = await state.models.runtime(project)
-    settings = state.models.project_settings(project)
+    runtime = await state.projects.runtime(project)
+    settings = state.projects.project_settings(project)
     names = runtime.engine.vocab.names
     return {
         "project": project,
@@ -240,7 +240,7 @@ async def get_thresholds(project: ProjectId, state: AppState = Depends(get_state
 @router.put("/v1/projects/{project}/thresholds")
 async def put_thresholds(project: ProjectId, body: ThresholdsBody, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """Set the project's manual thresholds ({RAM tag: value}); an empty object clears them."""
-    runtime = await state.models.runtime(project)
+    runtime = await state.projects.runtime(project)
     try:
         manual = check_manual(body.manual, runtime.engine.vocab.names)
     except ConfigError as exc:
@@ -248,7 +248,7 @@ async def put_thresholds(project: ProjectId, body: ThresholdsBody, state: AppSta
     settings = dict(await run_in_threadpool(state.store.project_settings, project))
     settings["manual"] = manual
     await run_in_threadpool(state.store.set_project_settings, project, settings)
-    state.models.invalidate(project)
+    state.projects.invalidate(project)
     return await _thresholds_answer(state, project)
 
 
@@ -259,7 +259,7 @@ async def tune(project: ProjectId, body: TuneRequest | None = None, state: AppSt
     from ram_model.review import tune_thresholds
 
     body = body or TuneRequest()
-    runtime = await state.models.runtime(project)
+    runtime = await state.projects.runtime(project)
     corrections = await run_in_threadpool(state.store.corrections, project=project)
     with_images = [(c, path) for c in corrections if (path := cached_image_of(state.store, c)) is not None]
     labels, used = tuning_matrices([c for c, _ in with_images], len(runtime.engine.vocab))
@@ -290,5 +290,5 @@ async def tune(project: ProjectId, body: TuneRequest | None = None, state: AppSt
                     for c in tuned.per_class if c.positives or c.negatives],
     }
     await run_in_threadpool(state.store.set_project_settings, project, settings)
-    state.models.invalidate(project)
+    state.projects.invalidate(project)
     return await _thresholds_answer(state, project)
