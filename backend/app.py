@@ -21,7 +21,9 @@ from .serving.media import MediaFetcher
 from .serving.projects import Projects
 from .labelstudio.routes import router as ls_router
 from .native.routes import router as native_router
+from .training.model_routes import router as model_router
 from .training.routes import router as train_router
+from .training.threshold_routes import router as threshold_router
 from .settings import Settings
 from .state import AppState
 from .store import open_store
@@ -116,4 +118,6 @@ def create_app(
     app.include_router(ls_router)
     app.include_router(native_router)
     app.include_router(train_router)
+    app.include_router(model_router)
+    app.include_router(threshold_router)
     return app

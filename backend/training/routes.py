@@ -1,34 +1,30 @@
-"""Training, model versions and per-project thresholds.
+"""Training jobs, and what the other training routes share (path types, NotFound).
 
 Label Studio side: `POST /train` (what releases before the START_TRAINING webhook call),
 `POST /job_status` and `GET /versions` (what its train-job and model-version views ask).
-Native side: `/v1/train/...`, `/v1/models/{project}/...`, `/v1/projects/{id}/thresholds`.
+Native side: `/v1/train/...`. Model versions are `model_routes` (`/v1/models/{project}/...`),
+per-project thresholds `threshold_routes` (`/v1/projects/{id}/thresholds`).
 """
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from ram_model.errors import ConfigError
-
-from .export import cached_image_of
 from ..errors import BackendError, BadRequest, error_body
 from ..labelstudio.schema import project_id_of
-from ..serving.project_thresholds import check_manual, tuning_matrices
 from ..state import AppState, get_state
 from ..store import TrainJob
-from .params import TrainParams, registry_name
+from .params import TrainParams
 
-__all__ = ["router", "start_training"]
+__all__ = ["JobId", "NotFound", "ProjectId", "router", "start_training"]
 
 _log = logging.getLogger("backend.training.routes")
-router = APIRouter(tags=["training and versions"])
+router = APIRouter(tags=["training and versions"])  # one tag for the three training routers
 
 
 # Label Studio project ids are integers; registry names and folders are built from them.
@@ -119,176 +115,3 @@ async def get_job(job_id: JobId, state: AppState = Depends(get_state)) -> dict[s
     if job is None:
         raise NotFound(f"no training job {job_id!r}")
     return _job_body(job)
-
-
-# -- versions -------------------------------------------------------------------------
-
-def _registry(state: AppState):
-    try:
-        return state.projects.registry()
-    except ImportError as exc:
-        raise BackendError(f"the model registry is not available: {exc}") from None
-
-
-def _version_json(v) -> dict[str, Any]:
-    return {"version": v.version, "created": v.created, "metrics": {k: v.metrics.get(k) for k in ("base", "new")
-                                                                    if isinstance(v.metrics, dict)}}
-
-
-@router.get("/v1/models/{project}")
-async def project_models(project: ProjectId, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    records = await run_in_threadpool(state.store.models, project)
-    runtime = await state.projects.runtime(project)
-    return {
-        "project": project,
-        "active": runtime.registry_version,
-        "model_version": runtime.engine.model_version,
-        "base_model_version": state.engine.model_version,
-        "versions": [r.__dict__ for r in records],
-    }
-
-
-class ActivateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: str = Field(..., min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-@router.post("/v1/models/{project}/activate")
-async def activate(project: ProjectId, body: ActivateRequest, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    """Serve a registered version for this project whatever its metrics (an operator's decision)."""
-    registry = _registry(state)
-    from ram_model.weights.registry import RegistryError
-
-    try:
-        result = await run_in_threadpool(registry.promote, registry_name(project), body.version, force=True)
-    except RegistryError as exc:
-        raise NotFound(str(exc)) from None
-    await _set_serve_base(state, project, False)
-    runtime = await state.projects.runtime(project)
-    return {"project": project, "active": body.version, "reason": result.reason,
-            "model_version": runtime.engine.model_version}
-
-
-@router.post("/v1/models/{project}/rollback")
-async def rollback(project: ProjectId, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    """Go back to the version that was active before the current one; before the first
-    fine-tune that is the base model (until a version is activated or promoted again)."""
-    registry = _registry(state)
-    from ram_model.weights.registry import RegistryError
-
-    if state.projects.active_version(project) is None:
-        raise BadRequest(f"project {project} already serves the base model; there is nothing to roll back")
-    try:
-        previous = await run_in_threadpool(registry.rollback, registry_name(project))
-    except RegistryError:
-        previous = None
-    await _set_serve_base(state, project, previous is None)
-    runtime = await state.projects.runtime(project)
-    return {"project": project, "active": previous.version if previous else None,
-            "model_version": runtime.engine.model_version}
-
-
-async def _set_serve_base(state: AppState, project: str, serve_base: bool) -> None:
-    settings = dict(await run_in_threadpool(state.store.project_settings, project))
-    if bool(settings.get("serve_base")) != serve_base:
-        settings["serve_base"] = serve_base
-        await run_in_threadpool(state.store.set_project_settings, project, settings)
-    state.projects.invalidate(project)
-
-
-# -- thresholds -----------------------------------------------------------------------
-
-class ThresholdsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    manual: dict[str, float] = Field(default_factory=dict)
-
-
-class TuneRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    target: Literal["f1", "precision"] = "f1"
-    min_precision: float | None = Field(None, gt=0, le=1)
-    min_count: int = Field(5, ge=1)
-    shrink: float = Field(10, ge=0)
-
-
-async def _thresholds_answer(state: AppState, project: str) -> dict[str, Any]:
-    runtime = await state.projects.runtime(project)
-    settings = state.projects.project_settings(project)
-    names = runtime.engine.vocab.names
-    return {
-        "project": project,
-        "manual": settings.get("manual") or {},
-        "tuned": settings.get("tuned") or {},
-        "tuned_report": settings.get("tuned_report"),
-        "thresholds_digest": runtime.thresholds_digest,
-        "model_version": runtime.engine.model_version,
-        "effective": {names[i]: float(runtime.ram_thresholds[i])
-                      for i in sorted(set(_index(names, settings.get("manual"))) | set(_index(names, settings.get("tuned"))))},
-    }
-
-
-def _index(names, layer) -> list[int]:
-    lookup = {n: i for i, n in enumerate(names)}
-    return [lookup[n] for n in (layer or {}) if n in lookup]
-
-
-@router.get("/v1/projects/{project}/thresholds")
-async def get_thresholds(project: ProjectId, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    return await _thresholds_answer(state, project)
-
-
-@router.put("/v1/projects/{project}/thresholds")
-async def put_thresholds(project: ProjectId, body: ThresholdsBody, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    """Set the project's manual thresholds ({RAM tag: value}); an empty object clears them."""
-    runtime = await state.projects.runtime(project)
-    try:
-        manual = check_manual(body.manual, runtime.engine.vocab.names)
-    except ConfigError as exc:
-        raise BadRequest(str(exc)) from None
-    settings = dict(await run_in_threadpool(state.store.project_settings, project))
-    settings["manual"] = manual
-    await run_in_threadpool(state.store.set_project_settings, project, settings)
-    state.projects.invalidate(project)
-    return await _thresholds_answer(state, project)
-
-
-@router.post("/v1/projects/{project}/thresholds/tune")
-async def tune(project: ProjectId, body: TuneRequest | None = None, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    """Tune the project's thresholds on its corrections (the review core's `tune_thresholds`),
-    with the model that serves the project scoring the cached images."""
-    from ram_model.review import tune_thresholds
-
-    body = body or TuneRequest()
-    runtime = await state.projects.runtime(project)
-    corrections = await run_in_threadpool(state.store.corrections, project=project)
-    with_images = [(c, path) for c in corrections if (path := cached_image_of(state.store, c)) is not None]
-    labels, used = tuning_matrices([c for c, _ in with_images], len(runtime.engine.vocab))
-    if not used:
-        raise BadRequest(f"project {project} has no corrections with a cached image and a mapped label to tune on")
-    paths = [with_images[i][1] for i in used]
-    predictions = await runtime.batcher.submit(paths)
-    ok = [i for i, p in enumerate(predictions) if p.ok]
-    if not ok:
-        raise BadRequest("none of the cached images could be read")
-    probs = np.stack([predictions[i].probs for i in ok])
-    prior = state.policy.resolve(runtime.engine.vocab)
-    try:
-        tuned = await run_in_threadpool(
-            tune_thresholds, labels[ok], probs, target=body.target, min_precision=body.min_precision,
-            prior=prior, min_count=body.min_count, shrink=body.shrink,
-        )
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    names = runtime.engine.vocab.names
-    changed = {names[c.index]: float(c.threshold) for c in tuned.per_class if c.source != "prior"}
-    settings = dict(await run_in_threadpool(state.store.project_settings, project))
-    settings["tuned"] = changed
-    settings["tuned_report"] = {
-        "images": len(ok), "target": body.target,
-        "classes": [{"name": names[c.index], "threshold": float(c.threshold), "prior": float(c.prior),
-                     "positives": c.positives, "negatives": c.negatives, "source": c.source}
-                    for c in tuned.per_class if c.positives or c.negatives],
-    }
-    await run_in_threadpool(state.store.set_project_settings, project, settings)
-    state.projects.invalidate(project)
-    return await _thresholds_answer(state, project)

@@ -6,7 +6,6 @@ model the engine would, without starting an inference pipeline.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
