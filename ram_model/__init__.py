@@ -14,7 +14,7 @@ _EXPORTS = {
     "SwinConfig": "model.config", "TaggingEngine": "inference.engine", "ImagePrediction": "inference.engine",
     "RamModelError": "errors", "ConfigError": "errors", "CheckpointNotFoundError": "errors",
     "CheckpointMismatchError": "errors", "ImageLoadError": "errors",
-    "Tag": "inference.thresholds", "ThresholdPolicy": "inference.thresholds", "TagVocabulary": "model.vocab",
+    "ProgressFn": "progress", "Tag": "inference.thresholds", "ThresholdPolicy": "inference.thresholds", "TagVocabulary": "model.vocab",
 }
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .errors import (CheckpointMismatchError, CheckpointNotFoundError, ConfigError, ImageLoadError,
                          RamModelError)
     from .inference.thresholds import Tag, ThresholdPolicy
+    from .progress import ProgressFn
     from .model.vocab import TagVocabulary
 
 
@@ -47,6 +48,7 @@ __all__ = [
     "Tag",
     "ThresholdPolicy",
     "TagVocabulary",
+    "ProgressFn",
     "RamModelError",
     "ConfigError",
     "CheckpointNotFoundError",

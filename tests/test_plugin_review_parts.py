@@ -12,8 +12,8 @@ import pytest
 from plugin.errors import PluginInputError
 from plugin.review_round.review_data import ReviewedData
 from plugin.review_round.send_review import _upload_batches
-from plugin.labelstudio.client import LabelStudioClient, LabelStudioError
-from plugin.labelstudio.tasks import (
+from ram_client.labelstudio.client import LabelStudioClient, LabelStudioError
+from ram_client.labelstudio.tasks import (
     SAMPLE_ID_KEY,
     SUGGESTION_KEY,
     choices_config,
@@ -40,7 +40,7 @@ def _annotation(id_: int, choices: list[str], updated: str, **extra: object) -> 
 def test_choices_config_round_trips_awkward_label_names() -> None:
     names = ['say "cheese"', "<b>", "a & b", "dog"]
     assert config_choices(choices_config(names)) == sorted(names)
-    with pytest.raises(PluginInputError):
+    with pytest.raises(LabelStudioError, match="No labels"):
         choices_config([])
 
 

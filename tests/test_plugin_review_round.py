@@ -80,7 +80,7 @@ def _send_killed_after_first_import(dataset: fo.Dataset, tmp_path: Path) -> int:
     script.write_text(
         "import os, signal, sys\n"
         "import fo_fixtures\n"
-        "from plugin.labelstudio.client import LabelStudioClient\n"
+        "from ram_client.labelstudio.client import LabelStudioClient\n"
         "real = LabelStudioClient.import_tasks\n"
         "def import_then_die(self, project_id, tasks):\n"
         "    real(self, project_id, tasks)\n"

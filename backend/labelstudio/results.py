@@ -1,13 +1,19 @@
 """Turn RAM probabilities into one Label Studio prediction per task, and read the
-task's existing annotation back into label indices for the mislabeling score."""
+task's existing annotation back into label indices for the mislabeling score.
+
+The result format itself (items, the score rule, the annotation that counts) is
+`ram_client.labelstudio.results`, shared with the plugin; this module decides which
+labels a served control chooses."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ram_client.labelstudio.results import (choice_item, control_values, counting_annotation,
+                                            prediction_score)
 from ram_model.review import find_disagreements
 from ram_model.inference.thresholds import fired_indices
 
@@ -43,28 +49,13 @@ def _choose(control: ServedControl, probs_k: np.ndarray, top_k: int | None) -> l
 
 def _result_item(control: ServedControl, chosen: list[ChosenLabel]) -> dict[str, Any]:
     spec = control.spec
-    if spec.kind == "taxonomy":
-        value: dict[str, Any] = {"taxonomy": [list(spec.paths[c.entry]) for c in chosen]}
-    else:
-        value = {"choices": [c.value for c in chosen]}
-    return {
-        "from_name": spec.name,
-        "to_name": spec.to_name,
-        "type": spec.kind,
-        "value": value,
-        "score": float(np.mean([c.score for c in chosen])),
-    }
+    values = [spec.paths[c.entry] for c in chosen] if spec.kind == "taxonomy" else [c.value for c in chosen]
+    return choice_item(spec.name, spec.to_name, spec.kind, values, [c.score for c in chosen])
 
 
-def latest_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
-    """The newest annotation that was submitted rather than skipped."""
-    annotations = [
-        a for a in (task.get("annotations") or [])
-        if isinstance(a, dict) and not a.get("was_cancelled") and isinstance(a.get("result"), list)
-    ]
-    if not annotations:
-        return None
-    return max(annotations, key=lambda a: (str(a.get("updated_at") or ""), a.get("id") or 0))
+def latest_annotation(task: dict[str, Any]) -> Mapping[str, Any] | None:
+    """The annotation that counts (`ram_client.labelstudio.results.counting_annotation`)."""
+    return counting_annotation(task.get("annotations"))
 
 
 def annotated_columns(control: ServedControl, result: Sequence[dict[str, Any]]) -> set[int]:
@@ -88,12 +79,7 @@ def annotated_columns(control: ServedControl, result: Sequence[dict[str, Any]]) 
 
 def annotated_values(control: ServedControl, result: Sequence[dict[str, Any]]) -> list[Any]:
     """The raw values an annotation chose for a control, as Label Studio stores them."""
-    values: list[Any] = []
-    key = "taxonomy" if control.spec.kind == "taxonomy" else "choices"
-    for item in result:
-        if isinstance(item, dict) and item.get("from_name") == control.spec.name:
-            values.extend((item.get("value") or {}).get(key) or [])
-    return values
+    return control_values(result, control.spec.name, control.spec.kind)
 
 
 def _mislabeling(project: ProjectModel, probs_by_key: dict[str, np.ndarray], annotation: dict[str, Any]) -> float:
@@ -118,7 +104,7 @@ def predict_task(project: ProjectModel, probs_by_key: dict[str, np.ndarray], tas
         chosen_by_control[control.spec.name] = chosen
         if chosen:
             result.append(_result_item(control, chosen))
-    score = float(np.mean([item["score"] for item in result])) if result else None
+    score = prediction_score(result) if result else None
     if project.score_text_to is not None and result:
         text = score_text_result(project.score_text_to, chosen_by_control, several=len(project.controls) > 1)
         if text is not None:

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from ..errors import BackendError, BadRequest, PayloadTooLarge
 from ..serving.image_cache import cache_image
 from .project import ProjectModel
-from .results import predict_task
+from .config import ControlSpec
+from .results import ChosenLabel, predict_task
 from .schema import (
     HealthResponse,
     PredictRequest,
@@ -174,6 +175,18 @@ async def _predict(state: AppState, served: ServedProject, jobs: list[ImageJob],
     return probs, cached
 
 
+def _stored_choices(spec: ControlSpec, chosen: list[ChosenLabel]) -> list[dict[str, Any]]:
+    """What the store keeps of a control's chosen labels; a Taxonomy's also keep their path,
+    so an export can write the prediction back as Label Studio stores it."""
+    rows = []
+    for c in chosen:
+        row: dict[str, Any] = {"label": c.label, "value": c.value, "score": c.score}
+        if spec.kind == "taxonomy":
+            row["path"] = list(spec.paths[c.entry])
+        rows.append(row)
+    return rows
+
+
 def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any], tasks: list[dict[str, Any] | None],
                    refs_by_task: dict[int, dict[str, str]], probs: dict[int, dict[str, np.ndarray]],
                    cached: dict[Any, str], project_id: str | None, errors: dict[int, str]
@@ -181,6 +194,7 @@ def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any],
     """One answer per task, in order, and what the store keeps of the successful ones."""
     project, runtime = served.model, served.runtime
     version = project.model_version
+    specs = {control.spec.name: control.spec for control in project.controls}
     results: list[TaskPrediction] = []
     stored: list[StoredPrediction] = []
     for pos, task in enumerate(tasks):
@@ -209,10 +223,7 @@ def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any],
                     task_id=task_id,
                     model_version=version,
                     image_ref=refs_by_task[pos][first_key],
-                    predicted={
-                        name: [{"label": c.label, "value": c.value, "score": c.score} for c in chosen]
-                        for name, chosen in outcome.chosen.items()
-                    },
+                    predicted={name: _stored_choices(specs[name], chosen) for name, chosen in outcome.chosen.items()},
                     ram_tags=[{"index": t.index, "name": t.name, "score": t.score} for t in tags],
                     image_path=cached.get((pos, first_key)),
                 )

@@ -51,10 +51,12 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
         final_ram: list[dict[str, Any]] = []
         image_ref = None
         reviewed: set[int] = set()
+        controls: dict[str, dict[str, str]] = {}
         if project is not None:
             data = task.get("data") if isinstance(task.get("data"), dict) else {}
             image_ref = data.get(project.controls[0].spec.data_key)
             for control in project.controls:
+                controls[control.spec.name] = {"type": control.spec.kind, "to_name": control.spec.to_name}
                 reviewed.update(i for i in map(control.mapping.ram_index_of, control.spec.labels) if i is not None)
                 values = annotated_values(control, result)
                 final[control.spec.name] = values
@@ -72,6 +74,8 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
             for item in result:
                 if isinstance(item, dict) and "from_name" in item:
                     final.setdefault(item["from_name"], []).append(item.get("value"))
+                    if isinstance(item.get("type"), str) and isinstance(item.get("to_name"), str):
+                        controls[item["from_name"]] = {"type": item["type"], "to_name": item["to_name"]}
         state.store.record_annotation(
             annotation_id=annotation_id,
             project=project_id,
@@ -81,6 +85,7 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
             final_ram_tags=final_ram,
             action=body.action,
             reviewed_ram=sorted(reviewed),
+            controls=controls,
         )
         stored += 1
     return stored

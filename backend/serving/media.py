@@ -8,8 +8,6 @@ download (a server that drips bytes cannot hold a request past it), and a size c
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +16,8 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
+
+from ram_client.labelstudio.tokens import is_personal_access_token
 
 from ..errors import BadRequest, HostNotAllowed, MediaError
 from .media_refs import FetchPlan, Origin, normalise_allowed_host, parse_origin, plan_fetch, redact_url, split_origin
@@ -47,18 +47,6 @@ class LabelStudioAccess:
     @property
     def base_url(self) -> str | None:
         return self.origin.url() if self.origin else None
-
-
-def _looks_like_jwt(token: str) -> bool:
-    # Personal access tokens are JWT refresh tokens; legacy tokens are 40 hex chars.
-    pieces = token.split(".")
-    if len(pieces) != 3:
-        return False
-    try:
-        header = json.loads(base64.urlsafe_b64decode(pieces[0] + "=" * (-len(pieces[0]) % 4)))
-    except (ValueError, json.JSONDecodeError):
-        return False
-    return isinstance(header, dict) and "alg" in header
 
 
 def resolve_allowed_path(path: str | Path, roots: Sequence[Path]) -> Path:
@@ -138,7 +126,7 @@ class MediaFetcher:
         url = plan.url
         headers = await self._auth_headers(ls) if plan.with_key else {}
         data, status, location = await self._get(url, headers)
-        if status == 401 and plan.with_key and ls.token and _looks_like_jwt(ls.token):
+        if status == 401 and plan.with_key and ls.token and is_personal_access_token(ls.token):
             self._access_tokens.pop((ls.base_url or "", ls.token), None)  # expired access token
             data, status, location = await self._get(url, await self._auth_headers(ls))
         if plan.follow_once and status in _REDIRECTS and location:
@@ -191,7 +179,7 @@ class MediaFetcher:
     async def _auth_headers(self, ls: LabelStudioAccess) -> dict[str, str]:
         if not ls.token:
             return {}
-        if not _looks_like_jwt(ls.token):
+        if not is_personal_access_token(ls.token):
             return {"Authorization": f"Token {ls.token}"}
         return {"Authorization": f"Bearer {await self._access_token(ls)}"}
 

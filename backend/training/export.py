@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ram_client.labelstudio.results import ControlKind, choice_item
 from ram_model.review import atomic_write_json
 
 from ..store import Correction, Store
@@ -78,22 +79,35 @@ def finetune_entries(
     return entries, summary
 
 
+def _control_of(c: Correction, control: str, values: Sequence[Any]) -> tuple[str, ControlKind]:
+    """(to_name, type) of a control, as the webhook recorded them; rows stored before that
+    fall back to what the values look like (paths: a Taxonomy) and the usual `image`."""
+    meta = c.controls.get(control) or {}
+    kind = meta.get("type")
+    if kind not in ("choices", "taxonomy"):
+        kind = "taxonomy" if values and isinstance(values[0], list) else "choices"
+    return meta.get("to_name") or "image", kind  # type: ignore[return-value]
+
+
 def _labelstudio_tasks(store: Store, project: str) -> list[dict[str, Any]]:
     tasks = []
     for c in store.corrections(project=project):
         result = []
         for control, values in c.final.items():
-            key = "taxonomy" if values and isinstance(values[0], list) else "choices"
-            result.append({"from_name": control, "to_name": "image", "type": key, "value": {key: values}})
+            to_name, kind = _control_of(c, control, values)
+            result.append(choice_item(control, to_name, kind, values))
         task: dict[str, Any] = {"data": {"image": c.image_ref, "ram_cached_image": cached_image_of(store, c)},
                                 "annotations": [{"result": result}]}
         if c.predicted:
-            task["predictions"] = [{
-                "model_version": c.model_version,
-                "result": [{"from_name": control, "to_name": "image", "type": "choices",
-                            "value": {"choices": [p["value"] for p in chosen]}}
-                           for control, chosen in c.predicted.items() if chosen],
-            }]
+            predicted = []
+            for control, chosen in c.predicted.items():
+                if not chosen:
+                    continue
+                to_name, kind = _control_of(c, control, c.final.get(control) or [])
+                # a Taxonomy's stored choices keep their path (older rows: the node's own value)
+                values = [p.get("path") or [p["value"]] if kind == "taxonomy" else p["value"] for p in chosen]
+                predicted.append(choice_item(control, to_name, kind, values))
+            task["predictions"] = [{"model_version": c.model_version, "result": predicted}]
         tasks.append(task)
     return tasks
 

@@ -40,6 +40,8 @@ def add_review_commands(jobs: argparse._SubParsersAction, *, add_target: Callabl
     p.add_argument("--label-field", required=True, help="the field whose batches were sent")
     p.add_argument("--output", help="output field (default: <label-field>_reviewed)")
     p.add_argument("--overwrite", action="store_true", help="replace an output field Load reviews did not write")
+    p.add_argument("--project-id", type=int, help="read this Label Studio project (tasks written by `export` and "
+                                                   "imported there) instead of the one a review batch went to")
     p.set_defaults(func=_cmd_load)
 
     for name, help_text in (("finetune", "fine-tune RAM on reviewed labels and register the new version"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import closing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -18,10 +18,9 @@ import numpy as np
 from plugin.params import ModelParams
 from ram_model import EngineConfig, ImagePrediction, TaggingEngine, TagVocabulary
 from ram_model.model.restrict import expand_probs, worth_restricting
+from ram_model.progress import ProgressFn
 
-__all__ = ["Tagger", "clear_cache", "computing_only", "engine_config", "get_engine", "get_tagger"]
-
-ProgressFn = Callable[[int, int], None]
+__all__ = ["Tagger", "computing_only", "engine_config", "get_engine", "get_tagger"]
 
 
 class Tagger(Protocol):
@@ -141,9 +140,3 @@ def get_tagger(model: ModelParams) -> Tagger:
     if model.server_url:
         return _remote_for(model)
     return LocalTagger(get_engine(engine_config(model)))
-
-
-def clear_cache() -> None:
-    """Forget loaded engines (tests; freeing memory after a model change)."""
-    with _lock:
-        _engine_for.cache_clear()

@@ -41,7 +41,6 @@ __all__ = [
     "download_zoo_checkpoint",
     "ensure_zoo_source",
     "load_zoo_entry",
-    "zoo_model_name",
 ]
 
 ZOO_PREFIX = "ram-annotate/"
@@ -200,11 +199,6 @@ def options_from_kwargs(kwargs: Mapping[str, Any]) -> ModelOptions:
 
 
 # -- the model-zoo source ---------------------------------------------------------------
-def zoo_model_name(checkpoint: str) -> str:
-    """The zoo entry for a checkpoint option: the preset's own, else the any-checkpoint entry."""
-    return ZOO_PREFIX + checkpoint if checkpoint in PRESETS else ZOO_CUSTOM_MODEL
-
-
 def _base_name(model_name: str) -> str:
     return model_name.split("@", 1)[0].removeprefix(ZOO_PREFIX)
 

@@ -18,6 +18,7 @@ from plugin.params import check_field_name
 from ram_model.inference.options import MODEL_OPTIONS, OptionSpec
 
 __all__ = [
+    "operator_config",
     "add_label_field_choice",
     "add_model_options",
     "add_threshold_options",
@@ -184,3 +185,12 @@ def show_result(outputs: types.Object, result: dict[str, Any], labels: dict[str,
         else:
             outputs.list(key, types.String() if all(isinstance(v, str) for v in value) else types.Object(),
                          label=label)
+
+
+def operator_config(name: str, label: str, icon: str, description: str, *,
+                    delegated_by_default: bool = False) -> foo.OperatorConfig:
+    """Every operator's config: a dynamic form, run now or delegated. `icon` is a Material icon
+    name (the App's operator browser shows it); long jobs default to delegated execution."""
+    extra = {"default_choice_to_delegated": True} if delegated_by_default else {}
+    return foo.OperatorConfig(name=name, label=label, description=description, icon=icon, dynamic=True,
+                              allow_immediate_execution=True, allow_delegated_execution=True, **extra)

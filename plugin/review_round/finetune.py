@@ -16,7 +16,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +28,16 @@ from plugin.review_round.review_data import reviewed_data, write_training_json
 from plugin.jobs.tag import tag_samples
 from plugin.params import ModelParams, TagParams
 from plugin.review_round.params import FinetuneJobParams, work_dir
+from ram_model.progress import ProgressFn
+from plugin.jobs import JobResult
 
 __all__ = ["FinetuneJobResult", "METRIC_NAMES", "finetune_on_reviews", "retag", "metric_rows"]
 
-ProgressFn = Callable[[int, int], None]
 METRIC_NAMES = ("micro_f1", "macro_f1", "micro_map", "macro_map")
 
 
 @dataclass
-class FinetuneJobResult:
+class FinetuneJobResult(JobResult):
     run_dir: str
     data: str
     model_name: str
@@ -49,9 +50,6 @@ class FinetuneJobResult:
     examples: int = 0
     metrics: list[dict[str, Any]] = field(default_factory=list)
     retag: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def metric_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:

@@ -10,8 +10,7 @@ time), the reviewer and when the review was made.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,21 +19,20 @@ import fiftyone.core.collections as foc
 import fiftyone.core.dataset as fod
 
 from plugin.errors import PluginInputError, RunConflictError
-from plugin.jobs import runs
+from plugin.jobs import JobResult, runs
 from plugin.review_round.send_review import latest_round, project_state
-from plugin.labelstudio.client import LabelStudioClient
-from plugin.labelstudio.tasks import Review, read_review
+from ram_client.labelstudio.client import LabelStudioClient
+from ram_client.labelstudio.tasks import Review, read_review
 from plugin.review_round.params import LoadReviewsParams
+from ram_model.progress import ProgressFn
 
 __all__ = ["LoadResult", "load_reviews"]
-
-ProgressFn = Callable[[int, int], None]
 
 _CHUNK = 500
 
 
 @dataclass
-class LoadResult:
+class LoadResult(JobResult):
     output_field: str
     project_id: int
     tasks: int = 0
@@ -46,9 +44,6 @@ class LoadResult:
     rounds: dict[str, int] = field(default_factory=dict)
     classes: list[dict[str, object]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
 
 def load_reviews(collection: foc.SampleCollection, params: LoadReviewsParams, ls: LabelStudioClient, *,
                  progress: ProgressFn | None = None) -> LoadResult:
@@ -58,15 +53,19 @@ def load_reviews(collection: foc.SampleCollection, params: LoadReviewsParams, ls
     """
     dataset = collection._root_dataset
     state = params.state
-    project = project_state(dataset, state)
-    if project is None:
-        raise PluginInputError(f"No review batch of {params.label_field!r} was sent to Label Studio yet; "
-                               "send one first")
-    if project.get("url") != ls.url:
-        raise PluginInputError(f"{params.label_field!r} was sent to the Label Studio at {project.get('url')}, "
-                               f"not {ls.url}")
+    if params.project_id is not None:
+        project_id = params.project_id  # exported tasks, imported into this project by hand
+    else:
+        project = project_state(dataset, state)
+        if project is None:
+            raise PluginInputError(f"No review batch of {params.label_field!r} was sent to Label Studio yet; "
+                                   "send one first (or name the project the exported tasks were imported into)")
+        if project.get("url") != ls.url:
+            raise PluginInputError(f"{params.label_field!r} was sent to the Label Studio at {project.get('url')}, "
+                                   f"not {ls.url}")
+        project_id = int(project["project_id"])
     _check_output(dataset, params)
-    result = LoadResult(params.output_field, int(project["project_id"]))
+    result = LoadResult(params.output_field, project_id)
     tasks = ls.export_tasks(result.project_id)
     result.tasks = len(tasks)
     reviews: dict[str, Review] = {}
@@ -78,7 +77,10 @@ def load_reviews(collection: foc.SampleCollection, params: LoadReviewsParams, ls
 
     runs.record_run(dataset, params.run_key, {"label_field": params.label_field, "project_id": result.project_id,
                                               "url": ls.url, "output_field": params.output_field})
-    scope = collection.exists(state.task_field) if dataset.has_sample_field(state.task_field) else None
+    if params.project_id is not None:
+        scope = collection  # exported tasks: any sample of the view may have one
+    else:
+        scope = collection.exists(state.task_field) if dataset.has_sample_field(state.task_field) else None
     ids = scope.values("id") if scope is not None else []
     in_scope = set(ids)
     result.unknown_samples = len(set(reviews) - _dataset_ids(dataset, reviews))

@@ -75,7 +75,7 @@ class LabelStudioSettings:
                    _opt_str(values["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"]))
 
     def client(self):  # type: ignore[no-untyped-def]
-        from plugin.labelstudio.client import LabelStudioClient
+        from ram_client.labelstudio.client import LabelStudioClient
 
         return LabelStudioClient(self.url, self.api_key)
 
@@ -199,6 +199,9 @@ class LoadReviewsParams:
     label_field: str
     output: str | None = None
     overwrite: bool = False
+    # A project whose tasks "Export RAM finetuning data" wrote (imported by hand): read it
+    # instead of the project a review batch was sent to, for every sample of the view.
+    project_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.label_field != "tags":
@@ -225,7 +228,8 @@ class LoadReviewsParams:
         if not label_field:
             raise PluginInputError("Choose the label field whose review batch to load")
         return cls(label_field=label_field, output=_opt_str(params.get("output")),
-                   overwrite=_flag(params.get("overwrite", False)))
+                   overwrite=_flag(params.get("overwrite", False)),
+                   project_id=_opt_int(params.get("project_id"), "project_id"))
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,10 @@ import numpy as np
 
 from plugin.errors import PluginInputError
 from plugin.fo_convert import distinct_labels, present_labels, tag_confidences
-from plugin.jobs import runs
+from plugin.jobs import JobResult, runs
 from plugin.jobs.disagreements import label_probabilities
-from plugin.labelstudio.client import LabelStudioClient, LabelStudioError
-from plugin.labelstudio.tasks import (
+from ram_client.labelstudio.client import LabelStudioClient, LabelStudioError
+from ram_client.labelstudio.tasks import (
     ROUND_KEY,
     SAMPLE_ID_KEY,
     SUGGESTION_KEY,
@@ -49,10 +48,9 @@ from plugin.params import DisagreementParams, TagParams
 from plugin.review_round.params import ReviewStateFields, SendReviewParams
 from ram_model.review import build_label_mapping, find_disagreements, load_synonyms, select_review_batch
 from ram_model.review.selection import uncertainty_scores
+from ram_model.progress import ProgressFn
 
 __all__ = ["SendResult", "latest_round", "project_state", "send_review_batch"]
-
-ProgressFn = Callable[[int, int], None]
 
 # Files per upload request: keeps each request far below Label Studio's request-size limit.
 _UPLOAD_FILES = 20
@@ -63,7 +61,7 @@ _SIGNAL_INPUT = {"disagreement": "disagreement", "uncertainty": "probs", "divers
 
 
 @dataclass
-class SendResult:
+class SendResult(JobResult):
     project_id: int
     project_url: str
     round: int
@@ -76,9 +74,6 @@ class SendResult:
     signals: dict[str, float] = field(default_factory=dict)
     diversity_source: str | None = None
     message: str = ""
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def project_state(dataset: fod.Dataset, state: ReviewStateFields) -> dict[str, Any] | None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +24,16 @@ from plugin.review_round.review_data import reviewed_data
 from plugin.params import ModelParams
 from plugin.review_round.params import ThresholdJobParams, work_dir
 from ram_model.review import read_finetune_json, tune_thresholds
+from ram_model.progress import ProgressFn
+from plugin.jobs import JobResult
 
 __all__ = ["ThresholdJobResult", "tune_thresholds_on_reviews"]
 
-ProgressFn = Callable[[int, int], None]
 _CHUNK = 32
 
 
 @dataclass
-class ThresholdJobResult:
+class ThresholdJobResult(JobResult):
     thresholds: str
     report: str
     images: int
@@ -44,9 +44,6 @@ class ThresholdJobResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
     retag: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def _inputs(collection: foc.SampleCollection, params: ThresholdJobParams, names: list[str]

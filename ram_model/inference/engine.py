@@ -14,13 +14,14 @@ import threading
 from collections.abc import Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from .compiled import CompiledForward
 from ..model.config import EngineConfig
+from ..progress import ProgressFn
 from ..errors import ConfigError, ImageLoadError, is_out_of_memory
 from .gpu_decode import EncodedJpeg, GpuJpegDecoder
 from .images import ImageSource, describe_source, load_image
@@ -32,7 +33,6 @@ from ..model.vocab import TagVocabulary
 
 __all__ = ["TaggingEngine", "ImagePrediction", "resolve_device"]
 
-ProgressFn = Callable[[int, "int | None"], None]  # (done, total); total None for inputs without a length
 
 
 @dataclass

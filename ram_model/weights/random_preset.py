@@ -23,7 +23,7 @@ from ..model.preprocess import to_model_input
 from ..model.ram import RAMTagger
 from ..model.vocab import TagVocabulary, read_lines
 
-__all__ = ["RANDOM_PREFIX", "RANDOM_PRESETS", "is_random_reference", "random_checkpoint"]
+__all__ = ["RANDOM_PREFIX", "RANDOM_PRESETS", "random_checkpoint"]
 
 RANDOM_PREFIX = "random:"
 RANDOM_PRESETS = ("tiny",)
@@ -32,10 +32,6 @@ _FORMAT_VERSION = 1
 _SEED = 0
 # Each tag fires on the top 15% of the calibration pictures: a handful of tags per picture.
 _FIRING_QUANTILE = 0.85
-
-
-def is_random_reference(ref: str) -> bool:
-    return ref.startswith(RANDOM_PREFIX)
 
 
 def _default_cache_folder() -> Path:

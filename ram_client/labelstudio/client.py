@@ -16,15 +16,16 @@ from typing import Any
 
 import httpx
 
-from plugin.errors import PluginInputError
+from .tokens import is_personal_access_token
 
 __all__ = ["LabelStudioClient", "LabelStudioError"]
 
 _PAGE_SIZE = 100
 
 
-class LabelStudioError(PluginInputError):
-    """Label Studio refused a call or could not be reached."""
+class LabelStudioError(ValueError):
+    """Label Studio refused a call or could not be reached (a ValueError, like the plugin's input errors,
+    so the command line and the operators show its message)."""
 
 
 class LabelStudioClient:
@@ -40,7 +41,7 @@ class LabelStudioClient:
         self.url = url.rstrip("/")
         # A personal access token (a JWT) is a refresh token: it is traded for short-lived
         # access tokens, again whenever Label Studio says the current one expired.
-        self._refresh_token = api_key if api_key.count(".") == 2 else None
+        self._refresh_token = api_key if is_personal_access_token(api_key) else None
         self._http = httpx.Client(base_url=self.url, timeout=timeout, trust_env=False,
                                   headers={} if self._refresh_token else {"Authorization": f"Token {api_key}"})
         if self._refresh_token:

@@ -4,7 +4,11 @@ with RAM's prediction, and the reviewed choices of an annotation.
 One labeling config for everything the plugin sends: an image and one multi-choice
 `Choices` over the project's labels. The task data carries the keys the round trip relies
 on (`ram_sample_id`, `ram_round`) and the numbers a reviewer sorts by in the Data Manager
-(`ram_uncertainty`, `ram_disagreement`).
+(`ram_uncertainty`, `ram_disagreement`). "Send review batch" and "Export RAM finetuning
+data" write the same keys, so "Load reviews" reads back tasks made either way (and the
+`fiftyone_id` key that exports before this layer wrote).
+
+The result items and their scores follow `results` (the rules the server uses too).
 """
 from __future__ import annotations
 
@@ -12,17 +16,21 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
-from plugin.errors import PluginInputError
-from ram_model.review import LabelMapping
+from .client import LabelStudioError
+from .results import choice_item, control_values, counting_annotation, prediction_score
+
+if TYPE_CHECKING:  # duck-typed at run time: ram_client never imports ram_model
+    from ram_model.review import LabelMapping
 
 __all__ = [
     "LS_FROM_NAME",
     "LS_LOCAL_FILES_PREFIX",
     "LS_TO_NAME",
+    "LEGACY_SAMPLE_ID_KEYS",
     "SAMPLE_ID_KEY",
     "SUGGESTION_KEY",
     "ROUND_KEY",
@@ -33,6 +41,7 @@ __all__ = [
     "ram_prediction",
     "suggested_labels",
     "read_review",
+    "sample_id_of",
 ]
 
 # Label Studio serves files under LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT at this URL.
@@ -41,6 +50,8 @@ LS_LOCAL_FILES_PREFIX = "/data/local-files/?d="
 LS_FROM_NAME, LS_TO_NAME = "tags", "image"
 # Task data keys: which FiftyOne sample a task is, and the round that sent it.
 SAMPLE_ID_KEY, ROUND_KEY = "ram_sample_id", "ram_round"
+# What the finetuning export wrote before it used SAMPLE_ID_KEY; still read, never written.
+LEGACY_SAMPLE_ID_KEYS = ("fiftyone_id",)
 # RAM's suggested labels, also in the task data: Label Studio's export lists predictions by id only.
 SUGGESTION_KEY = "ram_suggestion"
 
@@ -48,7 +59,7 @@ SUGGESTION_KEY = "ram_suggestion"
 def choices_config(labels: Sequence[str]) -> str:
     """An image with one multi-choice list of `labels` (sorted, so the same set gives the same config)."""
     if not labels:
-        raise PluginInputError("No labels to offer: the label field holds none and no classes were given")
+        raise LabelStudioError("No labels to offer: the label field holds none and no classes were given")
     choices = "".join(f"<Choice value={quoteattr(name)}/>" for name in sorted(labels))
     return (f'<View><Image name="{LS_TO_NAME}" value="$image"/>'
             f'<Choices name="{LS_FROM_NAME}" toName="{LS_TO_NAME}" choice="multiple" showInline="true">'
@@ -62,7 +73,7 @@ def config_choices(label_config: str) -> list[str]:
     try:
         root = ET.fromstring(label_config)
     except ET.ParseError as e:
-        raise PluginInputError(f"The Label Studio project's labeling config is not valid XML: {e}") from None
+        raise LabelStudioError(f"The Label Studio project's labeling config is not valid XML: {e}") from None
     for element in root.iter("Choices"):
         if element.get("name") == LS_FROM_NAME:
             return sorted(choice.get("value", "") for choice in element.iter("Choice"))
@@ -86,8 +97,10 @@ def ram_prediction(confidences: Mapping[str, float] | None, mapping: LabelMappin
                    *, score: float | None = None) -> list[dict[str, Any]]:
     """RAM's fired tags, named in the project's labels, as one Label Studio `choices` prediction.
 
-    A label takes the best confidence among the RAM tags it maps to. `score` is the
-    prediction's overall score (what Label Studio sorts by); default the best confidence.
+    A label takes the best confidence among the RAM tags it maps to (as the server's label
+    mapping does); the item and the prediction score by `results.item_score` /
+    `prediction_score`, the server's rule. `score` replaces the prediction's overall score
+    (what Label Studio sorts by): "Send review batch" sorts by 1 - uncertainty.
     """
     if confidences is None:
         return []
@@ -96,11 +109,12 @@ def ram_prediction(confidences: Mapping[str, float] | None, mapping: LabelMappin
         scores = [confidences[mapping.ram_names[i]] for i in indices if mapping.ram_names[i] in confidences]
         if scores:
             chosen[label] = max(scores)
-    best = max(chosen.values(), default=0.0)
-    overall = best if score is None else score
-    result = [{"from_name": LS_FROM_NAME, "to_name": LS_TO_NAME, "type": "choices",
-               "value": {"choices": sorted(chosen, key=lambda name: (-chosen[name], name))}, "score": best}]
-    return [{"model_version": model_version, "score": overall, "result": result if chosen else []}]
+    if not chosen:
+        return [{"model_version": model_version, "score": 0.0 if score is None else score, "result": []}]
+    names = sorted(chosen, key=lambda name: (-chosen[name], name))
+    result = [choice_item(LS_FROM_NAME, LS_TO_NAME, "choices", names, [chosen[name] for name in names])]
+    overall = prediction_score(result) if score is None else score
+    return [{"model_version": model_version, "score": overall, "result": result}]
 
 
 @dataclass(frozen=True)
@@ -117,24 +131,29 @@ class Review:
     suggested: list[str] | None
 
 
+def sample_id_of(data: Mapping[str, Any]) -> str | None:
+    """The FiftyOne sample a task stands for (SAMPLE_ID_KEY, or a legacy key of older exports)."""
+    for key in (SAMPLE_ID_KEY, *LEGACY_SAMPLE_ID_KEYS):
+        if data.get(key):
+            return str(data[key])
+    return None
+
+
 def read_review(task: Mapping[str, Any]) -> Review | None:
     """The review of an exported task, or None if nobody has submitted one (or it was skipped)."""
     data = task.get("data") or {}
-    sample_id = data.get(SAMPLE_ID_KEY)
+    sample_id = sample_id_of(data)
     if not sample_id:
         return None
-    submitted = [a for a in task.get("annotations") or []
-                 if isinstance(a, Mapping) and not a.get("was_cancelled")]
-    if not submitted:
+    latest = counting_annotation(task.get("annotations"))
+    if latest is None:
         return None
-    # A ground-truth annotation wins; otherwise the most recently updated one.
-    latest = max(submitted, key=lambda a: (bool(a.get("ground_truth")), a.get("updated_at") or "", a.get("id") or 0))
     reviewer = latest.get("completed_by")
     if isinstance(reviewer, Mapping):
         reviewer = reviewer.get("id")
     round_value = data.get(ROUND_KEY)
     return Review(
-        task_id=int(task["id"]), sample_id=str(sample_id),
+        task_id=int(task["id"]), sample_id=sample_id,
         round=int(round_value) if isinstance(round_value, (int, float, str)) and str(round_value).isdigit() else None,
         annotation_id=int(latest["id"]), labels=_choices(latest.get("result") or []),
         reviewer=int(reviewer) if isinstance(reviewer, int) else None,
@@ -144,8 +163,4 @@ def read_review(task: Mapping[str, Any]) -> Review | None:
 
 
 def _choices(result: Sequence[Any]) -> list[str]:
-    names: list[str] = []
-    for region in result:
-        if isinstance(region, Mapping) and region.get("from_name") == LS_FROM_NAME:
-            names += [c for c in (region.get("value") or {}).get("choices") or [] if c not in names]
-    return sorted(names)
+    return sorted(dict.fromkeys(control_values(result, LS_FROM_NAME)))
