@@ -14,18 +14,20 @@ from fastapi import FastAPI
 from ram_model import TaggingEngine, ThresholdPolicy
 
 from .auth import install_basic_auth
-from .batcher import AsyncBatcher
+from .serving.batcher import AsyncBatcher
 from .errors import install_error_handlers
 from .limits import install_body_limit
-from .media import MediaFetcher
-from .project_runtime import ProjectModels
-from .routes_ls import router as ls_router
-from .routes_native import router as native_router
-from .routes_train import router as train_router
+from .serving.media import MediaFetcher
+from .serving.projects import Projects
+from .labelstudio.routes import router as ls_router
+from .native.routes import router as native_router
+from .training.model_routes import router as model_router
+from .training.routes import router as train_router
+from .training.threshold_routes import router as threshold_router
 from .settings import Settings
 from .state import AppState
 from .store import open_store
-from .training import TrainingManager
+from .training.manager import TrainingManager
 
 __all__ = ["create_app"]
 
@@ -74,9 +76,11 @@ def create_app(
             max_bytes=settings.max_download_bytes,
         )
         store = open_store(settings.store_spec)
-        models = ProjectModels(
+        projects = Projects(
             base_engine=eng, base_batcher=batcher, policy=pol, store=store,
             registry_root=settings.registry_root, batcher_factory=batcher_for,
+            label_config_limits=settings.label_config_limits, file_synonyms=_load_synonyms(settings),
+            label_studio_url=settings.label_studio_url, label_studio_api_key=settings.label_studio_api_key,
         )
         app.state.ram = AppState(
             settings=settings,
@@ -86,9 +90,8 @@ def create_app(
             batcher=batcher,
             fetcher=fetcher,
             store=store,
-            models=models,
-            training=TrainingManager(settings, store, models, device=str(eng.device)),
-            file_synonyms=_load_synonyms(settings),
+            projects=projects,
+            training=TrainingManager(settings, store, projects, device=str(eng.device)),
         )
         await batcher.start()
         _log.info(
@@ -98,7 +101,7 @@ def create_app(
             yield
         finally:
             await app.state.ram.training.aclose()
-            await models.aclose()
+            await projects.aclose()
             await batcher.stop()
             await fetcher.aclose()
             store.close()
@@ -115,4 +118,6 @@ def create_app(
     app.include_router(ls_router)
     app.include_router(native_router)
     app.include_router(train_router)
+    app.include_router(model_router)
+    app.include_router(threshold_router)
     return app

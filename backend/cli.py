@@ -68,7 +68,7 @@ _SIZE_FLAGS = {
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ram_model.cli_options import add_model_options
+    from ram_model.cli.options import add_model_options
 
     parser = subparsers.add_parser(
         "serve",
@@ -90,7 +90,7 @@ def settings_from_args(args: argparse.Namespace):
     """Settings from the environment, overridden by the flags actually given."""
     from .settings import Settings
 
-    from ram_model.options import MODEL_OPTION_NAMES
+    from ram_model.inference.options import MODEL_OPTION_NAMES
 
     names = set(Settings.model_fields) | set(MODEL_OPTION_NAMES)
     given = {k: v for k, v in vars(args).items() if v is not None and k in names}
@@ -121,9 +121,9 @@ def _port_problem(host: str, port: int) -> str | None:
 def _check_before_loading(settings) -> str | None:
     """The mistakes that would otherwise surface only after the model has loaded, or as a
     traceback: a device that is not there, a checkpoint that cannot be found, a busy port."""
-    from ram_model.engine import resolve_device
+    from ram_model.inference.engine import resolve_device
     from ram_model.errors import RamModelError
-    from ram_model.hub import resolve_checkpoint
+    from ram_model.weights.hub import resolve_checkpoint
 
     config = settings.engine_config()
     try:

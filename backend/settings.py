@@ -4,7 +4,7 @@ Label Studio users already know `LABEL_STUDIO_URL`, `LABEL_STUDIO_API_KEY`,
 `BASIC_AUTH_USER`/`BASIC_AUTH_PASS`, `MODEL_DIR` and `MODEL_SCORE_THRESHOLD` from the
 official ML backends, so those names are read as they are; our own options carry the
 `RAM_ANNOTATE_` prefix. The model options are not declared here: they are
-`ram_model.options.ModelOptions`, shared with every other command. Settings are built
+`ram_model.inference.options.ModelOptions`, shared with every other command. Settings are built
 when the app is built, never at import.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ram_model.errors import ConfigError
-from ram_model.options import MODEL_OPTION_NAMES, ModelOptions
+from ram_model.inference.options import MODEL_OPTION_NAMES, ModelOptions
 
 __all__ = ["Settings"]
 
@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     basic_auth_pass: str | None = Field(None, validation_alias=AliasChoices("basic_auth_pass", "BASIC_AUTH_PASS"))
     model_dir: Path = Field(Path("ram-annotate-data"), validation_alias=AliasChoices("model_dir", "MODEL_DIR"))
 
-    # --- the model: declared once in ram_model.options, gathered by _gather_model_options ---
+    # --- the model: declared once in ram_model.inference.options, gathered by _gather_model_options ---
     model: ModelOptions = Field(default_factory=ModelOptions.from_values)
     # Requests coalesced into one engine call, which then runs its own forward batches.
     coalesce_max_batch: int = Field(16, ge=1, le=1024)
@@ -111,7 +111,7 @@ class Settings(BaseSettings):
                 pairs[key.strip()] = raw.strip()
             value = pairs
         if isinstance(value, dict):
-            from .training import TrainParams
+            from .training.params import TrainParams
 
             return TrainParams.model_validate(value).model_dump(exclude_none=True)
         return value
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         from .errors import BackendError
-        from .media_refs import parse_origin
+        from .serving.media_refs import parse_origin
 
         try:
             return parse_origin(value, what="LABEL_STUDIO_URL", allow_path=True).url()
@@ -148,7 +148,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_hosts(cls, value: list[str]) -> list[str]:
         from .errors import BackendError
-        from .media_refs import normalise_allowed_host
+        from .serving.media_refs import normalise_allowed_host
 
         try:
             return [normalise_allowed_host(h) for h in value if h.strip()]
@@ -178,8 +178,8 @@ class Settings(BaseSettings):
         return self.model_dir / "images"
 
     @property
-    def label_config_limits(self):  # -> backend.ls_config.ConfigLimits
-        from .ls_config import ConfigLimits
+    def label_config_limits(self):  # -> backend.labelstudio.config.ConfigLimits
+        from .labelstudio.config import ConfigLimits
 
         return ConfigLimits(max_bytes=self.max_label_config_bytes, timeout_s=self.label_config_timeout_s)
 

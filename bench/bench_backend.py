@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from ram_client import RamClient
 from ram_model import HeadConfig, SwinConfig, TaggingEngine
-from ram_model.testing import TINY_HEAD, TINY_SWIN, make_tiny_checkpoint
+from ram_model.weights.testing import TINY_HEAD, TINY_SWIN, make_tiny_checkpoint
 
 SIZES = {
     "tiny": (TINY_SWIN, TINY_HEAD),

@@ -48,8 +48,8 @@ from speed_common import (Results, build_checkpoint, decode_workers, default_con
                           engine_lacks, model_only_inputs, model_only_step, na, project_classes, timed)
 
 from ram_model import TaggingEngine  # noqa: E402
-from ram_model.images import load_image  # noqa: E402
-from ram_model.preprocess import to_model_input  # noqa: E402
+from ram_model.inference.images import load_image  # noqa: E402
+from ram_model.model.preprocess import to_model_input  # noqa: E402
 
 
 def naive_loop(model: torch.nn.Module, paths: list[Path], size: int, device: torch.device) -> np.ndarray:

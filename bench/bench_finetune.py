@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from ram_model.config import HeadConfig, SwinConfig, packaged_file
+from ram_model.model.config import HeadConfig, SwinConfig, packaged_file
 from ram_model.finetune.loss import asymmetric_loss
 from ram_model.finetune.model_setup import (enable_gradient_checkpointing, trainable_parameter_groups,
                                             training_autocast_dtype)
-from ram_model.ram import RAMTagger
-from ram_model.testing import TINY_HEAD, TINY_SWIN, random_init_
+from ram_model.model.ram import RAMTagger
+from ram_model.weights.testing import TINY_HEAD, TINY_SWIN, random_init_
 
 SIZES = {
     # name: (swin, head, classes, variant, default batch sizes)

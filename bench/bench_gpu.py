@@ -50,7 +50,7 @@ from speed_common import (Results, build_checkpoint, decode_workers, default_con
                           model_only_inputs, model_only_step, na, synchronize)
 
 from ram_model import TaggingEngine  # noqa: E402
-from ram_model.config import SwinConfig  # noqa: E402
+from ram_model.model.config import SwinConfig  # noqa: E402
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 

@@ -32,8 +32,8 @@ _PYTHONPATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if 
 sys.path.insert(1 + len(_PYTHONPATH), str(REPO))
 
 from ram_model import TaggingEngine  # noqa: E402
-from ram_model.images import load_image  # noqa: E402
-from ram_model.testing import make_tiny_checkpoint  # noqa: E402
+from ram_model.inference.images import load_image  # noqa: E402
+from ram_model.weights.testing import make_tiny_checkpoint  # noqa: E402
 
 
 def natural_image(width: int, height: int, seed: int) -> Image.Image:
@@ -83,12 +83,12 @@ def bench_engine(args: argparse.Namespace, tmp: Path) -> None:
         configs[f"{workers} decode worker(s)"] = TaggingEngine.from_config(
             files.engine_config(batch_size=args.batch, decode_workers=workers))
     try:
-        from ram_model.pipeline import default_decode_workers
+        from ram_model.inference.pipeline import default_decode_workers
 
         configs[f"default ({default_decode_workers()}) workers"] = TaggingEngine.from_config(
             files.engine_config(batch_size=args.batch, decode_workers=None))
     except ImportError:
-        print("(no ram_model.pipeline here: the default was 2 decode workers)")
+        print("(no ram_model.inference.pipeline here: the default was 2 decode workers)")
     base = next(iter(configs.values()))
     x = torch.randn(args.batch, 3, base.image_size, base.image_size)
     batches = max(1, args.images // args.batch)
@@ -135,7 +135,7 @@ def bench_stack(batch: int, size: int = 384) -> None:
 
 def bench_exif(tmp: Path) -> None:
     """Preparing a 12 MP photo without an orientation tag: today vs the old unconditional transpose."""
-    from ram_model.preprocess import to_uint8_tensor  # after this change only
+    from ram_model.model.preprocess import to_uint8_tensor  # after this change only
 
     path = tmp / "12mp.jpg"
     natural_image(4000, 3000, 1).save(path, quality=90)

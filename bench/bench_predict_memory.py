@@ -50,10 +50,10 @@ def _run_mode(mode: str, tasks: int, image_mb: float, chunk: int) -> dict:
     from backend_fixtures import MULTI_CONFIG, FileServer, Route, make_app, write_thresholds
     from fastapi.testclient import TestClient
 
-    import backend.predict_stream as stream
-    import backend.routes_ls as routes
+    import backend.serving.predict_stream as stream
+    import backend.labelstudio.routes as routes
     from ram_model import TaggingEngine
-    from ram_model.testing import make_tiny_checkpoint
+    from ram_model.weights.testing import make_tiny_checkpoint
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-mem-"))
     files = make_tiny_checkpoint(tmp / "ckpt", variant="ram_plus", seed=0)

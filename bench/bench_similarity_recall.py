@@ -40,7 +40,7 @@ def main() -> int:
 
     if args.dataset is None:
         import fo_fixtures as fx  # a private database; must precede fiftyone
-        from ram_model.testing import make_tiny_checkpoint
+        from ram_model.weights.testing import make_tiny_checkpoint
 
         tmp = Path(tempfile.mkdtemp())
         files = make_tiny_checkpoint(tmp / "model", variant="ram_plus", seed=0)
@@ -57,7 +57,7 @@ def main() -> int:
         params = {"checkpoint": args.checkpoint or "ram_plus_swin_large_14m", "device": args.device}
         what = params["checkpoint"]
 
-    from plugin.engine_cache import get_tagger
+    from plugin.models.engine_cache import get_tagger
     from plugin.jobs.similarity import compute_ram_similarity
     from plugin.jobs.similarity_recall import tag_query_recall
     from plugin.params import ModelParams, SimilarityParams

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from ram_model import EngineConfig, TaggingEngine
-from ram_model.config import HeadConfig, SwinConfig, packaged_file
-from ram_model.images import load_image
-from ram_model.preprocess import to_model_input
-from ram_model.testing import TinyModelFiles, make_tiny_checkpoint
-from ram_model.vocab import read_lines
+from ram_model.model.config import HeadConfig, SwinConfig, packaged_file
+from ram_model.inference.images import load_image
+from ram_model.model.preprocess import to_model_input
+from ram_model.weights.testing import TinyModelFiles, make_tiny_checkpoint
+from ram_model.model.vocab import read_lines
 
 __all__ = [
     "PROJECT_CLASSES_50", "build_checkpoint", "decode_workers", "default_config", "engine_lacks", "engine_dtype",
@@ -105,7 +105,7 @@ def decode_workers(engine: TaggingEngine) -> int | str:
     if workers is not None:
         return workers
     try:
-        from ram_model.pipeline import default_decode_workers
+        from ram_model.inference.pipeline import default_decode_workers
     except ImportError:
         return "default"
     return default_decode_workers()

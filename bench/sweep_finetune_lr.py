@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ram_model.finetune import FinetuneConfig, finetune
-from ram_model.testing import TINY_SWIN, make_shapes_dataset, make_tiny_checkpoint
+from ram_model.weights.testing import TINY_SWIN, make_shapes_dataset, make_tiny_checkpoint
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ class ScreenshotError(RuntimeError):
 
 
 def build_dataset(workdir: Path) -> fo.Dataset:
-    from ram_model.testing import make_tiny_checkpoint
+    from ram_model.weights.testing import make_tiny_checkpoint
 
     files = make_tiny_checkpoint(workdir / "model", variant="ram_plus", seed=0)
     thresholds = fx.write_thresholds(workdir / "thresholds.txt", {"dog": 0.0, "tree": 0.0, "sky": 0.0, "cat": 0.0})

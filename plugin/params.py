@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from plugin.errors import PluginInputError
 from ram_model.errors import ConfigError
-from ram_model.options import ModelOptions
-from ram_model.thresholds import ThresholdPolicy
+from ram_model.inference.options import ModelOptions
+from ram_model.inference.thresholds import ThresholdPolicy
 
 __all__ = [
     "DisagreementParams",
@@ -67,7 +67,7 @@ def _model_options(params: Mapping[str, Any], env: Mapping[str, str] | None) -> 
 @dataclass(frozen=True)
 class ModelParams:
     """Which model runs: the shared server if `server_url` is set, else an in-process engine
-    built from `options` (declared once in `ram_model.options`)."""
+    built from `options` (declared once in `ram_model.inference.options`)."""
 
     options: ModelOptions = dataclass_field(default_factory=ModelOptions)
     server_url: str | None = None

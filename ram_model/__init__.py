@@ -10,20 +10,21 @@ from typing import TYPE_CHECKING, Any
 # Public names, resolved on first use: `ram_model.review` (NumPy only) can then be imported
 # without loading torch.
 _EXPORTS = {
-    "PRESETS": "config", "EngineConfig": "config", "HeadConfig": "config", "SwinConfig": "config",
-    "TaggingEngine": "engine", "ImagePrediction": "engine",
+    "PRESETS": "model.config", "EngineConfig": "model.config", "HeadConfig": "model.config",
+    "SwinConfig": "model.config", "TaggingEngine": "inference.engine", "ImagePrediction": "inference.engine",
     "RamModelError": "errors", "ConfigError": "errors", "CheckpointNotFoundError": "errors",
     "CheckpointMismatchError": "errors", "ImageLoadError": "errors",
-    "Tag": "thresholds", "ThresholdPolicy": "thresholds", "TagVocabulary": "vocab",
+    "ProgressFn": "progress", "Tag": "inference.thresholds", "ThresholdPolicy": "inference.thresholds", "TagVocabulary": "model.vocab",
 }
 
 if TYPE_CHECKING:
-    from .config import PRESETS, EngineConfig, HeadConfig, SwinConfig
-    from .engine import ImagePrediction, TaggingEngine
+    from .model.config import PRESETS, EngineConfig, HeadConfig, SwinConfig
+    from .inference.engine import ImagePrediction, TaggingEngine
     from .errors import (CheckpointMismatchError, CheckpointNotFoundError, ConfigError, ImageLoadError,
                          RamModelError)
-    from .thresholds import Tag, ThresholdPolicy
-    from .vocab import TagVocabulary
+    from .inference.thresholds import Tag, ThresholdPolicy
+    from .progress import ProgressFn
+    from .model.vocab import TagVocabulary
 
 
 def __getattr__(name: str) -> Any:
@@ -47,6 +48,7 @@ __all__ = [
     "Tag",
     "ThresholdPolicy",
     "TagVocabulary",
+    "ProgressFn",
     "RamModelError",
     "ConfigError",
     "CheckpointNotFoundError",

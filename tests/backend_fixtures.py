@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from ram_model import TaggingEngine, ThresholdPolicy
-from ram_model.testing import TINY_TAGS, TinyModelFiles
+from ram_model.weights.testing import TINY_TAGS, TinyModelFiles
 
 FIRING = ("dog", "cat")
 MULTI_CONFIG = """<View>

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from ram_model import TaggingEngine
-from ram_model.testing import TinyModelFiles, make_tiny_checkpoint
+from ram_model.weights.testing import TinyModelFiles, make_tiny_checkpoint
 
 # Fixture modules shared by several test files; registered once here so that session
 # fixtures (one Label Studio server per run) are really shared.

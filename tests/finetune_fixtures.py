@@ -1,6 +1,6 @@
 """Session fixtures for the fine-tuning and registry tests: a tiny RAM++ model, a shapes task, one run.
 
-The task is learnable from pixels (each class is a coloured shape, `ram_model.testing`),
+The task is learnable from pixels (each class is a coloured shape, `ram_model.weights.testing`),
 so a working trainer must beat the random-weight base clearly on the held-out split.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ram_model.cli import main
-from ram_model.testing import TinyModelFiles, make_shapes_dataset, make_tiny_checkpoint
+from ram_model.cli.main import main
+from ram_model.weights.testing import TinyModelFiles, make_shapes_dataset, make_tiny_checkpoint
 
 NEW_CLASS = {"unicorn": ((200, 40, 200), "circle")}
 # Head mode at its default rate for 10 epochs of 120 training images (bench/sweep_finetune_lr.py).

@@ -93,7 +93,7 @@ def write_thresholds(path: Path, values: dict[str, float], *, default: float = 1
     A threshold of 0.0 fires the tag on every image (probabilities are > 0) and 1.0 never
     fires it, so which tags a run writes is known without looking at random outputs.
     """
-    from ram_model.testing import TINY_TAGS
+    from ram_model.weights.testing import TINY_TAGS
 
     unknown = set(values) - set(TINY_TAGS)
     assert not unknown, f"not in the tiny vocabulary: {unknown}"

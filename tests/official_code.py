@@ -185,7 +185,7 @@ def build_official_model(mods, files, workdir: str | Path, checkout: str | Path,
     """The official RAM/RAM++ built from our configs and loaded from `files.checkpoint` -> (model, load message).
 
     `patch(obj, name, value)` sets the official modules' CONFIG_PATH and tokenizer (a test
-    passes `monkeypatch.setattr`). `files` is a `ram_model.testing.TinyModelFiles`.
+    passes `monkeypatch.setattr`). `files` is a `ram_model.weights.testing.TinyModelFiles`.
     """
     utils, ram_plus, ram = mods
     workdir, checkout = Path(workdir), Path(checkout)

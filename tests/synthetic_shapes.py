@@ -1,12 +1,12 @@
 """Label Studio tasks whose coloured shapes decide their tags (a signal a fine-tune can
-learn): `ram_model.testing.draw_shapes` images as PNG bytes, with the tags they show."""
+learn): `ram_model.weights.testing.draw_shapes` images as PNG bytes, with the tags they show."""
 from __future__ import annotations
 
 import io
 
 import numpy as np
 
-from ram_model.testing import SHAPE_CLASSES, draw_shapes
+from ram_model.weights.testing import SHAPE_CLASSES, draw_shapes
 
 SHAPE_TAGS = ("dog", "cat", "car")
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from ram_model.errors import ImageLoadError
-from ram_model.images import load_image
+from ram_model.inference.images import load_image
 
 
 def _encoded(img: Image.Image, fmt: str, **kw) -> bytes:

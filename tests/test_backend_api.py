@@ -20,7 +20,7 @@ from backend_fixtures import (
 )
 from fastapi.testclient import TestClient
 
-from backend.corrections import CorrectionsStore
+from backend.store.sqlite import SQLiteStore as CorrectionsStore
 from ram_model import TaggingEngine
 
 # The fixtures backend_engine, controlled_thresholds and file_server come from these modules.

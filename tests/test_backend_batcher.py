@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from backend_fixtures import image_bytes, make_app, running_server
 
-from backend.batcher import AsyncBatcher
+from backend.serving.batcher import AsyncBatcher
 from backend.errors import Overloaded
 from ram_model import TaggingEngine
 

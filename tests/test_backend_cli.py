@@ -13,8 +13,8 @@ import pytest
 from backend_fixtures import MULTI_CONFIG, free_port
 
 from backend.cli import settings_from_args
-from ram_model.cli import build_parser
-from ram_model.testing import TinyModelFiles
+from ram_model.cli.main import build_parser
+from ram_model.weights.testing import TinyModelFiles
 
 # The fixtures backend_engine, controlled_thresholds and file_server come from these modules.
 
@@ -70,7 +70,7 @@ def test_environment_fills_what_flags_leave_out(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_bad_label_studio_url_is_refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    from ram_model.cli import main
+    from ram_model.cli.main import main
 
     monkeypatch.setenv("LABEL_STUDIO_URL", "file:///etc")
     assert main(["serve", "--checkpoint", "x.pth"]) == 2

@@ -8,9 +8,9 @@ import pytest
 from backend_fixtures import MULTI_CONFIG, SINGLE_CONFIG, TAXONOMY_CONFIG
 
 from backend.errors import LabelConfigError
-from backend.ls_config import parse_label_config
-from backend.ls_project import build_project_model
-from ram_model.testing import TINY_TAGS
+from backend.labelstudio.config import parse_label_config
+from backend.labelstudio.project import build_project_model
+from ram_model.weights.testing import TINY_TAGS
 
 THRESHOLDS = np.full(len(TINY_TAGS), 0.5, dtype=np.float32)
 

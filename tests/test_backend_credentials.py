@@ -16,7 +16,7 @@ from backend_fixtures import MULTI_CONFIG, FileServer, Route, image_bytes, make_
 from fastapi.testclient import TestClient
 
 from backend.errors import BackendError
-from backend.media import LabelStudioAccess, MediaFetcher
+from backend.serving.media import LabelStudioAccess, MediaFetcher
 from ram_model import TaggingEngine
 
 TOKEN = "c" * 40
@@ -194,7 +194,7 @@ class TestThroughTheServer:
             results = self.predict(client, ["/data/upload/1/a.png", *hostile_spellings(evil, label_studio)])
         assert "error" not in results[0]
         assert all("error" in r for r in results[1:])
-        # Besides the image, the key reaches Label Studio's model-connection API (ls_version_sync), there only.
+        # Besides the image, the key reaches Label Studio's model-connection API (labelstudio.version_sync), there only.
         to_ls = [(path, auth) for path, auth in leaked(label_studio) if not path.startswith("/api/ml?")]
         assert evil.seen == [] and to_ls == [("/data/upload/1/a.png", f"Token {TOKEN}")]
 

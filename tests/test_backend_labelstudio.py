@@ -20,8 +20,8 @@ from backend_fixtures import (
 )
 from labelstudio_server import LabelStudio
 
-from backend.corrections import CorrectionsStore
-from backend.media import LabelStudioAccess, MediaFetcher
+from backend.store.sqlite import SQLiteStore as CorrectionsStore
+from backend.serving.media import LabelStudioAccess, MediaFetcher
 from ram_model import TaggingEngine
 
 # The fixtures backend_engine, controlled_thresholds and file_server (and label_studio) come from these modules.

@@ -118,7 +118,7 @@ def sqlite_server(label_studio: LabelStudio, backend_engine: TaggingEngine, tmp_
 
 def _needs_training() -> None:
     pytest.importorskip("ram_model.finetune")
-    pytest.importorskip("ram_model.registry")
+    pytest.importorskip("ram_model.weights.registry")
 
 
 def _check_score_column(ls: httpx.Client, project: int, backend_id: int, version: str) -> None:
@@ -172,7 +172,7 @@ def test_train_promote_repredict_reject_and_survive_a_killed_worker(label_studio
         project, promoted = _train_and_repredict(ls, url, store_spec, count=24, seed=1)
         active = _setup_version(url, project)
         # Only the head was trained: the project's engine uses the base model's image encoder.
-        ((engine, _),) = app.state.ram.models._engines.values()
+        ((engine, _),) = app.state.ram.projects._engines.values()
         assert engine is not backend_engine
         assert engine.model.visual_encoder is backend_engine.model.visual_encoder
 

@@ -13,7 +13,7 @@ import pytest
 from backend_fixtures import FileServer, Route, image_bytes
 
 from backend.errors import HostNotAllowed, MediaError
-from backend.media import LabelStudioAccess, MediaFetcher, resolve_allowed_path
+from backend.serving.media import LabelStudioAccess, MediaFetcher, resolve_allowed_path
 
 # The fixtures backend_engine, controlled_thresholds and file_server come from these modules.
 

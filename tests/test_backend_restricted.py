@@ -11,8 +11,8 @@ from backend_fixtures import FileServer, Route, image_bytes, make_app
 from fastapi.testclient import TestClient
 
 from ram_model import TaggingEngine
-from ram_model.restrict import FULL_VOCABULARY_SHARE
-from ram_model.testing import TINY_TAGS
+from ram_model.model.restrict import FULL_VOCABULARY_SHARE
+from ram_model.weights.testing import TINY_TAGS
 
 # The fixtures backend_engine, controlled_thresholds and file_server come from these modules.
 
@@ -54,7 +54,7 @@ def test_a_three_label_project_computes_three_classes_with_the_full_models_score
         client: TestClient, backend_engine: TaggingEngine) -> None:
     results = _predict(client, THREE_LABELS, "7")
     state = client.app.state.ram
-    (view,) = state.models.class_views.views()
+    (view,) = state.projects.class_views.views()
     assert view.engine.classes == ("dog", "car", "bicycle")  # vocabulary order
     assert view.engine.info()["num_classes"] == 3 and view.engine.info()["restricted"]
     assert view.engine.model is backend_engine.model and backend_engine.classes is None
@@ -76,13 +76,13 @@ def test_a_three_label_project_computes_three_classes_with_the_full_models_score
         assert prediction["result"][0]["score"] == pytest.approx(float(expected_mean), abs=1e-5)
 
     _predict(client, THREE_LABELS, "8")  # another project with the same classes shares the view
-    assert len(state.models.class_views.views()) == 1
+    assert len(state.projects.class_views.views()) == 1
 
 
 def test_a_project_needing_most_classes_uses_the_full_engine(client: TestClient,
                                                             backend_engine: TaggingEngine) -> None:
     results = _predict(client, MOST_LABELS, "9")
-    assert client.app.state.ram.models.class_views.views() == []
+    assert client.app.state.ram.projects.class_views.views() == []
     full = backend_engine.predict([image_bytes(10)])[0].probs
     stored = client.app.state.ram.store.latest_prediction("9", 1)
     scores = {c["label"]: c["score"] for c in stored.predicted["tags"]}

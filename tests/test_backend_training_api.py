@@ -14,11 +14,11 @@ from backend_fixtures import FileServer, Route, make_app
 from fastapi.testclient import TestClient
 from synthetic_shapes import shape_dataset
 
-from backend.cli_corrections import register
+from backend.training.cli import register
 from backend.store import new_job, open_store
 from ram_model import TaggingEngine
 from ram_model.review import read_finetune_json
-from ram_model.testing import TINY_TAGS
+from ram_model.weights.testing import TINY_TAGS
 
 TOKEN = "b" * 40
 CONFIG = """<View>

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ram_model import CheckpointMismatchError, CheckpointNotFoundError, TaggingEngine
-from ram_model.checkpoint import (
+from ram_model.weights.checkpoint import (
     BUFFER_SUFFIXES,
     TRAINING_ONLY_PREFIXES,
     classify_keys,
@@ -17,10 +17,10 @@ from ram_model.checkpoint import (
     rename_legacy_keys,
     unwrap_state_dict,
 )
-from ram_model.config import HeadConfig, SwinConfig, packaged_file
-from ram_model.hub import parse_hf_uri, resolve_checkpoint
-from ram_model.ram import RAMTagger
-from ram_model.testing import make_tiny_checkpoint, official_state_dict
+from ram_model.model.config import HeadConfig, SwinConfig, packaged_file
+from ram_model.weights.hub import parse_hf_uri, resolve_checkpoint
+from ram_model.model.ram import RAMTagger
+from ram_model.weights.testing import make_tiny_checkpoint, official_state_dict
 
 # Key/shape manifests of the two official Swin-L checkpoints (every state-dict entry).
 REFERENCE = Path(__file__).resolve().parent / "data"
@@ -192,8 +192,8 @@ def test_hub_cache_is_used_without_network(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_converted_safetensors_is_self_contained_and_close(tmp_path: Path, tiny_files, tiny_engine) -> None:
-    from ram_model.convert import convert_checkpoint
-    from ram_model.model_files import load_model
+    from ram_model.weights.convert import convert_checkpoint
+    from ram_model.weights.model_files import load_model
 
     out = convert_checkpoint(load_model(tiny_files.engine_config()), tmp_path / "tiny.safetensors")
     from safetensors import safe_open

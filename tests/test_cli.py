@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ram_model.cli import main
+from ram_model.cli.main import main
 
 
 def _model_args(files) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ram_model.cli import main
+from ram_model.cli.main import main
 
 from conftest import make_image
 
@@ -110,7 +110,7 @@ def test_a_file_named_like_a_glob_is_tagged_and_a_symlink_loop_is_not_walked(
 
 
 def test_folder_walks_skip_hidden_folders_and_macos_resource_forks(tmp_path: Path) -> None:
-    from ram_model.inputs import expand_image_paths
+    from ram_model.inference.inputs import expand_image_paths
 
     make_image(tmp_path / "a.png", seed=1)
     (tmp_path / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble metadata, not an image

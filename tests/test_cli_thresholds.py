@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import make_image
-from ram_model.cli import main
-from ram_model.cli_thresholds import reviewed_label_matrix
+from ram_model.cli.main import main
+from ram_model.cli.thresholds import reviewed_label_matrix
 from ram_model.review import FinetuneRecord, tune_thresholds, write_finetune_json
-from ram_model.vocab import read_thresholds
+from ram_model.model.vocab import read_thresholds
 
 
 def _model_args(files) -> list[str]:  # type: ignore[no-untyped-def]

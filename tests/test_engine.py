@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from ram_model import ImageLoadError, TaggingEngine
-from ram_model.images import load_image
-from ram_model.preprocess import to_model_input
+from ram_model.inference.images import load_image
+from ram_model.model.preprocess import to_model_input
 
 from conftest import make_image
 
@@ -137,7 +137,7 @@ def test_out_of_memory_halves_the_batch(tiny_files, image_dir: Path, monkeypatch
 
 
 def test_model_version_changes_with_thresholds_and_weights(tiny_files, tmp_path: Path) -> None:
-    from ram_model.testing import make_tiny_checkpoint
+    from ram_model.weights.testing import make_tiny_checkpoint
 
     base = TaggingEngine.from_config(tiny_files.engine_config())
     thr = tmp_path / "thr.txt"

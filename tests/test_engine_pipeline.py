@@ -13,10 +13,10 @@ import torch
 from PIL import Image, ImageOps
 
 from ram_model import TaggingEngine
-from ram_model.gpu_decode import EncodedJpeg, GpuJpegDecoder
-from ram_model.images import load_image
-from ram_model.pipeline import batched, default_decode_workers, prefetch_batches
-from ram_model.preprocess import normalize, to_model_input, to_uint8_tensor
+from ram_model.inference.gpu_decode import EncodedJpeg, GpuJpegDecoder
+from ram_model.inference.images import load_image
+from ram_model.inference.pipeline import batched, default_decode_workers, prefetch_batches
+from ram_model.model.preprocess import normalize, to_model_input, to_uint8_tensor
 
 
 def _paths(image_dir: Path) -> list[str]:
@@ -215,7 +215,7 @@ def test_gpu_decode_path_with_per_image_fallback(tiny_files, image_dir: Path, tm
 
 def test_gpu_decode_on_the_cpu_warns_and_uses_pillow(tiny_files, image_dir: Path,
                                                      caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="ram_model.gpu_decode"):
+    with caplog.at_level(logging.WARNING, logger="ram_model.inference.gpu_decode"):
         engine = TaggingEngine.from_config(tiny_files.engine_config(gpu_decode=True))
     assert "needs a CUDA device" in caplog.text
     assert engine.info()["gpu_decode"] is False
@@ -235,7 +235,7 @@ def test_gpu_decode_on_cuda_matches_pillow(tiny_files, image_dir: Path) -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where nvJPEG cannot run")
 def test_gpu_decoder_that_cannot_run_is_refused_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     """No CUDA here, and often no torchvision that imports: either way, Pillow and one warning."""
-    with caplog.at_level(logging.WARNING, logger="ram_model.gpu_decode"):
+    with caplog.at_level(logging.WARNING, logger="ram_model.inference.gpu_decode"):
         decoder = GpuJpegDecoder.create(torch.device("cuda"), 64, exif_transpose=True, max_pixels=10**8)
     assert decoder is None
     assert "torchvision cannot decode JPEGs" in caplog.text and "decoding with Pillow" in caplog.text

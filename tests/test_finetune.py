@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 
 from finetune_fixtures import model_flags, run_cli
 from ram_model import EngineConfig, TaggingEngine
-from ram_model.checkpoint import read_checkpoint
-from ram_model.testing import TINY_TAGS
+from ram_model.weights.checkpoint import read_checkpoint
+from ram_model.weights.testing import TINY_TAGS
 
 K = len(TINY_TAGS)
 

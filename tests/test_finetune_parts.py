@@ -10,14 +10,14 @@ import torch
 from PIL import Image
 from sklearn.metrics import average_precision_score
 
-from ram_model.config import EngineConfig
+from ram_model.model.config import EngineConfig
 from ram_model.finetune import FinetuneConfig, FinetuneError, asymmetric_loss, average_precision, tagging_metrics
 from ram_model.finetune.augment import TrainAugment, random_resized_crop
 from ram_model.finetune.data import label_matrix, load_examples, split_examples
 from ram_model.finetune.model_setup import enable_gradient_checkpointing, grow_classes, trainable_parameter_groups
-from ram_model.ram import RAMTagger
+from ram_model.model.ram import RAMTagger
 from ram_model.review import build_finetune_records, build_label_mapping, read_finetune_json, write_finetune_json
-from ram_model.testing import TINY_HEAD, TINY_SWIN, random_init_
+from ram_model.weights.testing import TINY_HEAD, TINY_SWIN, random_init_
 
 
 def test_asymmetric_loss_matches_the_official_formula() -> None:
@@ -146,7 +146,7 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
 def test_should_stop_keeps_the_last_epoch_and_the_same_call_resumes(tmp_path: Path, shapes_model) -> None:
     from finetune_fixtures import one_torch_thread
     from ram_model.finetune import finetune
-    from ram_model.testing import make_shapes_dataset
+    from ram_model.weights.testing import make_shapes_dataset
 
     data = make_shapes_dataset(tmp_path / "data", 20, seed=3)
     cfg = FinetuneConfig(data=(str(data),), base=shapes_model.engine_config(), output=str(tmp_path / "out"),

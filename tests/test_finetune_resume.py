@@ -13,7 +13,7 @@ import pytest
 from safetensors.torch import load_file
 
 from finetune_fixtures import model_flags
-from ram_model.testing import make_shapes_dataset
+from ram_model.weights.testing import make_shapes_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

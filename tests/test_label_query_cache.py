@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ram_model.model_files import load_model
-from ram_model.ram import RAMTagger
+from ram_model.weights.model_files import load_model
+from ram_model.model.ram import RAMTagger
 
 IMAGES = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 

@@ -1,4 +1,4 @@
-"""One declaration of the model options (`ram_model.options`), and one firing rule,
+"""One declaration of the model options (`ram_model.inference.options`), and one firing rule,
 used by the CLI, the server and the FiftyOne form alike."""
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ram_model.cli import build_parser
+from ram_model.cli.main import build_parser
 from ram_model.errors import ConfigError
-from ram_model.options import DEFAULT_CHECKPOINT, MODEL_OPTIONS, MODEL_OPTION_NAMES, ModelOptions
-from ram_model.thresholds import ThresholdPolicy, fired_indices
-from ram_model.vocab import TagVocabulary
+from ram_model.inference.options import DEFAULT_CHECKPOINT, MODEL_OPTIONS, MODEL_OPTION_NAMES, ModelOptions
+from ram_model.inference.thresholds import ThresholdPolicy, fired_indices
+from ram_model.model.vocab import TagVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def test_the_default_checkpoint_is_written_once() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and node.value == DEFAULT_CHECKPOINT:
                 hits.append(path.relative_to(REPO).as_posix())
-    assert hits == ["ram_model/config.py", "ram_model/options.py"]
+    assert hits == ["ram_model/model/config.py", "ram_model/inference/options.py"]
 
 
 def test_no_other_module_declares_an_option_list() -> None:

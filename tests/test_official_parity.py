@@ -21,8 +21,8 @@ import torch
 from official_code import build_official_model, is_official_checkout, official_modules
 
 from ram_model import TaggingEngine
-from ram_model.config import HeadConfig, SwinConfig
-from ram_model.testing import make_tiny_checkpoint
+from ram_model.model.config import HeadConfig, SwinConfig
+from ram_model.weights.testing import make_tiny_checkpoint
 
 OFFICIAL = Path(os.environ.get("RAM_OFFICIAL_CODE", "/nonexistent"))
 if not is_official_checkout(OFFICIAL):

@@ -76,7 +76,7 @@ def test_every_model_option_in_the_form_has_its_own_description(dataset) -> None
     properties = form.type.properties
     precision = properties["precision"].view.description
     assert "inference precision" in precision.lower() and "amx" in precision.lower()
-    from ram_model.options import MODEL_OPTIONS
+    from ram_model.inference.options import MODEL_OPTIONS
 
     shown = [spec.name for spec in MODEL_OPTIONS if spec.in_form and spec.name in properties]
     descriptions = [properties[name].view.description for name in shown]

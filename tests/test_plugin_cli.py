@@ -11,9 +11,9 @@ import pytest
 
 import fiftyone as fo
 from ram_model import TaggingEngine
-from ram_model.cli import main
+from ram_model.cli.main import main
 from ram_model.review import read_finetune_json
-from ram_model.testing import TINY_TAGS
+from ram_model.weights.testing import TINY_TAGS
 
 pytestmark = pytest.mark.fiftyone
 

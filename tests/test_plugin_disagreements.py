@@ -22,7 +22,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 from fiftyone.operators.executor import ExecutionError, ExecutionRunState
 from ram_model import TaggingEngine
-from ram_model.testing import TINY_TAGS
+from ram_model.weights.testing import TINY_TAGS
 
 pytestmark = pytest.mark.fiftyone
 

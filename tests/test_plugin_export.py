@@ -84,7 +84,7 @@ def test_copy_images_export_maps_every_id_to_the_right_tag(dataset, model, vocab
         assert (out / record.image_path).read_bytes() == Path(source).read_bytes()
 
     tasks = json.loads((out / "label_studio_tasks.json").read_text())
-    assert [t["data"]["fiftyone_id"] for t in tasks] == [sid for sid, _, _ in expected]
+    assert [t["data"]["ram_sample_id"] for t in tasks] == [sid for sid, _, _ in expected]
     model_version = fo_tag.result["model_version"]
     for task, record in zip(tasks, records):
         assert unquote(task["data"]["image"]) == f"/data/local-files/?d={record.image_path}"
@@ -205,7 +205,7 @@ def _whole_export(out: Path, dataset: fo.Dataset, vocab: TagVocabulary) -> list[
     tasks = json.loads((out / "label_studio_tasks.json").read_text())
     source = {s.id: s.filepath for s in dataset}
     ids = [Path(r.image_path).stem for r in records]
-    assert [t["data"]["fiftyone_id"] for t in tasks] == ids
+    assert [t["data"]["ram_sample_id"] for t in tasks] == ids
     for record, sample_id in zip(records, ids):
         assert (out / record.image_path).read_bytes() == Path(source[sample_id]).read_bytes()
     assert sorted(p.stem for p in (out / "images").iterdir()) == sorted(ids)

@@ -9,9 +9,9 @@ import fo_fixtures as fx
 import pytest
 
 import fiftyone as fo
-from plugin.jobs.finetune import finetune_on_reviews
+from plugin.review_round.finetune import finetune_on_reviews
 from plugin.params import ModelParams
-from plugin.review_params import FinetuneJobParams
+from plugin.review_round.params import FinetuneJobParams
 from ram_model.finetune import FinetuneError
 
 pytestmark = pytest.mark.fiftyone
@@ -52,9 +52,9 @@ def test_an_interrupted_finetune_resumes_and_a_finished_one_is_reused(tiny_files
 
 
 def test_thresholds_tune_from_a_finetune_export_as_well_as_from_a_field(tiny_files, tmp_path) -> None:
-    from plugin.jobs.tune_thresholds import tune_thresholds_on_reviews
-    from plugin.review_params import ThresholdJobParams
-    from ram_model.testing import make_shapes_dataset
+    from plugin.review_round.tune_thresholds import tune_thresholds_on_reviews
+    from plugin.review_round.params import ThresholdJobParams
+    from ram_model.weights.testing import make_shapes_dataset
 
     export = make_shapes_dataset(tmp_path / "export", 12, seed=3)
     dataset = fx.make_dataset("thresholds-job", fx.write_images(tmp_path / "imgs", 2, seed=6), labels=[["dog"], []],

@@ -16,7 +16,7 @@ import pytest
 import fiftyone as fo
 import fiftyone.zoo as foz
 from plugin.errors import PluginInputError
-from plugin.fo_model import RamModel
+from plugin.models.fo_model import RamModel
 from ram_model import TaggingEngine
 
 pytestmark = pytest.mark.fiftyone

@@ -1,4 +1,5 @@
-"""The exported Label Studio tasks import into a real Label Studio 1.23 with their RAM predictions.
+"""The exported Label Studio tasks import into a real Label Studio 1.23 with their RAM predictions,
+and the reviews made on them load back into the dataset ("Load reviews").
 
 Label Studio runs from its own virtualenv on loopback (see tests/labelstudio_server.py); the
 export goes into its local-files document root, so the task image URLs must also serve.
@@ -15,6 +16,11 @@ import pytest
 from labelstudio_server import LabelStudio
 
 import fiftyone.operators as foo
+
+from plugin.review_round.load_reviews import load_reviews
+from plugin.review_round.params import LoadReviewsParams
+from ram_client.labelstudio.client import LabelStudioClient
+from ram_client.labelstudio.results import choice_item
 
 pytestmark = [pytest.mark.fiftyone, pytest.mark.labelstudio]
 
@@ -56,15 +62,34 @@ def test_exported_tasks_import_with_predictions_and_images_serve(
         assert imported.json()["prediction_count"] == 4
 
         listed = ls.get("/api/tasks", params={"project": project_id, "fields": "all"}).json()["tasks"]
-        by_sample = {task["data"]["fiftyone_id"]: task for task in listed}
+        by_sample = {task["data"]["ram_sample_id"]: task for task in listed}
         for exported in tasks:
-            task = by_sample[exported["data"]["fiftyone_id"]]
+            task = by_sample[exported["data"]["ram_sample_id"]]
             (prediction,) = ls.get("/api/predictions", params={"task": task["id"]}).json()
             assert prediction["model_version"] == exported["predictions"][0]["model_version"]
             assert prediction["result"] == exported["predictions"][0]["result"]
             assert set(prediction["result"][0]["value"]["choices"]) == {"Dogs", "tree"}
             image = ls.get(task["data"]["image"])
             assert image.status_code == 200, image.text[:300]
-            sample_id = exported["data"]["fiftyone_id"]
+            sample_id = exported["data"]["ram_sample_id"]
             assert image.content == (out / "images" / f"{sample_id}.jpg").read_bytes()
+
+        # A reviewer answers each task; the last one is skipped.
+        reviewed = {}
+        for n, task in enumerate(sorted(listed, key=lambda t: t["id"])):
+            sample_id = task["data"]["ram_sample_id"]
+            labels = ["tree"] if n % 2 else ["Dogs", "cat"]
+            answer = ls.post(f"/api/tasks/{task['id']}/annotations", json={
+                "result": [choice_item("tags", "image", "choices", labels)], "was_cancelled": n == 3})
+            assert answer.status_code == 201, answer.text
+            if n != 3:
+                reviewed[sample_id] = sorted(labels)
+
+    with LabelStudioClient(label_studio.url, label_studio.token) as client:
+        loaded = load_reviews(dataset, LoadReviewsParams(label_field="ground_truth", project_id=project_id), client)
+    assert (loaded.tasks, loaded.reviewed, loaded.written) == (4, 3, 3)
+    dataset.reload()
+    got = {sid: sorted(c.label for c in label.classifications)
+           for sid, label in zip(dataset.values("id"), dataset.values("ground_truth_reviewed")) if label is not None}
+    assert got == reviewed
     dataset.delete()

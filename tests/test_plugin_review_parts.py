@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from plugin.errors import PluginInputError
-from plugin.jobs.review_data import ReviewedData
-from plugin.jobs.send_review import _upload_batches
-from plugin.labelstudio.client import LabelStudioClient, LabelStudioError
-from plugin.labelstudio.tasks import (
+from plugin.review_round.review_data import ReviewedData
+from plugin.review_round.send_review import _upload_batches
+from ram_client.labelstudio.client import LabelStudioClient, LabelStudioError
+from ram_client.labelstudio.tasks import (
     SAMPLE_ID_KEY,
     SUGGESTION_KEY,
     choices_config,
@@ -23,9 +23,9 @@ from plugin.labelstudio.tasks import (
     read_review,
     suggested_labels,
 )
-from plugin.review_params import LabelStudioSettings, SendReviewParams
+from plugin.review_round.params import LabelStudioSettings, SendReviewParams
 from ram_model.review import build_label_mapping
-from ram_model.testing import TINY_TAGS
+from ram_model.weights.testing import TINY_TAGS
 
 pytestmark = pytest.mark.fiftyone
 
@@ -40,7 +40,7 @@ def _annotation(id_: int, choices: list[str], updated: str, **extra: object) -> 
 def test_choices_config_round_trips_awkward_label_names() -> None:
     names = ['say "cheese"', "<b>", "a & b", "dog"]
     assert config_choices(choices_config(names)) == sorted(names)
-    with pytest.raises(PluginInputError):
+    with pytest.raises(LabelStudioError, match="No labels"):
         choices_config([])
 
 

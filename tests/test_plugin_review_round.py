@@ -26,7 +26,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 from fiftyone.operators.executor import ExecutionRunState
 from ram_model import EngineConfig, TaggingEngine
-from ram_model.cli import main
+from ram_model.cli.main import main
 
 pytestmark = [pytest.mark.fiftyone, pytest.mark.labelstudio]
 
@@ -80,13 +80,13 @@ def _send_killed_after_first_import(dataset: fo.Dataset, tmp_path: Path) -> int:
     script.write_text(
         "import os, signal, sys\n"
         "import fo_fixtures\n"
-        "from plugin.labelstudio.client import LabelStudioClient\n"
+        "from ram_client.labelstudio.client import LabelStudioClient\n"
         "real = LabelStudioClient.import_tasks\n"
         "def import_then_die(self, project_id, tasks):\n"
         "    real(self, project_id, tasks)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "LabelStudioClient.import_tasks = import_then_die\n"
-        "from ram_model.cli import main\n"
+        "from ram_model.cli.main import main\n"
         f"sys.exit(main(['fiftyone', 'send-review', '--dataset', {dataset.name!r}, '--label-field', 'ground_truth',"
         " '--batch-size', '6', '--new-round', '--no-progress']))\n"
     )

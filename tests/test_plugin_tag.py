@@ -255,7 +255,7 @@ def test_a_label_field_restricts_the_engine_to_its_classes(dataset, model, engin
 
 
 def test_the_restricted_tagger_shares_the_engine(engine) -> None:
-    from plugin.engine_cache import LocalTagger, computing_only
+    from plugin.models.engine_cache import LocalTagger, computing_only
 
     tagger = LocalTagger(engine)
     picked = computing_only(tagger, [engine.vocab.index_of("tree"), engine.vocab.index_of("dog")])

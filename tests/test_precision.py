@@ -11,12 +11,12 @@ from torch import nn
 
 from ram_model import TaggingEngine
 from ram_model import precision as precision_module
-from ram_model.config import HeadConfig, SwinConfig
-from ram_model.model_files import load_model
-from ram_model.options import ModelOptions
-from ram_model.precision import autocast_context, cast_for_inference, inference_dtype
-from ram_model.ram import RAMTagger
-from ram_model.testing import random_init_
+from ram_model.model.config import HeadConfig, SwinConfig
+from ram_model.weights.model_files import load_model
+from ram_model.inference.options import ModelOptions
+from ram_model.inference.precision import autocast_context, cast_for_inference, inference_dtype
+from ram_model.model.ram import RAMTagger
+from ram_model.weights.testing import random_init_
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
 
@@ -124,7 +124,7 @@ def test_a_model_that_cannot_compile_runs_eager_with_one_warning(tiny_files, mon
 @pytest.mark.slow
 def test_compiled_forward_equals_eager() -> None:
     """A two-stage Swin (one shifted block per stage) keeps inductor's compile time short."""
-    from ram_model.compiled import CompiledForward
+    from ram_model.inference.compiled import CompiledForward
 
     swin = SwinConfig(image_res=32, window_size=4, embed_dim=16, depths=(2, 2), num_heads=(2, 2), vision_width=32)
     head = HeadConfig(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=1,
@@ -147,7 +147,7 @@ def test_compiled_forward_equals_eager() -> None:
 
 def test_engines_cast_alike_still_share_one_backbone(tiny_files) -> None:
     """The Label Studio backend shares the image encoder between a base and a head-only fine-tune."""
-    from backend.project_runtime import share_backbone
+    from backend.serving.projects import share_backbone
 
     base = TaggingEngine.from_config(tiny_files.engine_config(precision="bf16"))
     tuned = TaggingEngine.from_config(tiny_files.engine_config(precision="bf16"))

@@ -1,4 +1,4 @@
-"""ram_model.registry and `ram-annotate models`: versions, guarded promotion, rollback, registry:// in the engine."""
+"""ram_model.weights.registry and `ram-annotate models`: versions, guarded promotion, rollback, registry:// in the engine."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import pytest
 
 from finetune_fixtures import model_flags, run_cli
 from ram_model import CheckpointNotFoundError, EngineConfig, TaggingEngine
-from ram_model.registry import ModelRegistry, RegistryError
+from ram_model.weights.registry import ModelRegistry, RegistryError
 
 
 @pytest.fixture(scope="module")

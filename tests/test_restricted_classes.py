@@ -8,7 +8,7 @@ import pytest
 
 from ram_model import TaggingEngine
 from ram_model.errors import ConfigError
-from ram_model.thresholds import ThresholdPolicy
+from ram_model.inference.thresholds import ThresholdPolicy
 
 
 def _paths(image_dir: Path) -> list[str]:

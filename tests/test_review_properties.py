@@ -17,7 +17,7 @@ from ram_model.review import (
     select_review_batch,
     uncertainty_scores,
 )
-from ram_model.testing import TINY_TAGS
+from ram_model.weights.testing import TINY_TAGS
 
 SETTINGS = settings(max_examples=60, deadline=None)
 

@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from ram_model.review import TunedThresholds, tune_thresholds
 from ram_model.review.thresholds_tuning import format_threshold
-from ram_model.vocab import read_thresholds
+from ram_model.model.vocab import read_thresholds
 
 SETTINGS = settings(max_examples=80, deadline=None)
 

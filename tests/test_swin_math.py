@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ram_model.config import SwinConfig
-from ram_model.swin import SwinBlock, SwinTransformer, WindowAttention, _shift_attention_mask
+from ram_model.model.config import SwinConfig
+from ram_model.model.swin import SwinBlock, SwinTransformer, WindowAttention, _shift_attention_mask
 
 
 def test_window_attention_equals_the_plain_formula() -> None:

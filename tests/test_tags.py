@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ram_model import ConfigError, TagVocabulary, ThresholdPolicy
-from ram_model.config import packaged_file
+from ram_model.model.config import packaged_file
 
 
 def test_official_vocabulary_ships_with_the_package() -> None:

@@ -1,9 +1,9 @@
 """The one small interface behind which the server keeps what it must not lose.
 
 Two implementations: `SQLiteStore` (the default, one file under MODEL_DIR) and
-`MongoStore` (a MongoDB a FiftyOne deployment already runs, so the plugin can read the
-same corrections). The server, the training worker and the export command only ever
-see this interface.
+`MongoStore` (for a deployment that already runs a MongoDB, e.g. FiftyOne's, and would
+rather keep one database). The server, the training worker and the export command only
+ever see this interface; the plugin never reads it (reviews come back from Label Studio).
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ class Store(abc.ABC):
         final_ram_tags: list[dict[str, Any]],
         action: str,
         reviewed_ram: Sequence[int] = (),
+        controls: dict[str, dict[str, str]] | None = None,
     ) -> Correction:
         """Insert or update the row of one annotation, joined with our last prediction."""
 
@@ -67,9 +68,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def corrections_since(self, project: str, since: float) -> int:
         """Live corrections of `project` created or updated after `since` (a timestamp)."""
-
-    @abc.abstractmethod
-    def counts(self) -> dict[str, int]: ...
 
     # -- training jobs ------------------------------------------------------------------
     @abc.abstractmethod

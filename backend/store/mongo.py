@@ -1,8 +1,9 @@
 """The store in MongoDB (`--store mongodb://HOST:PORT/DB`), through pymongo.
 
-A FiftyOne deployment already runs a MongoDB; keeping the corrections, jobs and model
-index there lets the plugin read them where its datasets live. Collections carry a
-`ram_` prefix so they never collide with FiftyOne's own.
+For a deployment that already runs a MongoDB (a FiftyOne one, say) and would rather keep
+the corrections, jobs and model index in one database than in a SQLite file. Collections
+carry a `ram_` prefix so they never collide with FiftyOne's own. Nothing in the plugin reads
+them.
 """
 from __future__ import annotations
 
@@ -86,13 +87,14 @@ class MongoStore(Store):
         final_ram_tags: list[dict[str, Any]],
         action: str,
         reviewed_ram: Sequence[int] = (),
+        controls: dict[str, dict[str, str]] | None = None,
     ) -> Correction:
         predicted = self.latest_prediction(project, task_id) if project and task_id is not None else None
         now = time.time()
         update: dict[str, Any] = {
             "project": project, "task_id": task_id, "image_ref": image_ref, "final": final,
             "final_ram_tags": final_ram_tags, "action": action, "deleted": False, "updated_at": now,
-            "reviewed_ram": sorted({int(i) for i in reviewed_ram}),
+            "reviewed_ram": sorted({int(i) for i in reviewed_ram}), "controls": dict(controls or {}),
         }
         on_insert: dict[str, Any] = {"created_at": now}
         if predicted is not None:
@@ -132,13 +134,6 @@ class MongoStore(Store):
 
     def corrections_since(self, project: str, since: float) -> int:
         return self._corrections.count_documents({"project": project, "deleted": False, "updated_at": {"$gt": since}})
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "predictions": self._predictions.count_documents({}),
-            "corrections": self._corrections.count_documents({"deleted": False}),
-            "deleted": self._corrections.count_documents({"deleted": True}),
-        }
 
     # -- jobs -----------------------------------------------------------------------
 

@@ -60,6 +60,9 @@ class Correction:
     updated_at: float
     image_path: str | None = None  # cached image, when the server fetched it for a prediction
     reviewed_ram: list[int] = field(default_factory=list)  # RAM classes the annotator could choose
+    # control name -> {"type": "choices" | "taxonomy", "to_name": the object it labels}, so an
+    # export writes the annotation back as Label Studio had it (empty for rows stored before)
+    controls: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

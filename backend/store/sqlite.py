@@ -68,10 +68,11 @@ _ADDED_COLUMNS = (
     ("predictions", "image_path", "TEXT"),
     ("corrections", "image_path", "TEXT"),
     ("corrections", "reviewed_ram", "TEXT"),
+    ("corrections", "controls", "TEXT"),
 )
 _CORRECTION_COLUMNS = (
     "annotation_id, project, task_id, image_ref, model_version, predicted, ram_tags, final, final_ram_tags, "
-    "action, deleted, created_at, updated_at, image_path, reviewed_ram"
+    "action, deleted, created_at, updated_at, image_path, reviewed_ram, controls"
 )
 
 
@@ -147,6 +148,7 @@ class SQLiteStore(Store):
         final_ram_tags: list[dict[str, Any]],
         action: str,
         reviewed_ram: Sequence[int] = (),
+        controls: dict[str, dict[str, str]] | None = None,
     ) -> Correction:
         predicted = self.latest_prediction(project, task_id) if project and task_id is not None else None
         now = time.time()
@@ -155,8 +157,8 @@ class SQLiteStore(Store):
                 """
                 INSERT INTO corrections (annotation_id, project, task_id, image_ref, model_version, predicted,
                     ram_tags, final, final_ram_tags, action, deleted, created_at, updated_at, image_path,
-                    reviewed_ram)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
+                    reviewed_ram, controls)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)
                 ON CONFLICT (annotation_id) DO UPDATE SET
                     project = excluded.project, task_id = excluded.task_id, image_ref = excluded.image_ref,
                     model_version = COALESCE(excluded.model_version, corrections.model_version),
@@ -164,7 +166,7 @@ class SQLiteStore(Store):
                     ram_tags = COALESCE(excluded.ram_tags, corrections.ram_tags),
                     image_path = COALESCE(excluded.image_path, corrections.image_path),
                     final = excluded.final, final_ram_tags = excluded.final_ram_tags,
-                    reviewed_ram = excluded.reviewed_ram,
+                    reviewed_ram = excluded.reviewed_ram, controls = excluded.controls,
                     action = excluded.action, deleted = 0, updated_at = excluded.updated_at
                 """,
                 (
@@ -182,6 +184,7 @@ class SQLiteStore(Store):
                     now,
                     predicted.image_path if predicted else None,
                     json.dumps(sorted({int(i) for i in reviewed_ram})),
+                    json.dumps(dict(controls or {})),
                 ),
             )
         correction = self.get(annotation_id)
@@ -222,20 +225,13 @@ class SQLiteStore(Store):
                 (project, since),
             ).fetchone()[0]
 
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            predictions = self._db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
-            live = self._db.execute("SELECT COUNT(*) FROM corrections WHERE deleted = 0").fetchone()[0]
-            deleted = self._db.execute("SELECT COUNT(*) FROM corrections WHERE deleted = 1").fetchone()[0]
-        return {"predictions": predictions, "corrections": live, "deleted": deleted}
-
     def _select(self, tail: str, params: tuple) -> list[Correction]:
         with self._lock:
             rows = self._db.execute(f"SELECT {_CORRECTION_COLUMNS} FROM corrections " + tail, params).fetchall()
         return [
             Correction(
                 r[0], r[1], r[2], r[3], r[4], _loads(r[5]), _loads(r[6]), json.loads(r[7]), json.loads(r[8]),
-                r[9], bool(r[10]), r[11], r[12], r[13], _loads(r[14]) or [],
+                r[9], bool(r[10]), r[11], r[12], r[13], _loads(r[14]) or [], _loads(r[15]) or {},
             )
             for r in rows
         ]

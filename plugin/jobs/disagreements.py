@@ -8,8 +8,7 @@ which makes "doubtful" flags coarser: the result says which source was used).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import fiftyone.core.collections as foc
 import numpy as np
@@ -22,8 +21,9 @@ from plugin.fo_convert import (
     present_labels,
     tag_confidences,
 )
-from plugin.jobs import runs
+from plugin.jobs import JobResult, runs
 from plugin.params import DisagreementParams, TagParams
+from ram_model.progress import ProgressFn
 from ram_model.review import (
     LabelMapping,
     build_label_mapping,
@@ -33,11 +33,9 @@ from ram_model.review import (
 
 __all__ = ["DisagreementResult", "find_sample_disagreements", "label_probabilities"]
 
-ProgressFn = Callable[[int, int], None]
-
 
 @dataclass
-class DisagreementResult:
+class DisagreementResult(JobResult):
     saved_view: str
     score_field: str
     missing_field: str
@@ -52,9 +50,6 @@ class DisagreementResult:
     wrong_tags: int = 0
     unmapped_labels: list[str] = field(default_factory=list)
     classes: list[dict[str, object]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def _tag_run(dataset, ram_field: str) -> tuple[dict, dict]:

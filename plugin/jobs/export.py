@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import fiftyone.core.collections as foc
@@ -18,11 +18,13 @@ import numpy as np
 
 from plugin.errors import PluginInputError, RunConflictError
 from plugin.fo_convert import distinct_labels, present_labels, tag_confidences
-from plugin.jobs import runs
+from plugin.jobs import JobResult, runs
 from plugin.jobs.export_commit import ExportBusyError, ExportTransaction, crash_point
-from plugin.labelstudio.tasks import LS_FROM_NAME, LS_LOCAL_FILES_PREFIX, LS_TO_NAME, local_files_url, ram_prediction
+from ram_client.labelstudio.tasks import (LS_FROM_NAME, LS_LOCAL_FILES_PREFIX, LS_TO_NAME, SAMPLE_ID_KEY,
+                                          local_files_url, ram_prediction)
 from plugin.params import ExportParams, ModelParams, TagParams
 from ram_model import TagVocabulary
+from ram_model.progress import ProgressFn
 from ram_model.review import (
     FinetuneRecord,
     atomic_write_json,
@@ -35,10 +37,8 @@ from ram_model.review import (
 __all__ = ["LS_FROM_NAME", "LS_LOCAL_FILES_PREFIX", "LS_TO_NAME", "ExportResult", "export_finetune",
            "export_vocabulary", "tag_run_vocabulary"]
 
-ProgressFn = Callable[[int, int], None]
-
 @dataclass
-class ExportResult:
+class ExportResult(JobResult):
     output_dir: str
     finetune_json: str
     tasks_json: str
@@ -52,9 +52,6 @@ class ExportResult:
     unreadable: list[str] = field(default_factory=list)
     unmapped_labels: list[str] = field(default_factory=list)
     predictions_from: str | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def _targets(params: ExportParams) -> list[str]:
@@ -96,7 +93,7 @@ def export_vocabulary(dataset, params: ExportParams, model: ModelParams) -> TagV
     if vocab is not None:
         return vocab
     if model.server_url:
-        from plugin.remote import RemoteTagger
+        from plugin.models.remote import RemoteTagger
 
         return RemoteTagger(model.server_url, auth=model.server_auth).vocab
     options = model.options
@@ -166,7 +163,7 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
         model_version = ram_settings.get("model_version") if ram_settings else None
         tasks = [
             {
-                "data": {"image": _ls_image(image, document_root), "fiftyone_id": sample_id},
+                "data": {"image": _ls_image(image, document_root), SAMPLE_ID_KEY: sample_id},
                 "predictions": ram_prediction(confidences[row], mapping, model_version) if ram_field else [],
             }
             for image, (row, sample_id) in zip(images, origin)

@@ -14,7 +14,6 @@ import fiftyone.core.dataset as fod
 import numpy as np
 
 __all__ = [
-    "delete_run",
     "differences",
     "read_run_results",
     "read_run_settings",
@@ -62,11 +61,6 @@ def record_run(
         dataset.register_run(run_key, config)
     if results is not None:
         dataset.save_run_results(run_key, dataset.init_run_results(run_key, **results), overwrite=True)
-
-
-def delete_run(dataset: fod.Dataset, run_key: str) -> None:
-    if dataset.has_run(run_key):
-        dataset.delete_run(run_key)
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any], keys: Sequence[str]) -> list[str]:

@@ -8,23 +8,21 @@ its own process, can turn a tag name into the tag's embedding in the same space.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
 import fiftyone.brain as fob
 import fiftyone.core.collections as foc
 
-from plugin.engine_cache import Tagger
+from plugin.models.engine_cache import Tagger
 from plugin.errors import PluginInputError, RunConflictError
-from plugin.jobs import runs
+from plugin.jobs import JobResult, runs
 from plugin.params import ModelParams, SimilarityParams
+from ram_model.progress import ProgressFn
 
 __all__ = ["SimilarityResult", "compute_ram_similarity", "prompt_model"]
-
-ProgressFn = Callable[[int, int], None]
 
 # Options that decide the embeddings (not which tags fire): what the App needs to rebuild the model.
 _EMBEDDING_OPTIONS = ("checkpoint", "swin_config", "head_config", "tag_list", "tag_list_zh", "thresholds",
@@ -32,7 +30,7 @@ _EMBEDDING_OPTIONS = ("checkpoint", "swin_config", "head_config", "tag_list", "t
 
 
 @dataclass
-class SimilarityResult:
+class SimilarityResult(JobResult):
     embeddings_field: str
     brain_key: str
     model_version: str
@@ -45,13 +43,10 @@ class SimilarityResult:
     text_query_note: str = ""
     failures: list[dict[str, str]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
 
 def prompt_model(model: ModelParams) -> tuple[str, dict[str, Any]]:
     """(zoo model name, kwargs) that rebuild this in-process model anywhere the zoo source is registered."""
-    from plugin.fo_model import ZOO_CUSTOM_MODEL
+    from plugin.models.fo_model import ZOO_CUSTOM_MODEL
 
     options = model.options.to_dict()
     kwargs = {name: options[name] for name in _EMBEDDING_OPTIONS if options.get(name) not in (None, False, "")}
@@ -125,7 +120,7 @@ def compute_ram_similarity(collection: foc.SampleCollection, tagger: Tagger, par
         raise PluginInputError("No sample could be embedded; see the failures")
     name, kwargs = None, None
     if params.text_queries and model is not None and not model.server_url:
-        from plugin.fo_model import ensure_zoo_source
+        from plugin.models.fo_model import ensure_zoo_source
 
         ensure_zoo_source()
         name, kwargs = prompt_model(model)

@@ -7,25 +7,23 @@ App takes), so the figure measures what a user gets. Chance level for a query is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import fiftyone.core.collections as foc
 
 from plugin.fo_convert import present_labels
+from plugin.jobs import JobResult
 
 __all__ = ["RecallReport", "tag_query_recall"]
 
 
 @dataclass
-class RecallReport:
+class RecallReport(JobResult):
     samples: int
     queries: list[str]
     recall_at_k: dict[int, float]       # mean over queries of |top-k ∩ relevant| / |relevant|
     chance_at_k: dict[int, float]       # the same for a random ranking: k / N
     per_query: dict[str, dict[int, float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def tag_query_recall(collection: foc.SampleCollection, brain_key: str, label_field: str,

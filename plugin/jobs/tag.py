@@ -9,9 +9,8 @@ unless asked to overwrite, which then clears the field everywhere first.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from contextlib import closing
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import islice
 
 import fiftyone as fo
@@ -20,17 +19,16 @@ import fiftyone.core.dataset as fod
 import numpy as np
 from fiftyone import ViewField as F
 
-from plugin.engine_cache import Tagger, computing_only
+from plugin.models.engine_cache import Tagger, computing_only
 from plugin.errors import PluginInputError, RunConflictError
 from plugin.fo_convert import distinct_labels, label_kind, tags_to_classifications
-from plugin.jobs import runs
+from plugin.jobs import JobResult, runs
 from plugin.params import TagParams
 from ram_model import TagVocabulary, ThresholdPolicy
 from ram_model.review import LabelMapping, build_label_mapping, load_synonyms
+from ram_model.progress import ProgressFn
 
 __all__ = ["TAG_RUN_SETTINGS", "TagResult", "fired_tags", "tag_samples", "write_results"]
-
-ProgressFn = Callable[[int, int], None]
 
 # Settings that must match for two runs to write into the same field.
 TAG_RUN_SETTINGS = ("model_version", "thresholds_digest", "top_k", "label_field", "mapping_digest",
@@ -40,7 +38,7 @@ MAX_REPORTED_FAILURES = 20
 
 
 @dataclass
-class TagResult:
+class TagResult(JobResult):
     field: str
     run_key: str
     model_version: str
@@ -50,9 +48,6 @@ class TagResult:
     failed: int = 0
     failures: list[dict[str, str]] = dataclasses.field(default_factory=list)
     unmapped_labels: list[str] = dataclasses.field(default_factory=list)
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def _mapping_for(collection: foc.SampleCollection, params: TagParams, tagger: Tagger) -> LabelMapping | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.engine_cache import get_tagger
-from plugin.inputs import (
+from plugin.models.engine_cache import get_tagger
+from plugin.operators.inputs import (
+    operator_config,
     add_model_options,
     add_new_field,
     add_target_view,
@@ -31,15 +32,10 @@ _RESULT_LABELS = {
 class ComputeRamSimilarity(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="compute_ram_similarity",
-            label="Compute RAM similarity",
-            description="Index RAM's image embeddings so the App can sort by similarity (also by tag name)",
-            dynamic=True,
-            icon="image_search",  # a Material icon name: the App's operator browser shows it
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
+        return operator_config(
+            "compute_ram_similarity", "Compute RAM similarity", "image_search",
+            "Index RAM's image embeddings so the App can sort by similarity (also by tag name)",
+            delegated_by_default=True,
         )
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import (
+from plugin.operators.inputs import (
+    operator_config,
     add_label_field_choice,
     add_target_view,
     add_vocabulary_options,
@@ -41,14 +42,9 @@ def _has_tag_run(dataset, ram_field: str | None) -> bool:
 class ExportRamFinetune(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="export_ram_finetune",
-            label="Export RAM finetuning data",
-            description="Write RAM's finetune JSON and Label Studio tasks from a label field",
-            dynamic=True,
-            icon="file_download",  # a Material icon name: the App's operator browser shows it
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return operator_config(
+            "export_ram_finetune", "Export RAM finetuning data", "file_download",
+            "Write RAM's finetune JSON and Label Studio tasks from a label field",
         )
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import (
+from plugin.operators.inputs import (
+    operator_config,
     add_label_field_choice,
     add_new_field,
     add_ram_field_choice,
@@ -43,14 +44,9 @@ def open_saved_view(ctx: foo.ExecutionContext, name: str) -> None:
 class FindRamDisagreements(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="find_ram_disagreements",
-            label="Find RAM disagreements",
-            description="Rank samples where RAM and the existing labels disagree",
-            dynamic=True,
-            icon="rule",  # a Material icon name: the App's operator browser shows it
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return operator_config(
+            "find_ram_disagreements", "Find RAM disagreements", "rule",
+            "Rank samples where RAM and the existing labels disagree",
         )
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:

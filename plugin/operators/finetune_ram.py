@@ -4,11 +4,18 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import add_model_options, add_target_view, progress_reporter, secrets_of, show_result
-from plugin.jobs.finetune import finetune_on_reviews
+from plugin.operators.inputs import (
+    add_model_options,
+    add_target_view,
+    operator_config,
+    progress_reporter,
+    secrets_of,
+    show_result,
+)
+from plugin.review_round.finetune import finetune_on_reviews
 from plugin.params import ModelParams
-from plugin.review_inputs import add_reviewed_source, show_table
-from plugin.review_params import FinetuneJobParams
+from plugin.operators.review_inputs import add_reviewed_source, show_table
+from plugin.review_round.params import FinetuneJobParams
 
 __all__ = ["FinetuneRam"]
 
@@ -24,15 +31,10 @@ _RESULT_LABELS = {
 class FinetuneRam(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="finetune_ram",
-            label="Fine-tune RAM on reviews",
-            icon="model_training",  # a Material icon name: the App's operator browser shows it
-            description="Fine-tune RAM on reviewed labels, register the new version and compare it with the base",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
+        return operator_config(
+            "finetune_ram", "Fine-tune RAM on reviews", "model_training",
+            "Fine-tune RAM on reviewed labels, register the new version and compare it with the base",
+            delegated_by_default=True,
         )
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:

@@ -4,15 +4,15 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import add_new_field, add_target_view, progress_reporter, show_result
-from plugin.jobs.load_reviews import load_reviews
-from plugin.review_inputs import (
+from plugin.operators.inputs import add_new_field, add_target_view, operator_config, progress_reporter, show_result
+from plugin.review_round.load_reviews import load_reviews
+from plugin.operators.review_inputs import (
     add_label_studio_status,
     add_sent_label_field_choice,
     label_studio_settings,
     show_table,
 )
-from plugin.review_params import LoadReviewsParams
+from plugin.review_round.params import LoadReviewsParams
 
 __all__ = ["LoadLabelStudioReviews"]
 
@@ -30,14 +30,9 @@ _RESULT_LABELS = {
 class LoadLabelStudioReviews(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="load_label_studio_reviews",
-            label="Load RAM reviews from Label Studio",
-            icon="move_to_inbox",  # a Material icon name: the App's operator browser shows it
-            description="Write the labels reviewers chose in Label Studio into a field, with reviewer and time",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return operator_config(
+            "load_label_studio_reviews", "Load RAM reviews from Label Studio", "move_to_inbox",
+            "Write the labels reviewers chose in Label Studio into a field, with reviewer and time",
         )
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:

@@ -4,10 +4,17 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import add_label_field_choice, add_ram_field_choice, add_target_view, progress_reporter, result_output
-from plugin.jobs.send_review import send_review_batch
-from plugin.review_inputs import add_label_studio_status, label_studio_settings
-from plugin.review_params import DEFAULT_WEIGHTS, SendReviewParams
+from plugin.operators.inputs import (
+    add_label_field_choice,
+    add_ram_field_choice,
+    add_target_view,
+    operator_config,
+    progress_reporter,
+    result_output,
+)
+from plugin.review_round.send_review import send_review_batch
+from plugin.operators.review_inputs import add_label_studio_status, label_studio_settings
+from plugin.review_round.params import DEFAULT_WEIGHTS, SendReviewParams
 
 __all__ = ["SendReviewBatch"]
 
@@ -27,14 +34,9 @@ _RESULT_LABELS = {
 class SendReviewBatch(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="send_review_batch",
-            label="Send RAM review batch to Label Studio",
-            icon="outbox",  # a Material icon name: the App's operator browser shows it
-            description="Choose the samples most worth reviewing and create Label Studio tasks with RAM's prediction",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return operator_config(
+            "send_review_batch", "Send RAM review batch to Label Studio", "outbox",
+            "Choose the samples most worth reviewing and create Label Studio tasks with RAM's prediction",
         )
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:

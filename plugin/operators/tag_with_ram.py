@@ -4,8 +4,9 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.engine_cache import get_tagger
-from plugin.inputs import (
+from plugin.models.engine_cache import get_tagger
+from plugin.operators.inputs import (
+    operator_config,
     add_label_field_choice,
     add_model_options,
     add_new_field,
@@ -33,15 +34,10 @@ _RESULT_LABELS = {
 class TagWithRam(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="tag_with_ram",
-            label="Tag with RAM",
-            description="Tag images with the Recognize Anything Model",
-            dynamic=True,
-            icon="sell",  # a Material icon name: the App's operator browser shows it
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
+        return operator_config(
+            "tag_with_ram", "Tag with RAM", "sell",
+            "Tag images with the Recognize Anything Model",
+            delegated_by_default=True,
         )
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:

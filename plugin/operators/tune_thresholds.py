@@ -4,11 +4,18 @@ from __future__ import annotations
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.inputs import add_model_options, add_target_view, progress_reporter, secrets_of, show_result
-from plugin.jobs.tune_thresholds import tune_thresholds_on_reviews
+from plugin.operators.inputs import (
+    add_model_options,
+    add_target_view,
+    operator_config,
+    progress_reporter,
+    secrets_of,
+    show_result,
+)
+from plugin.review_round.tune_thresholds import tune_thresholds_on_reviews
 from plugin.params import ModelParams
-from plugin.review_inputs import add_reviewed_source, show_table
-from plugin.review_params import ThresholdJobParams
+from plugin.operators.review_inputs import add_reviewed_source, show_table
+from plugin.review_round.params import ThresholdJobParams
 
 __all__ = ["TuneRamThresholds"]
 
@@ -25,15 +32,10 @@ _RESULT_LABELS = {
 class TuneRamThresholds(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="tune_ram_thresholds",
-            label="Tune RAM thresholds on reviews",
-            icon="tune",  # a Material icon name: the App's operator browser shows it
-            description="Fit per-class thresholds to reviewed labels and compare them with RAM's",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
+        return operator_config(
+            "tune_ram_thresholds", "Tune RAM thresholds on reviews", "tune",
+            "Fit per-class thresholds to reviewed labels and compare them with RAM's",
+            delegated_by_default=True,
         )
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:

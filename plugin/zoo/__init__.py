@@ -2,7 +2,7 @@
 
 FiftyOne copies this folder (with manifest.json) into its model zoo directory when the
 source is registered, then calls `download_model` once per model and `load_model` on
-every `foz.load_zoo_model(...)`. The logic lives in `plugin.fo_model` (ram-annotate must
+every `foz.load_zoo_model(...)`. The logic lives in `plugin.models.fo_model` (ram-annotate must
 be installed where the model is loaded), so this file stays a thin entry point:
 
     import fiftyone.zoo as foz
@@ -14,13 +14,13 @@ be installed where the model is loaded), so this file stays a thin entry point:
 
 def download_model(model_name, model_path):
     """Fetch the checkpoint into `model_path` (through the Hugging Face cache)."""
-    from plugin.fo_model import download_zoo_checkpoint
+    from plugin.models.fo_model import download_zoo_checkpoint
 
     download_zoo_checkpoint(model_name, model_path)
 
 
 def load_model(model_name, model_path, **kwargs):
-    """A `plugin.fo_model.RamModel`; kwargs are ram-annotate's model options (checkpoint, device, threshold, ...)."""
-    from plugin.fo_model import load_zoo_entry
+    """A `plugin.models.fo_model.RamModel`; kwargs are ram-annotate's model options (checkpoint, device, threshold, ...)."""
+    from plugin.models.fo_model import load_zoo_entry
 
     return load_zoo_entry(model_name, model_path, **kwargs)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from ..preprocess import to_model_input
+from ..model.preprocess import to_model_input
 
 __all__ = ["TrainAugment", "random_resized_crop", "RAND_AUGMENT_OPS"]
 

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from ..config import EngineConfig
+from ..model.config import EngineConfig
 from ..errors import RamModelError
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "FinetuneError", "DEFAULT_LR", "RECIPE_FIELDS"]

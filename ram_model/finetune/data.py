@@ -19,8 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ImageLoadError
-from ..images import load_image
-from ..preprocess import to_model_input
+from ..inference.images import load_image
+from ..model.preprocess import to_model_input
 from ..review.finetune import FinetuneFormatError, read_finetune_json
 from .augment import TrainAugment
 from .config import FinetuneError

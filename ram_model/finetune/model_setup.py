@@ -7,11 +7,11 @@ from typing import Any
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from ..config import DESCRIPTIONS_PER_CLASS
-from ..precision import cpu_has_amx
-from ..ram import RAMTagger
-from ..swin import SwinBlock
-from ..tagging_head import QueryLayer
+from ..model.config import DESCRIPTIONS_PER_CLASS
+from ..inference.precision import cpu_has_amx
+from ..model.ram import RAMTagger
+from ..model.swin import SwinBlock
+from ..model.tagging_head import QueryLayer
 
 __all__ = ["grow_classes", "trainable_parameter_groups", "enable_gradient_checkpointing",
            "training_autocast_dtype", "cpu_has_amx", "HEAD_MODULES"]
@@ -48,7 +48,7 @@ def grow_classes(model: RAMTagger, count: int, *, seed: int) -> RAMTagger:
 
 
 def _head_config_of(model: RAMTagger):  # type: ignore[no-untyped-def]
-    from ..config import HeadConfig
+    from ..model.config import HeadConfig
 
     layer = model.tagging_head.encoder.layer[0]
     return HeadConfig(hidden_size=layer.crossattention.self.query.out_features,

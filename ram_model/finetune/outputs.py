@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import RANDOM_WEIGHTS_MARKER
-from ..convert import convert_checkpoint
-from ..model_files import LoadedModel, file_fingerprint
+from ..weights.checkpoint import RANDOM_WEIGHTS_MARKER
+from ..weights.convert import convert_checkpoint
+from ..weights.model_files import LoadedModel, file_fingerprint
 from ..review.atomic_io import atomic_write_json
 from .config import FinetuneResult
 

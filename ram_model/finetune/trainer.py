@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..engine import resolve_device
-from ..model_files import LoadedModel, load_model
-from ..ram import RAMTagger
-from ..vocab import DEFAULT_THRESHOLD, TagVocabulary
+from ..inference.engine import resolve_device
+from ..weights.model_files import LoadedModel, load_model
+from ..model.ram import RAMTagger
+from ..model.vocab import DEFAULT_THRESHOLD, TagVocabulary
 from .config import FinetuneConfig, FinetuneError, FinetuneResult
 from .data import Example, TaggingDataset, label_matrix, load_examples, split_examples
 from .loss import asymmetric_loss
@@ -36,7 +36,7 @@ from .outputs import write_run_outputs
 
 __all__ = ["finetune"]
 
-ProgressFn = Callable[[dict[str, Any]], None]
+TrainingEventFn = Callable[[dict[str, Any]], None]  # one event per step/epoch (a dict)
 StopFn = Callable[[], bool]
 _CHECKPOINT = "last.pt"
 _FORMAT = 1
@@ -83,7 +83,7 @@ def _loader(dataset: TaggingDataset, batch_size: int, num_workers: int, order: S
 
 
 def _predict(model: RAMTagger, dataset: TaggingDataset, cfg: FinetuneConfig, device: torch.device,
-             amp: torch.dtype | None, progress: ProgressFn | None, label: str) -> np.ndarray:
+             amp: torch.dtype | None, progress: TrainingEventFn | None, label: str) -> np.ndarray:
     """(N, K) probabilities in the dataset's order."""
     model.eval()
     out = []
@@ -111,7 +111,7 @@ def _check_new_classes(cfg: FinetuneConfig, vocab: TagVocabulary) -> None:
                             f"{[vocab.index_of(n) for n in clash]}")
 
 
-def finetune(cfg: FinetuneConfig, progress: ProgressFn | None = None,
+def finetune(cfg: FinetuneConfig, progress: TrainingEventFn | None = None,
              should_stop: StopFn | None = None) -> FinetuneResult:
     """Run (or resume) the fine-tuning `cfg` describes; see docs/finetune.md."""
     out = Path(cfg.output)

@@ -1,0 +1,120 @@
+"""The native API for the FiftyOne plugin and scripts: /v1/tag and /v1/info.
+
+Answers carry full-precision probabilities when asked (float32 values survive the
+JSON round trip exactly), so a remote caller gets what `TaggingEngine.predict` gives
+a local one.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from ..errors import BackendError, BadRequest, PayloadTooLarge
+from .schemas import InfoResponse, InfoVocabulary, NativeImageResult, NativeTag, NativeTagResponse
+from ..serving.media import resolve_allowed_path
+from ..state import AppState, get_state
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["native"])
+
+
+@router.get("/info", response_model=InfoResponse)
+async def info(state: AppState = Depends(get_state)) -> InfoResponse:
+    """What a remote client needs to tag as the server does: the vocabulary travels along,
+    so the FiftyOne plugin and scripts need no copy of the tag files."""
+    thresholds = state.ram_thresholds
+    vocab = state.engine.vocab
+    return InfoResponse(
+        variant=state.engine.variant,
+        vocabulary_size=len(vocab),
+        vocabulary=InfoVocabulary(names=list(vocab.names), names_zh=list(vocab.names_zh),
+                                  thresholds=vocab.thresholds.tolist(), digest=vocab.digest),
+        model_version=state.engine.model_version,
+        device=str(state.engine.device),
+        thresholds={
+            "global_override": state.policy.threshold,
+            "min": float(np.min(thresholds)) if len(thresholds) else None,
+            "max": float(np.max(thresholds)) if len(thresholds) else None,
+        },
+        queue_depth=state.batcher.pending_images,
+        max_queue=state.batcher.max_queue,
+        max_batch_size=state.batcher.max_batch_size,
+        coalesce=state.batcher.coalesce,
+    )
+
+
+@router.post("/tag", response_model=NativeTagResponse, response_model_exclude_none=True)
+async def tag(
+    state: Annotated[AppState, Depends(get_state)],
+    images: Annotated[list[UploadFile] | None, File(description="image files, in order")] = None,
+    paths: Annotated[list[str] | None, Form(description="server-side paths under --allowed-root, after the files")] = None,
+    all_scores: Annotated[bool, Form()] = False,
+    embedding: Annotated[bool, Form()] = False,
+    threshold: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
+    top_k: Annotated[int | None, Form(ge=1)] = None,
+) -> NativeTagResponse:
+    """Tag uploaded images and/or files under the allowed roots; one result per input,
+    uploads first. A bad image gets `ok: false` and an `error`, never a failed request."""
+    images = images or []
+    paths = paths or []
+    if not images and not paths:
+        raise BadRequest("send at least one `images` file or `paths` entry (multipart/form-data)")
+    if len(images) + len(paths) > state.settings.max_upload_images:
+        raise PayloadTooLarge(f"at most {state.settings.max_upload_images} images per request")
+    limit = state.settings.max_download_bytes
+    sources: list[str] = []
+    inputs: list[bytes | str | None] = []
+    errors: dict[int, str] = {}
+    for upload in images:
+        if upload.size is not None and upload.size > limit:
+            raise PayloadTooLarge(f"{upload.filename}: over the {limit}-byte limit")
+        sources.append(upload.filename or f"upload-{len(sources)}")
+        inputs.append(await upload.read())
+    for path in paths:
+        sources.append(path)
+        try:
+            inputs.append(str(await run_in_threadpool(resolve_allowed_path, path, state.settings.allowed_roots)))
+        except BackendError as exc:
+            if exc.code == "host_not_allowed" and not state.settings.allowed_roots:
+                raise  # the whole feature is off: say so once, as a 403
+            errors[len(inputs)] = exc.message
+            inputs.append(None)
+    state.counters.native_requests += 1
+    state.counters.native_images += len(inputs)
+
+    to_run = [i for i, item in enumerate(inputs) if item is not None]
+    predictions = await state.batcher.submit([inputs[i] for i in to_run], with_embedding=embedding)
+    by_position = dict(zip(to_run, predictions))
+
+    policy = state.policy
+    thresholds = state.ram_thresholds
+    if threshold is not None or top_k is not None:
+        policy = dataclasses.replace(
+            policy,
+            threshold=threshold if threshold is not None else policy.threshold,
+            top_k=top_k if top_k is not None else policy.top_k,
+        )
+        thresholds = policy.resolve(state.engine.vocab)
+    vocab = state.engine.vocab
+    results: list[NativeImageResult] = []
+    for i, source in enumerate(sources):
+        pred = by_position.get(i)
+        if pred is None or pred.error is not None:
+            results.append(NativeImageResult(source=source, ok=False, error=errors.get(i) or pred.error))
+            continue
+        tags = policy.select(pred.probs, vocab, thresholds)
+        results.append(
+            NativeImageResult(
+                source=source,
+                ok=True,
+                tags=[NativeTag(index=t.index, name=t.name, name_zh=t.name_zh, score=t.score) for t in tags],
+                probs=pred.probs.tolist() if all_scores else None,
+                embedding=pred.embedding.tolist() if embedding and pred.embedding is not None else None,
+            )
+        )
+    return NativeTagResponse(model_version=state.engine.model_version, results=results)

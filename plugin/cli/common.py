@@ -1,0 +1,74 @@
+"""What the `ram-annotate fiftyone ...` sub-commands share: the dataset/view flags, the
+server flag, model params from flags, progress bars and the one way a job's result or
+error is printed. Both command modules import it, so neither imports the other.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from plugin.errors import PluginInputError
+
+__all__ = ["add_server", "add_target", "model_params", "progress", "run", "target"]
+
+
+def add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="FiftyOne dataset name")
+    parser.add_argument("--view", help="a saved view of the dataset to work on (default: all samples)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def add_server(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server-url", help="use a running ram-annotate server (default: $RAM_ANNOTATE_URL; "
+                                             "credentials from $RAM_ANNOTATE_AUTH as user:password)")
+
+
+def model_params(args: argparse.Namespace):
+    from plugin.params import ModelParams
+
+    secrets = {"RAM_ANNOTATE_URL": args.server_url} if args.server_url else None
+    return ModelParams.from_mapping(vars(args), secrets=secrets)
+
+
+def target(args: argparse.Namespace):
+    import fiftyone as fo
+
+    if not fo.dataset_exists(args.dataset):
+        raise PluginInputError(f"No FiftyOne dataset named {args.dataset!r}; datasets: {fo.list_datasets()}")
+    dataset = fo.load_dataset(args.dataset)
+    if args.view:
+        if not dataset.has_saved_view(args.view):
+            raise PluginInputError(f"Dataset {args.dataset!r} has no saved view {args.view!r}: "
+                                   f"{dataset.list_saved_views()}")
+        return dataset.load_saved_view(args.view)
+    return dataset
+
+
+def progress(args: argparse.Namespace, what: str) -> Callable[[int, int], None] | None:
+    if args.no_progress:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=what, unit="sample", file=sys.stderr)
+
+    def report(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return report
+
+
+def run(job: Callable[[], Any]) -> int:
+    from ram_model import RamModelError
+
+    try:
+        result = job()
+    except (PluginInputError, RamModelError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    return 0

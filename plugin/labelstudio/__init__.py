@@ -1,1 +1,0 @@
-"""Label Studio side of the review round: a small REST client and the task/config format."""

@@ -1,0 +1,196 @@
+"""Form pieces shared by the operators: target view, field pickers, model options, errors.
+
+Validation happens here, in the form, so the App shows a problem next to the input that
+causes it (and FiftyOne refuses to execute an invalid form) instead of failing later.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import fiftyone.operators as foo
+from fiftyone.operators import types
+
+from plugin.errors import PluginInputError
+from plugin.fo_convert import SUPPORTED_LABEL_TYPES
+from plugin.params import check_field_name
+from ram_model.inference.options import MODEL_OPTIONS, OptionSpec
+
+__all__ = [
+    "operator_config",
+    "add_label_field_choice",
+    "add_model_options",
+    "add_threshold_options",
+    "add_vocabulary_options",
+    "add_new_field",
+    "add_ram_field_choice",
+    "add_target_view",
+    "mark_invalid",
+    "progress_reporter",
+    "result_output",
+    "secrets_of",
+    "show_result",
+]
+
+SECRET_KEYS = ("RAM_ANNOTATE_URL", "RAM_ANNOTATE_AUTH")
+
+
+def mark_invalid(prop: types.Property, message: str) -> None:
+    prop.invalid = True
+    prop.error_message = message
+
+
+def add_target_view(ctx: foo.ExecutionContext, inputs: types.Object, verb: str) -> None:
+    inputs.view_target(ctx, action_description=verb)
+
+
+def _label_fields(ctx: foo.ExecutionContext) -> list[str]:
+    schema = ctx.dataset.get_field_schema(embedded_doc_type=SUPPORTED_LABEL_TYPES)
+    return sorted(schema)
+
+
+def add_label_field_choice(ctx: foo.ExecutionContext, inputs: types.Object, name: str, *, label: str,
+                           description: str, required: bool, exclude: tuple[str, ...] = ()) -> str | None:
+    """Dropdown of Classification(s)/Detections fields plus the sample tags; returns the choice."""
+    choices = types.DropdownView()
+    choices.add_choice("tags", label="sample tags")
+    for field in _label_fields(ctx):
+        if field not in exclude:
+            choices.add_choice(field, label=field)
+    inputs.enum(name, choices.values(), required=required, label=label, description=description, view=choices)
+    return ctx.params.get(name)
+
+
+def add_ram_field_choice(ctx: foo.ExecutionContext, inputs: types.Object, name: str,
+                         *, run_prefix: str = "ram_tag_") -> str | None:
+    """Dropdown of fields written by Tag with RAM (they carry a run record)."""
+    ram_fields = [key[len(run_prefix):] for key in ctx.dataset.list_runs() if key.startswith(run_prefix)]
+    choices = types.DropdownView()
+    for field in sorted(ram_fields):
+        choices.add_choice(field, label=field)
+    prop = inputs.enum(name, choices.values(), required=True, label="RAM field",
+                       default=ram_fields[0] if len(ram_fields) == 1 else None,
+                       description="A field written by Tag with RAM", view=choices)
+    if not ram_fields:
+        mark_invalid(prop, "No field on this dataset was written by Tag with RAM; run it first")
+    return ctx.params.get(name)
+
+
+def add_new_field(ctx: foo.ExecutionContext, inputs: types.Object, name: str, *, label: str,
+                  default: str, description: str) -> tuple[str, types.Property]:
+    value = ctx.params.get(name) or default
+    prop = inputs.str(name, required=False, default=default, label=label, description=description)
+    try:
+        check_field_name(value, label)
+    except PluginInputError as e:
+        mark_invalid(prop, str(e))
+    return value, prop
+
+
+def _add_option(inputs: types.Object, spec: OptionSpec) -> None:
+    """One form input for one declared model option (`ram_model.inference.options`)."""
+    description = spec.help[:1].upper() + spec.help[1:]
+    env_default = os.environ.get(spec.env)
+    default = env_default if env_default else spec.default
+    if spec.kind is bool:
+        inputs.bool(spec.name, label=spec.title, default=bool(spec.default), description=description)
+    elif spec.choices:
+        choices = types.DropdownView()
+        for choice in spec.choices:
+            choices.add_choice(choice, label=choice)
+        inputs.enum(spec.name, choices.values(), label=spec.title, default=default, description=description,
+                    view=choices)
+    elif spec.kind is int:
+        inputs.int(spec.name, label=spec.title, required=False, description=description)
+    elif spec.kind is float:
+        inputs.float(spec.name, label=spec.title, required=False, description=description)
+    else:
+        text_default = None if spec.kind is tuple else default
+        inputs.str(spec.name, label=spec.title, required=spec.name == "checkpoint", default=text_default,
+                   description=description)
+
+
+def add_model_options(ctx: foo.ExecutionContext, inputs: types.Object) -> None:
+    """Checkpoint and files for the in-process engine; hidden when a shared server is configured."""
+    if secrets_of(ctx).get("RAM_ANNOTATE_URL"):
+        inputs.view("server_notice", types.Notice(
+            label="The model runs on the ram-annotate server configured in RAM_ANNOTATE_URL"))
+        return
+    for spec in MODEL_OPTIONS:
+        if spec.group == "model" and spec.in_form:
+            _add_option(inputs, spec)
+
+
+VOCABULARY_OPTIONS = ("tag_list", "tag_list_zh")
+
+
+def add_vocabulary_options(ctx: foo.ExecutionContext, inputs: types.Object) -> None:
+    """The tag-list files, for jobs that need RAM's tag names but no model (Export without a tag run)."""
+    if secrets_of(ctx).get("RAM_ANNOTATE_URL"):
+        inputs.view("server_notice", types.Notice(
+            label="RAM's tag names come from the ram-annotate server configured in RAM_ANNOTATE_URL"))
+        return
+    for spec in MODEL_OPTIONS:
+        if spec.name in VOCABULARY_OPTIONS:
+            _add_option(inputs, spec)
+
+
+def add_threshold_options(inputs: types.Object) -> None:
+    """Which tags fire: the same options (and rule) as `ram-annotate tag` and the server."""
+    for spec in MODEL_OPTIONS:
+        if spec.group == "thresholds" and spec.in_form:
+            _add_option(inputs, spec)
+
+
+def secrets_of(ctx: foo.ExecutionContext) -> dict[str, str | None]:
+    return {key: ctx.secret(key) for key in SECRET_KEYS}
+
+
+def progress_reporter(ctx: foo.ExecutionContext, what: str) -> Callable[[int, int], None]:
+    """A job progress callback that shows up in the App's operation list."""
+
+    def report(done: int, total: int) -> None:
+        ctx.set_progress(progress=done / total if total else 1.0, label=f"{what}: {done} of {total}")
+
+    return report
+
+
+def result_output(ctx: foo.ExecutionContext, labels: dict[str, str], title: str) -> types.Property | None:
+    """The operator's result panel, or None when there is no result to show.
+
+    After a failed execution the App still asks for the output form, with `results`
+    null; answering None lets the App show the execution's own error message instead
+    of an error raised while building an empty result panel.
+    """
+    if not ctx.results:
+        return None
+    outputs = types.Object()
+    show_result(outputs, ctx.results, labels)
+    return types.Property(outputs, view=types.View(label=title))
+
+
+def show_result(outputs: types.Object, result: dict[str, Any], labels: dict[str, str]) -> None:
+    """Read-only outputs for the numbers a job returns."""
+    for key, label in labels.items():
+        value = result.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int):
+            outputs.int(key, label=label)
+        elif isinstance(value, float):
+            outputs.float(key, label=label)
+        elif isinstance(value, str):
+            outputs.str(key, label=label)
+        else:
+            outputs.list(key, types.String() if all(isinstance(v, str) for v in value) else types.Object(),
+                         label=label)
+
+
+def operator_config(name: str, label: str, icon: str, description: str, *,
+                    delegated_by_default: bool = False) -> foo.OperatorConfig:
+    """Every operator's config: a dynamic form, run now or delegated. `icon` is a Material icon
+    name (the App's operator browser shows it); long jobs default to delegated execution."""
+    extra = {"default_choice_to_delegated": True} if delegated_by_default else {}
+    return foo.OperatorConfig(name=name, label=label, description=description, icon=icon, dynamic=True,
+                              allow_immediate_execution=True, allow_delegated_execution=True, **extra)

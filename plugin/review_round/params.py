@@ -1,0 +1,333 @@
+"""Parameters of the review round (send to Label Studio, load reviews, fine-tune, tune thresholds).
+
+Parsed once from operator params or CLI flags, like `plugin.params`; the field names the
+round writes are derived here so every job agrees on them.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from pathlib import Path
+from typing import Any
+
+from plugin.errors import PluginInputError
+from plugin.params import _opt_int, _opt_str, check_field_name
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "LS_SECRET_KEYS",
+    "FinetuneJobParams",
+    "LabelStudioSettings",
+    "LoadReviewsParams",
+    "SendReviewParams",
+    "ThresholdJobParams",
+    "review_state_fields",
+    "reviews_run_key",
+    "work_dir",
+]
+
+# Selection shares of the batch (docs/review.md "Review-batch selection").
+DEFAULT_WEIGHTS = {"disagreement": 0.5, "uncertainty": 0.3, "diversity": 0.2}
+LS_SECRET_KEYS = ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _opt_float(value: Any, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError) as e:
+        raise PluginInputError(f"{name} must be a number, not {value!r}") from e
+
+
+def work_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where fine-tuning runs, training data and tuned thresholds go unless a form says otherwise."""
+    env = os.environ if env is None else env
+    return Path(env.get("RAM_ANNOTATE_WORK_DIR") or Path.home() / ".ram-annotate").expanduser()
+
+
+@dataclass(frozen=True)
+class LabelStudioSettings:
+    """Where Label Studio runs; from plugin secrets (or environment variables of the same names)."""
+
+    url: str
+    api_key: str
+    document_root: str | None = None
+
+    @classmethod
+    def from_secrets(cls, secrets: Mapping[str, str | None] | None = None,
+                     env: Mapping[str, str] | None = None) -> LabelStudioSettings:
+        env = os.environ if env is None else env
+        values = {key: (secrets or {}).get(key) or env.get(key) for key in LS_SECRET_KEYS}
+        if not values["LABEL_STUDIO_URL"]:
+            raise PluginInputError("Set the LABEL_STUDIO_URL secret (e.g. http://localhost:8080)")
+        if not values["LABEL_STUDIO_API_KEY"]:
+            raise PluginInputError("Set the LABEL_STUDIO_API_KEY secret (Label Studio: Account & Settings)")
+        return cls(str(values["LABEL_STUDIO_URL"]).rstrip("/"), str(values["LABEL_STUDIO_API_KEY"]),
+                   _opt_str(values["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"]))
+
+    def client(self):  # type: ignore[no-untyped-def]
+        from ram_client.labelstudio.client import LabelStudioClient
+
+        return LabelStudioClient(self.url, self.api_key)
+
+
+@dataclass(frozen=True)
+class ReviewStateFields:
+    """The per-sample fields and run keys that remember what was sent for one label field."""
+
+    label_field: str
+
+    @property
+    def task_field(self) -> str:
+        """Label Studio task id of the sample (set once its task exists: the "already sent" mark)."""
+        return f"{self.label_field}_ls_task"
+
+    @property
+    def round_field(self) -> str:
+        return f"{self.label_field}_ls_round"
+
+    @property
+    def project_run(self) -> str:
+        return f"ram_ls_{self.label_field}"
+
+    def round_run(self, number: int) -> str:
+        return f"ram_ls_{self.label_field}_r{number}"
+
+    @property
+    def round_prefix(self) -> str:
+        return f"ram_ls_{self.label_field}_r"
+
+
+def reviews_run_key(output_field: str) -> str:
+    """The run Load reviews records for the field it writes."""
+    return f"ram_reviews_{output_field}"
+
+
+def review_state_fields(label_field: str) -> ReviewStateFields:
+    return ReviewStateFields(label_field)
+
+
+def _weights(params: Mapping[str, Any]) -> dict[str, float]:
+    given = params.get("weights")
+    if isinstance(given, Mapping):
+        raw = dict(given)
+    else:
+        raw = {name: params.get(f"{name}_weight") for name in DEFAULT_WEIGHTS}
+    weights = {}
+    for name, default in DEFAULT_WEIGHTS.items():
+        value = _opt_float(raw.get(name), f"{name} weight")
+        value = default if value is None else value
+        if value < 0:
+            raise PluginInputError(f"{name} weight must be >= 0, not {value}")
+        weights[name] = value
+    if not any(weights.values()):
+        raise PluginInputError("At least one selection weight must be positive")
+    return weights
+
+
+def _classes(value: Any) -> tuple[str, ...]:
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
+
+
+@dataclass(frozen=True)
+class SendReviewParams:
+    """Choose a review batch and send it to Label Studio."""
+
+    label_field: str
+    ram_field: str = "ram"
+    batch_size: int = 50
+    weights: dict[str, float] = dataclass_field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    seed: int = 0
+    project_title: str | None = None
+    classes: tuple[str, ...] = ()
+    synonyms: str | None = None
+    embeddings_field: str | None = None
+    document_root: str | None = None
+    new_round: bool = False
+    chunk_size: int = 100
+
+    def __post_init__(self) -> None:
+        if self.label_field != "tags":
+            check_field_name(self.label_field, "label field")
+        check_field_name(self.ram_field, "RAM field")
+        if self.embeddings_field:
+            check_field_name(self.embeddings_field, "embeddings field")
+        if self.batch_size < 1 or self.chunk_size < 1:
+            raise PluginInputError("batch_size and chunk_size must be >= 1")
+
+    @property
+    def state(self) -> ReviewStateFields:
+        return ReviewStateFields(self.label_field)
+
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, Any]) -> SendReviewParams:
+        label_field = _opt_str(params.get("label_field"))
+        if not label_field:
+            raise PluginInputError("Choose the label field to review")
+        return cls(
+            label_field=label_field,
+            ram_field=_opt_str(params.get("ram_field")) or cls.ram_field,
+            batch_size=_opt_int(params.get("batch_size"), "batch_size") or cls.batch_size,
+            weights=_weights(params),
+            seed=_opt_int(params.get("seed"), "seed", low=0) or 0,
+            project_title=_opt_str(params.get("project_title")),
+            classes=_classes(params.get("classes")),
+            synonyms=_opt_str(params.get("synonyms")),
+            embeddings_field=_opt_str(params.get("embeddings_field")),
+            document_root=_opt_str(params.get("document_root")),
+            new_round=_flag(params.get("new_round", False)),
+            chunk_size=_opt_int(params.get("chunk_size"), "chunk_size") or cls.chunk_size,
+        )
+
+
+@dataclass(frozen=True)
+class LoadReviewsParams:
+    """Read the reviews of the label field's Label Studio project into `output`."""
+
+    label_field: str
+    output: str | None = None
+    overwrite: bool = False
+    # A project whose tasks "Export RAM finetuning data" wrote (imported by hand): read it
+    # instead of the project a review batch was sent to, for every sample of the view.
+    project_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.label_field != "tags":
+            check_field_name(self.label_field, "label field")
+        check_field_name(self.output_field, "output field")
+        if self.output_field == self.label_field:
+            raise PluginInputError("Write reviews into a field of their own, not into the label field itself")
+
+    @property
+    def output_field(self) -> str:
+        return self.output or f"{self.label_field}_reviewed"
+
+    @property
+    def run_key(self) -> str:
+        return reviews_run_key(self.output_field)
+
+    @property
+    def state(self) -> ReviewStateFields:
+        return ReviewStateFields(self.label_field)
+
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, Any]) -> LoadReviewsParams:
+        label_field = _opt_str(params.get("label_field"))
+        if not label_field:
+            raise PluginInputError("Choose the label field whose review batch to load")
+        return cls(label_field=label_field, output=_opt_str(params.get("output")),
+                   overwrite=_flag(params.get("overwrite", False)),
+                   project_id=_opt_int(params.get("project_id"), "project_id"))
+
+
+@dataclass(frozen=True)
+class _FromReviews:
+    """Shared by fine-tuning and threshold tuning: where the reviewed labels come from."""
+
+    reviewed_field: str | None = None
+    data: str | None = None  # a finetune export instead of a field
+    image_root: str | None = None
+    synonyms: str | None = None
+    output_dir: str | None = None
+    retag_field: str | None = None
+
+    def _check_source(self) -> None:
+        if bool(self.reviewed_field) == bool(self.data):
+            raise PluginInputError("Give either a reviewed field or a finetune export file, not both or neither")
+        if self.reviewed_field and self.reviewed_field != "tags":
+            check_field_name(self.reviewed_field, "reviewed field")
+        if self.retag_field:
+            check_field_name(self.retag_field, "re-tag field")
+        if self.data and not Path(self.data).expanduser().is_file():
+            raise PluginInputError(f"Finetune export {self.data} does not exist")
+
+    @staticmethod
+    def _source(params: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "reviewed_field": _opt_str(params.get("reviewed_field")),
+            "data": _opt_str(params.get("data")),
+            "image_root": _opt_str(params.get("image_root")),
+            "synonyms": _opt_str(params.get("synonyms")),
+            "output_dir": _opt_str(params.get("output_dir")),
+            "retag_field": _opt_str(params.get("retag_field")),
+        }
+
+
+@dataclass(frozen=True)
+class FinetuneJobParams(_FromReviews):
+    """Fine-tune RAM on reviewed labels, register the result, optionally re-tag with it."""
+
+    model_name: str = "ram-project"
+    registry_root: str | None = None
+    mode: str = "head"
+    epochs: int = 2
+    batch_size: int = 8
+    lr: float | None = None
+    seed: int = 0
+    val_split: float = 0.1
+    promote: bool = True
+    extra: dict[str, Any] = dataclass_field(default_factory=dict)  # more FinetuneConfig fields (CLI, tests)
+
+    def __post_init__(self) -> None:
+        self._check_source()
+        if self.mode not in ("head", "full"):
+            raise PluginInputError(f"mode must be 'head' or 'full', not {self.mode!r}")
+        if not self.model_name.replace("-", "").replace("_", "").isalnum():
+            raise PluginInputError(f"model name {self.model_name!r}: use letters, digits, '-' and '_'")
+
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, Any]) -> FinetuneJobParams:
+        return cls(
+            **cls._source(params),
+            model_name=_opt_str(params.get("model_name")) or cls.model_name,
+            registry_root=_opt_str(params.get("registry_root")),
+            mode=_opt_str(params.get("mode")) or cls.mode,
+            epochs=_opt_int(params.get("epochs"), "epochs") or cls.epochs,
+            batch_size=_opt_int(params.get("finetune_batch_size"), "batch size") or cls.batch_size,
+            lr=_opt_float(params.get("lr"), "learning rate"),
+            seed=_opt_int(params.get("seed"), "seed", low=0) or 0,
+            val_split=_opt_float(params.get("val_split"), "validation split") or cls.val_split,
+            promote=_flag(params.get("promote", True)),
+            extra=dict(params.get("finetune_extra") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class ThresholdJobParams(_FromReviews):
+    """Tune per-class thresholds on reviewed labels, optionally re-tag with them."""
+
+    target: str = "f1"
+    min_precision: float | None = None
+    min_count: int = 5
+    shrink: float = 10.0
+
+    def __post_init__(self) -> None:
+        self._check_source()
+        if self.target not in ("f1", "precision"):
+            raise PluginInputError(f"target must be 'f1' or 'precision', not {self.target!r}")
+        if self.target == "precision" and self.min_precision is None:
+            raise PluginInputError("target 'precision' needs a minimum precision")
+
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, Any]) -> ThresholdJobParams:
+        min_count = _opt_int(params.get("min_count"), "min_count", low=0)
+        shrink = _opt_float(params.get("shrink"), "shrink")
+        return cls(
+            **cls._source(params),
+            target=_opt_str(params.get("target")) or cls.target,
+            min_precision=_opt_float(params.get("min_precision"), "minimum precision"),
+            min_count=cls.min_count if min_count is None else min_count,
+            shrink=cls.shrink if shrink is None else shrink,
+        )

@@ -1,0 +1,107 @@
+"""`ram-annotate finetune`: fine-tune RAM / RAM++ on reviewed labels (ram_model.finetune, docs/finetune.md)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tqdm import tqdm
+
+from .options import add_model_options, model_options_from_args
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "finetune", help="fine-tune the model on reviewed labels (official finetune JSON)",
+        description="Fine-tune RAM / RAM++ on the finetune JSON our export writes. Writes OUTPUT/model.safetensors "
+                    "(loads with no other flag), thresholds.txt, metrics.json (base vs new), train_log.jsonl and "
+                    "card.json. Re-running the same command resumes an interrupted run.")
+    p.add_argument("--data", action="append", required=True, metavar="FILE.json",
+                   help="finetune JSON (image_path, caption, union_label_id, parse_label_id); repeatable")
+    p.add_argument("--image-root", help="folder the entries' image_path are relative to (default: each JSON's folder)")
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="run folder (resumed if it holds a partial run)")
+    p.add_argument("--mode", choices=["head", "full"], default="head",
+                   help="head: train the projections, tagging head and fc; full: every weight but label_embed")
+    p.add_argument("--unfreeze-stages", type=int, default=0, metavar="N",
+                   help="head mode: also train the last N Swin stages")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--lr", type=float, help="peak learning rate (default: 3e-4 head, 3e-5 full)")
+    p.add_argument("--grad-accum", type=int, default=1, metavar="N", help="optimizer step every N batches")
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--val-split", type=float, default=0.1, help="held-out fraction for thresholds and metrics")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--negatives", choices=["reviewed", "all"], default="reviewed",
+                   help="reviewed: only the project's reviewed classes are known negatives (default); "
+                        "all: every absent class is a negative")
+    p.add_argument("--new-classes", default="", metavar="A,B",
+                   help="comma-separated names of classes to add (ids K, K+1, ... in the data)")
+    p.add_argument("--grad-checkpointing", action="store_true", help="recompute activations: less memory, ~30%% slower")
+    p.add_argument("--no-augment", action="store_true", help="no crop / flip / RandAugment")
+    p.add_argument("--num-workers", type=int, default=2, help="image decoding processes (0: in the main process)")
+    p.add_argument("--official-layout", action="store_true", help="also write model.pth as {'model': state_dict}")
+    p.add_argument("--no-progress", action="store_true")
+    add_model_options(p, thresholds=False)
+    # `--batch-size` (a model option) is the training batch here; `--precision` allows fp32 / bf16 / auto.
+    p.set_defaults(func=_cmd_finetune)
+
+
+def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
+    state: dict[str, tqdm] = {}
+
+    def update(event: dict) -> None:
+        key = event["phase"] + str(event.get("epoch", event.get("model", "")))
+        bar = state.get("bar")
+        if state.get("key") != key:
+            if bar is not None:
+                bar.close()
+            label = (f"epoch {event['epoch']}/{event['epochs']}" if event["phase"] == "train"
+                     else f"eval {event.get('model', '')}")
+            bar = state["bar"] = tqdm(total=event["steps"], desc=label, unit="batch", file=sys.stderr,
+                                      disable=not enabled)
+            state["key"] = key
+        bar.n = event["step"]
+        if "loss" in event:
+            bar.set_postfix(loss=f"{event['loss']:.3f}", eta=f"{event['eta_s']:.0f}s", refresh=False)
+        bar.refresh()
+
+    def close() -> None:
+        if state.get("bar") is not None:
+            state["bar"].close()
+
+    return update, close
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..finetune import FinetuneConfig, finetune
+
+    options = model_options_from_args(args)
+    if options.precision == "fp16":
+        raise ConfigError("finetune trains in fp32 or bf16 autocast; pass --precision fp32, bf16 or auto")
+    if getattr(args, "compile", False):  # the flag only: RAM_ANNOTATE_COMPILE set for tagging must not block training
+        raise ConfigError("--compile applies to tagging (tag, serve, fiftyone); finetune runs eager")
+    cfg = FinetuneConfig(
+        data=tuple(args.data), image_root=args.image_root, base=options.engine_config(), output=args.output,
+        mode=args.mode, unfreeze_stages=args.unfreeze_stages, epochs=args.epochs, lr=args.lr,
+        batch_size=options.batch_size or 8, grad_accum=args.grad_accum, weight_decay=args.weight_decay,
+        val_split=args.val_split, seed=args.seed, negatives=args.negatives,
+        new_classes=tuple(n.strip() for n in args.new_classes.split(",") if n.strip()),
+        device=options.device, precision=options.precision, grad_checkpointing=args.grad_checkpointing,
+        augment=not args.no_augment, num_workers=args.num_workers, official_layout=args.official_layout,
+    )
+    update, close = _progress_bar(not args.no_progress)
+    try:
+        result = finetune(cfg, progress=update)
+    finally:
+        close()
+    if cfg.base.checkpoint and result.card.get("model_version", "").startswith("random-"):
+        print("WARNING: the base checkpoint has random weights (a test file); its tags mean nothing.",
+              file=sys.stderr)
+    base, new = result.metrics["base"], result.metrics["new"]
+    print(json.dumps({"output": str(result.output_dir), "checkpoint": str(result.checkpoint),
+                      "model_version": result.model_version,
+                      "micro_map": {"base": base["micro_map"], "new": new["micro_map"]},
+                      "micro_f1": {"base": base["micro_f1"], "new": new["micro_f1"]}}, indent=2))
+    return 0

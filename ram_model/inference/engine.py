@@ -1,0 +1,320 @@
+"""The inference engine: images in, per-class probabilities (and embeddings) out.
+
+One engine holds one model on one device. Decoding and resizing run on a thread pool a few
+batches ahead of the model (`ram_model.inference.pipeline`), producing uint8 images that are stacked,
+copied to the device and normalised there, so the accelerator waits for images as little as
+possible; a bad image becomes an error on its own result and never stops the run. Long runs
+stream one `predict_iter` so the look-ahead never restarts and results are never all held.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+from collections.abc import Sized
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .compiled import CompiledForward
+from ..model.config import EngineConfig
+from ..progress import ProgressFn
+from ..errors import ConfigError, ImageLoadError, is_out_of_memory
+from .gpu_decode import EncodedJpeg, GpuJpegDecoder
+from .images import ImageSource, describe_source, load_image
+from ..weights.model_files import LoadedModel, load_model
+from .pipeline import default_decode_workers, prefetch_batches
+from .precision import autocast_context, cast_for_inference, inference_dtype, precision_name, precision_tag
+from ..model.preprocess import normalize, to_uint8_tensor
+from ..model.vocab import TagVocabulary
+
+__all__ = ["TaggingEngine", "ImagePrediction", "resolve_device"]
+
+
+
+@dataclass
+class ImagePrediction:
+    """The result for one input image: probabilities over the vocabulary, or why there are none."""
+
+    source: str
+    probs: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; a device that is not there is a ConfigError.
+
+    Called before the checkpoint is read, so a wrong `--device` is one line at once rather
+    than an error after a multi-gigabyte load.
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device {name!r} is not a device name; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine "
+                              "(use --device cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s)")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError(f"device {name!r} requested but Apple's MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise ConfigError(f"device {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+class TaggingEngine:
+    """Load once, then `predict` from any thread; forward passes are serialised by a lock."""
+
+    def __init__(self, loaded: LoadedModel, config: EngineConfig) -> None:
+        self.config = config
+        self._loaded = loaded
+        self.device = resolve_device(config.device)
+        self._autocast = inference_dtype(config.precision, self.device)
+        self.model = loaded.model.to(self.device)
+        cast_for_inference(self.model, self._autocast, self.device)  # once, not per forward
+        self._compiled = CompiledForward(self.model) if config.compile else None
+        # On a 2-core CPU, batch 1 measured ~20% faster than batch 8 (bench/bench_engine.py).
+        self.batch_size = config.batch_size or (1 if self.device.type == "cpu" else 32)
+        self._lock = threading.Lock()
+        # One decode pool for the engine's lifetime: the server calls predict once per
+        # coalesced batch, and a pool per call would add thread start-up to every request.
+        workers = default_decode_workers() if config.decode_workers is None else config.decode_workers
+        self.decode_workers = workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="ram-decode") if workers else None
+        self._gpu_decoder = GpuJpegDecoder.create(
+            self.device, self.image_size, exif_transpose=config.exif_transpose,
+            max_pixels=config.max_image_pixels) if config.gpu_decode else None
+        self._restrict(config.classes)
+
+    @classmethod
+    def from_config(cls, config: EngineConfig) -> "TaggingEngine":
+        resolve_device(config.device)  # fail before the (slow) load
+        return cls(load_model(config), config)
+
+    # -- restricted vocabulary (issue 13) -----------------------------------------------
+    def _restrict(self, classes: Sequence[str] | None) -> None:
+        """Compute only `classes` (None: all): the head has no attention between class
+        queries, so their scores are the full model's. The index tensor is built once, on the
+        engine's device, and handed to every forward."""
+        full = self._loaded.vocab
+        if classes is None:
+            self._vocab, self._class_index = full, None
+            return
+        self._vocab = full.subset(classes)
+        self._class_index = torch.tensor([full.index_of(n) for n in self._vocab.names],
+                                         dtype=torch.int64, device=self.device)
+
+    def restricted(self, classes: Sequence[str] | None) -> "TaggingEngine":
+        """A view computing only `classes` (None: the whole vocabulary).
+
+        It shares this engine's model object, forward lock and decode pool (no reload, no
+        copy of the weights), so views for many projects cost only their index tensor.
+        `model_version` is unchanged: the scores are the full model's.
+        """
+        view = copy.copy(self)
+        view.config = dataclasses.replace(self.config, classes=None if classes is None else tuple(classes))
+        view._restrict(view.config.classes)
+        return view
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """The computed tag names, or None when the whole vocabulary is computed."""
+        return None if self._class_index is None else self._vocab.names
+
+    # -- what integrations read -------------------------------------------------------
+    @property
+    def vocab(self) -> TagVocabulary:
+        """The computed vocabulary: the subset's names, Chinese names and thresholds when restricted."""
+        return self._vocab
+
+    @property
+    def variant(self) -> str:
+        return self._loaded.variant
+
+    @property
+    def model_version(self) -> str:
+        """The checkpoint's version, with `-bf16` / `-fp16` when inference runs in low precision.
+
+        `--precision auto` runs bf16 on AMX CPUs and fp32 elsewhere; their scores differ by
+        ~1e-3, so the precision is part of the version every output carries (JSONL rows, the
+        FiftyOne labels and run record, Label Studio predictions) and the resume rules never
+        mix the two.
+        """
+        return self._loaded.model_version + precision_tag(self._autocast)
+
+    @property
+    def precision(self) -> str:
+        """'float32', 'bfloat16' or 'float16': what inference runs in."""
+        return precision_name(self._autocast)
+
+    @property
+    def random_weights(self) -> bool:
+        """True for checkpoints made by ram_model.weights.testing: their tags mean nothing."""
+        return self._loaded.random_weights
+
+    @property
+    def image_size(self) -> int:
+        return self._loaded.swin.image_res
+
+    @property
+    def load_report(self):
+        return self._loaded.report
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "num_classes": len(self.vocab),  # computed classes (the subset when restricted)
+            "vocabulary_size": len(self._loaded.vocab),
+            "restricted": self._class_index is not None,
+            "image_size": self.image_size,
+            "device": str(self.device),
+            "precision": self.precision,
+            "compiled": self._compiled is not None and self._compiled.active,
+            "batch_size": self.batch_size,
+            "decode_workers": self.decode_workers,
+            "gpu_decode": self._gpu_decoder is not None,
+            "fast_jpeg_decode": self.config.fast_jpeg_decode,
+            "model_version": self.model_version,
+            "checkpoint": str(self._loaded.path),
+            "random_weights": self.random_weights,
+        }
+
+    # -- inference --------------------------------------------------------------------
+    def _prepare(self, source: ImageSource) -> torch.Tensor | EncodedJpeg | ImageLoadError:
+        """Runs in a decode thread: a uint8 [3, S, S] image (or a JPEG's bytes for the GPU), never raises."""
+        if self._gpu_decoder is not None:
+            encoded = self._gpu_decoder.encoded(source)
+            if encoded is not None:
+                return encoded
+        return self._decode_with_pillow(source)
+
+    def _decode_with_pillow(self, source: ImageSource) -> torch.Tensor | ImageLoadError:
+        try:
+            img = load_image(source, exif_transpose=self.config.exif_transpose,
+                             max_pixels=self.config.max_image_pixels,
+                             draft_size=self.image_size if self.config.fast_jpeg_decode else None)
+            return to_uint8_tensor(img, self.image_size)
+        except ImageLoadError as e:
+            return e
+        except Exception as e:  # noqa: BLE001 - one odd file must not end a long run
+            return ImageLoadError(f"{describe_source(source)}: {type(e).__name__}: {e}")
+
+    def _forward(self, batch: torch.Tensor, classes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sigmoid probabilities, pooled embeddings) as float32 on the CPU; on CUDA out-of-memory,
+        halve the batch and retry. `classes`: class indices on the device, None for all."""
+        try:
+            with torch.inference_mode(), autocast_context(self.device, self._autocast):
+                x = batch.to(self.device, non_blocking=True)
+                run = self._compiled or self.model.forward_with_embedding
+                logits, pooled = run(x, classes)
+                return torch.sigmoid(logits.float()).cpu(), pooled.float().cpu()
+        except RuntimeError as e:
+            if not is_out_of_memory(e) or batch.shape[0] == 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = batch.shape[0] // 2
+            first, second = self._forward(batch[:half], classes), self._forward(batch[half:], classes)
+            return torch.cat([first[0], second[0]]), torch.cat([first[1], second[1]])
+
+    def _decode_on_device(self, prepared: list[Any]) -> list[torch.Tensor | ImageLoadError]:
+        """GPU-decode the batch's JPEG bytes; Pillow for any nvJPEG refused. Every image ends on the device."""
+        assert self._gpu_decoder is not None
+        jpegs = [i for i, p in enumerate(prepared) if isinstance(p, EncodedJpeg)]
+        decoded = self._gpu_decoder.decode([prepared[i] for i in jpegs])
+        out = list(prepared)
+        for i, image in zip(jpegs, decoded):
+            out[i] = image if image is not None else self._decode_with_pillow(prepared[i].source)
+        return [p.to(self.device) if isinstance(p, torch.Tensor) else p for p in out]
+
+    def _to_model_batch(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """uint8 [3, S, S] images -> the normalised float32 [B, 3, S, S] batch on the engine's device.
+
+        Stacking uint8 costs a tenth of stacking float32 and copies a quarter of the bytes;
+        on CUDA the stack lands in pinned memory so the copy runs asynchronously.
+        """
+        if images[0].device.type == "cpu" and self.device.type != "cpu":
+            size = (len(images), *images[0].shape)
+            host = torch.empty(size, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+            torch.stack(images, out=host)
+            batch = host.to(self.device, non_blocking=True)
+        else:
+            batch = torch.stack(images)
+        return normalize(batch)
+
+    def predict_iter(self, images: Iterable[ImageSource], *, with_embedding: bool = False,
+                     progress: ProgressFn | None = None) -> Iterator[ImagePrediction]:
+        """Results in input order, a batch at a time, as they are ready.
+
+        `images` may be any iterable, read lazily: a generator of a million paths is never
+        materialised, and at most `prefetch_batches` + 1 batches are decoded or held at once.
+        `progress(done, total)` follows each batch; total is None when `images` has no length.
+        """
+        total = len(images) if isinstance(images, Sized) else None
+        done = 0
+        batches = prefetch_batches(images, self.batch_size, self._prepare, self._pool, self.config.prefetch_batches)
+        for sources, prepared in batches:
+            if self._gpu_decoder is not None:
+                prepared = self._decode_on_device(prepared)
+            results = [ImagePrediction(describe_source(s)) for s in sources]
+            good = [i for i, p in enumerate(prepared) if isinstance(p, torch.Tensor)]
+            for result, p in zip(results, prepared):
+                if isinstance(p, ImageLoadError):
+                    result.error = str(p)
+            if good:
+                batch = self._to_model_batch([prepared[i] for i in good])
+                with self._lock:
+                    probs, pooled = self._forward(batch, self._class_index)
+                for row, i in enumerate(good):
+                    results[i].probs = probs[row].numpy()
+                    if with_embedding:
+                        results[i].embedding = pooled[row].numpy()
+            done += len(sources)
+            if progress is not None:
+                progress(done, total)
+            yield from results
+
+    def predict(self, images: Iterable[ImageSource], *, with_embedding: bool = False,
+                progress: ProgressFn | None = None) -> list[ImagePrediction]:
+        """Probabilities for every class of every image, in input order (all at once: see `predict_iter`)."""
+        if not isinstance(images, Sized):
+            images = list(images)  # progress gets its total
+        return list(self.predict_iter(images, with_embedding=with_embedding, progress=progress))
+
+    def tag_embeddings(self) -> np.ndarray:
+        """(K, 512) float32: each tag's text embedding, comparable with `predict(..., with_embedding=True)`."""
+        with self._lock, torch.inference_mode():
+            rows = self.model.tag_embeddings()
+            if self._class_index is not None:
+                rows = rows.index_select(0, self._class_index)
+            return rows.float().cpu().numpy()
+
+    def predict_proba(self, images: Sequence[ImageSource]) -> np.ndarray:
+        """(N, K) float32 probabilities; raises `ImageLoadError` if any image is bad."""
+        results = self.predict(images)
+        for r in results:
+            if r.error is not None:
+                raise ImageLoadError(r.error)
+        if not results:
+            return np.zeros((0, len(self.vocab)), dtype=np.float32)
+        return np.stack([r.probs for r in results]).astype(np.float32, copy=False)

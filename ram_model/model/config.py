@@ -1,0 +1,266 @@
+"""Architecture and engine configuration.
+
+The architecture is read from the official-format JSON files (the Swin JSON and the
+tagging-head `q2l_config.json`), so any size the official code can build, we can build.
+Copies of the official files ship in `ram_model/data` (Apache-2.0, recognize-anything).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from ..errors import ConfigError
+
+__all__ = [
+    "SwinConfig",
+    "HeadConfig",
+    "Preset",
+    "PRESETS",
+    "EngineConfig",
+    "packaged_file",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LABEL_EMBED_DIM",
+    "DESCRIPTIONS_PER_CLASS",
+]
+
+Variant = Literal["ram", "ram_plus"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The official models project images and label embeddings into a fixed 512-d space
+# (CLIP's text width): `image_proj`, `label_embed` and the head's key/value inputs.
+LABEL_EMBED_DIM = 512
+# RAM++ stores 51 LLM-written description embeddings per class.
+DESCRIPTIONS_PER_CLASS = 51
+
+
+def packaged_file(name: str) -> Path:
+    """Path of a data file shipped in the package (configs, tag lists, thresholds)."""
+    return Path(str(resources.files("ram_model") / "data" / name))
+
+
+def _read_json(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: {path}") from e
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object")
+    return data
+
+
+def _require(data: Mapping[str, Any], keys: tuple[str, ...], source: str) -> None:
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ConfigError(f"{source} lacks required keys: {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class SwinConfig:
+    """The official Swin JSON: `vision_width, image_res, window_size, embed_dim, depths, num_heads`."""
+
+    image_res: int
+    window_size: int
+    embed_dim: int
+    depths: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    vision_width: int
+    patch_size: int = 4
+    mlp_ratio: float = 4.0
+
+    def __post_init__(self) -> None:
+        if len(self.depths) != len(self.num_heads):
+            raise ConfigError("swin config: depths and num_heads must have the same length")
+        width = self.embed_dim * 2 ** (len(self.depths) - 1)
+        if width != self.vision_width:
+            raise ConfigError(
+                f"swin config: vision_width {self.vision_width} does not match "
+                f"embed_dim * 2**(stages-1) = {width}"
+            )
+        grid = self.image_res // self.patch_size
+        if grid * self.patch_size != self.image_res or grid % 2 ** (len(self.depths) - 1):
+            raise ConfigError(
+                f"swin config: image_res {self.image_res} must be divisible by "
+                f"{self.patch_size * 2 ** (len(self.depths) - 1)}"
+            )
+        for i, heads in enumerate(self.num_heads):
+            if (self.embed_dim * 2**i) % heads:
+                raise ConfigError(f"swin config: stage {i} width is not divisible by num_heads {heads}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "swin config") -> "SwinConfig":
+        _require(data, ("vision_width", "image_res", "window_size", "embed_dim", "depths", "num_heads"), source)
+        return cls(
+            image_res=int(data["image_res"]),
+            window_size=int(data["window_size"]),
+            embed_dim=int(data["embed_dim"]),
+            depths=tuple(int(d) for d in data["depths"]),
+            num_heads=tuple(int(h) for h in data["num_heads"]),
+            vision_width=int(data["vision_width"]),
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SwinConfig":
+        return cls.from_dict(_read_json(path), source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "vision_width": self.vision_width,
+            "image_res": self.image_res,
+            "window_size": self.window_size,
+            "embed_dim": self.embed_dim,
+            "depths": list(self.depths),
+            "num_heads": list(self.num_heads),
+        }
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The tagging head's BERT settings from `q2l_config.json`.
+
+    Only the fields the cross-attention-only stack uses are kept; `encoder_width` is
+    always 512 in the official models, whatever the JSON says.
+    """
+
+    hidden_size: int
+    intermediate_size: int
+    num_attention_heads: int
+    num_hidden_layers: int
+    layer_norm_eps: float = 1e-12
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"head config: hidden_size {self.hidden_size} is not divisible by "
+                f"num_attention_heads {self.num_attention_heads}"
+            )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "head config") -> "HeadConfig":
+        _require(data, ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers"), source)
+        act = data.get("hidden_act", "gelu")
+        if act != "gelu":
+            raise ConfigError(f"{source}: hidden_act {act!r} is not supported (the official head uses 'gelu')")
+        return cls(
+            hidden_size=int(data["hidden_size"]),
+            intermediate_size=int(data["intermediate_size"]),
+            num_attention_heads=int(data["num_attention_heads"]),
+            num_hidden_layers=int(data["num_hidden_layers"]),
+            layer_norm_eps=float(data.get("layer_norm_eps", 1e-12)),
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "HeadConfig":
+        return cls.from_dict(_read_json(path), source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The official q2l_config.json format, so the official code can build the same head."""
+        return {
+            "architectures": ["BertModel"],
+            "model_type": "bert",
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_attention_heads": self.num_attention_heads,
+            "num_hidden_layers": self.num_hidden_layers,
+            "layer_norm_eps": self.layer_norm_eps,
+            "hidden_act": "gelu",
+            "attention_probs_dropout_prob": 0.1,
+            "hidden_dropout_prob": 0.1,
+            "initializer_range": 0.02,
+            "max_position_embeddings": 512,
+            "pad_token_id": 0,
+            "type_vocab_size": 2,
+            "vocab_size": 30522,
+            "encoder_width": 512,
+            "add_cross_attention": True,
+            "add_tag_cross_attention": False,
+        }
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A published checkpoint: where it lives on the hub and which configs build it."""
+
+    variant: Variant
+    hf_repo: str
+    hf_filename: str
+    swin_config: str
+    head_config: str = "q2l_config.json"
+    license: str = "Apache-2.0"
+
+
+PRESETS: dict[str, Preset] = {
+    "ram_plus_swin_large_14m": Preset(
+        variant="ram_plus",
+        hf_repo="xinyu1205/recognize-anything-plus-model",
+        hf_filename="ram_plus_swin_large_14m.pth",
+        swin_config="swin/config_swinL_384.json",
+    ),
+    "ram_swin_large_14m": Preset(
+        variant="ram",
+        hf_repo="xinyu1205/recognize_anything_model",
+        hf_filename="ram_swin_large_14m.pth",
+        swin_config="swin/config_swinL_384.json",
+    ),
+}
+
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything needed to build a `TaggingEngine`; values only, never looked up from the environment.
+
+    `checkpoint` is a preset name (see `PRESETS`), a local path, or `hf://owner/repo/file`.
+    Config and vocabulary paths left as None fall back to the checkpoint's own metadata
+    (converted files) or to the packaged official files.
+    """
+
+    checkpoint: str
+    swin_config: str | None = None
+    head_config: str | None = None
+    tag_list: str | None = None
+    tag_list_zh: str | None = None
+    thresholds: str | None = None
+    variant: Variant | None = None
+    device: str = "auto"
+    precision: Precision = "auto"  # auto: bf16 on AMX CPUs, fp32 on other CPUs, fp16 on CUDA (ram_model.inference.precision)
+    compile: bool = False  # torch.compile (inductor, freezing) per input shape; eager if it can't compile
+    batch_size: int | None = None  # None: 1 on CPU (measured fastest there), 32 on an accelerator
+    exif_transpose: bool = True
+    decode_workers: int | None = None  # decode threads; None: ram_model.inference.pipeline.default_decode_workers(), 0: inline
+    prefetch_batches: int = 2  # decoded batches kept ahead of the model, for as long as one predict_iter runs
+    gpu_decode: bool = False  # CUDA: JPEGs decoded by nvJPEG (torchvision), Pillow for the rest
+    fast_jpeg_decode: bool = False  # large JPEGs decoded at reduced scale (not bit-exact: images.load_image)
+    max_image_pixels: int = 89_478_485
+    cache_dir: str | None = None
+    trust_pickle: bool = False
+    # English tag names to compute, in this order (None: the whole vocabulary). The head has
+    # no attention between class queries, so the scores equal the full model's for them.
+    classes: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.classes is not None:
+            if isinstance(self.classes, str):
+                raise ConfigError("classes must be a sequence of tag names, not one string")
+            names = tuple(dict.fromkeys(str(c).strip() for c in self.classes))
+            if not names or not all(names):
+                raise ConfigError("classes must name at least one tag, and no empty names")
+            object.__setattr__(self, "classes", names)
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError("batch_size must be >= 1")
+        if self.decode_workers is not None and self.decode_workers < 0:
+            raise ConfigError("decode_workers must be >= 0")
+        if self.prefetch_batches < 0:
+            raise ConfigError("prefetch_batches must be >= 0")
+        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ConfigError(f"precision must be auto, fp32, fp16 or bf16, not {self.precision!r}")
+        if self.variant not in (None, "ram", "ram_plus"):
+            raise ConfigError(f"variant must be 'ram' or 'ram_plus', not {self.variant!r}")
