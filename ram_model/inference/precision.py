@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 __all__ = ["AMX_OVERRIDE_ENV", "autocast_context", "cast_for_inference", "cpu_has_amx", "inference_dtype",
-           "precision_name", "precision_tag", "weights_autocast"]
+           "precision_name", "precision_tag"]
 
 # Tests only: "1" makes `cpu_has_amx()` answer True, "0" False, so the whole suite can be run
 # down the branch an AMX machine takes (bf16) on any CPU, and the other branch on an AMX one.
@@ -117,16 +117,3 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None) -> context
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def weights_autocast(weight: torch.Tensor) -> contextlib.AbstractContextManager:
-    """Autocast to `weight`'s dtype when it is low precision and no autocast is active.
-
-    A model whose matrix weights were cast once for inference (`cast_for_inference`) only
-    works under autocast; this lets code that calls such a model directly (outside the
-    engine) get the same numbers the engine gets instead of a dtype mismatch error.
-    """
-    device_type = weight.device.type
-    if weight.dtype == torch.float32 or torch.is_autocast_enabled(device_type):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device_type, dtype=weight.dtype)

@@ -7,6 +7,7 @@ strings here: those belong to the vocabulary and the engine.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Literal
 
@@ -16,7 +17,6 @@ from torch import Tensor, nn
 
 from .config import DESCRIPTIONS_PER_CLASS, LABEL_EMBED_DIM, HeadConfig, SwinConfig
 from .derived_cache import DerivedTensorCache
-from ..inference.precision import weights_autocast
 from .swin import SwinTransformer
 from .tagging_head import TaggingHead
 
@@ -34,6 +34,20 @@ def reweight_descriptions(pooled: Tensor, label_embed: Tensor, scale_log: Tensor
     logits = scale_log.exp() * direction @ label_embed.t()  # B, K*D
     weights = logits.view(-1, num_classes, per_class).softmax(dim=-1)
     return torch.einsum("bkd,kde->bke", weights, label_embed.view(num_classes, per_class, -1))
+
+
+def _weights_autocast(weight: Tensor) -> contextlib.AbstractContextManager:
+    """Autocast to `weight`'s dtype when it is low precision and no autocast is active.
+
+    The engine casts matrix weights to bf16 / fp16 once for inference
+    (`ram_model.inference.precision`); such a model only works under autocast. This lets
+    code that calls it directly, outside the engine, get the engine's numbers instead of a
+    dtype mismatch error.
+    """
+    device_type = weight.device.type
+    if weight.dtype == torch.float32 or torch.is_autocast_enabled(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, dtype=weight.dtype)
 
 
 class RAMTagger(nn.Module):
@@ -103,7 +117,7 @@ class RAMTagger(nn.Module):
         `classes`: a 1-D int64 tensor of class indices (on the model's device) to compute
         only those classes, in that order; None computes all K.
         """
-        with weights_autocast(self.image_proj.weight):  # weights cast to bf16/fp16 need autocast
+        with _weights_autocast(self.image_proj.weight):  # weights cast to bf16/fp16 need autocast
             tokens = self.image_proj(self.visual_encoder(images))
             features = self.tagging_head(self.label_queries(tokens, classes), tokens)
             return self.fc(features).squeeze(-1), tokens[:, 0]
