@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from ram_model import TaggingEngine, ThresholdPolicy
-from ram_model import precision as precision_module
-from ram_model.precision import AMX_OVERRIDE_ENV
+from ram_model.inference import precision as precision_module
+from ram_model.inference.precision import AMX_OVERRIDE_ENV
 
 BF16_ATOL = 5e-2  # probabilities; bf16 keeps 8 mantissa bits
 

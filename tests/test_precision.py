@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ram_model import TaggingEngine
-from ram_model import precision as precision_module
+from ram_model.inference import precision as precision_module
 from ram_model.model.config import HeadConfig, SwinConfig
 from ram_model.weights.model_files import load_model
 from ram_model.inference.options import ModelOptions
