@@ -76,3 +76,43 @@ def test_ray_output_is_the_in_process_output_bitwise_and_resumes(ray_session, ti
     assert main(args) == 0
     assert sorted(_lines(out)) == sorted(expected)
     assert main(args) == 0 and len(_lines(out)) == len(expected)  # nothing left to do
+
+
+def test_a_killed_actor_is_restarted_and_its_batch_retried(ray_session, tiny_files, ray_images: Path,
+                                                           in_process: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "actor-exited"
+    monkeypatch.setenv("RAM_ANNOTATE_TEST_RAY_EXIT_AFTER", "2")  # the actor's process exits after its 2nd batch
+    monkeypatch.setenv("RAM_ANNOTATE_TEST_RAY_EXIT_MARKER", str(marker))
+    out = tmp_path / "ray.jsonl"
+    assert main(["tag", str(ray_images), *_model_args(tiny_files), "--all-scores", "--embedding", "-o", str(out),
+                 "--no-progress", "--ray", "auto", "--ray-batch-size", "2"]) == 0
+    assert marker.exists()  # it really died mid-run (7 batches)
+    dead_pid = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(dead_pid, 0)
+    assert _lines(out) == _lines(in_process)  # every image exactly once, the batch in flight redone
+
+
+def test_a_killed_driver_rerun_resumes_with_every_image_once(ray_session, tiny_files, ray_images: Path,
+                                                             in_process: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ray.jsonl"
+    address = ray_session.get_runtime_context().gcs_address
+    argv = ["tag", str(ray_images), *_model_args(tiny_files), "--all-scores", "--embedding", "-o", str(out),
+            "--no-progress", "--ray-batch-size", "2"]
+    env = {**os.environ, "RAM_ANNOTATE_TEST_RAY_SLEEP_S": "1.0"}  # a slow model: the kill lands mid-run
+    driver = subprocess.Popen([sys.executable, "-m", "ram_model.cli", *argv, "--ray", address], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and len(_lines(out)) >= 2):
+            assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the driver wrote nothing in 120 s"
+            time.sleep(0.2)
+    finally:
+        driver.kill()
+        driver.wait()
+    written = len(_lines(out))
+    assert 2 <= written < len(_lines(in_process))  # killed part-way
+    assert main([*argv, "--ray", "auto"]) == 0
+    assert sorted(_lines(out)) == sorted(_lines(in_process))

@@ -26,7 +26,6 @@ __all__ = ["RaySettings", "RayRun", "ray_run"]
 
 _DEFAULT_RAY_BATCH = 16
 _DECODE_CPUS = 0.5  # decode tasks share cores with the actors; a whole CPU each would starve a 2-core cluster
-_MIN_ROWS_PER_BLOCK = 64
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,13 @@ class RayRun:
 
     def predict_iter(self, sources: Sequence[str], *, with_embedding: bool = False) -> Iterator[ImagePrediction]:
         """Predictions in the order of `sources`, streamed as Ray hands blocks back."""
+        for batch in self.predict_batches(sources, with_embedding=with_embedding):
+            yield from batch
+
+    def predict_batches(self, sources: Sequence[str], *,
+                        with_embedding: bool = False) -> Iterator[list[ImagePrediction]]:
+        """Like `predict_iter`, one list per block as it comes back (write each at once: a driver
+        killed mid-run then loses only what was still on the cluster)."""
         if not sources:
             return
         ray = self.ray
@@ -78,8 +84,8 @@ class RayRun:
         ctx.execution_options.preserve_order = True  # lines in input order, as the in-process run writes them
         ctx.enable_progress_bars = False  # the driver shows its own bar over images
         try:
-            rows_per_block = max(_MIN_ROWS_PER_BLOCK, self.batch_size)
-            blocks = max(1, math.ceil(len(sources) / rows_per_block))
+            # One input block per Ray batch: results stream back (and get written) block by block.
+            blocks = max(1, math.ceil(len(sources) / self.batch_size))
             ds = ray.data.from_items([{"path": str(s)} for s in sources], override_num_blocks=blocks)
             ds = ds.map_batches(decode_batch, batch_size=self.batch_size, batch_format="numpy",
                                 num_cpus=_DECODE_CPUS,
@@ -88,12 +94,13 @@ class RayRun:
                 TagActor, batch_size=self.batch_size, batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=self.actors),
                 num_cpus=self.settings.cpus_per_actor, num_gpus=self.gpus_per_actor,
-                fn_constructor_args=(self.config, with_embedding, FaultHook.from_env()),
                 # An actor that dies (OOM, a lost node, a crash) is restarted and its batch
-                # retried, without limit; Ray Data's own default, stated here so it holds.
-                max_restarts=-1, max_task_retries=-1)
+                # retried: plain Ray actors default to max_restarts=0, but Ray Data's actor pool
+                # sets max_restarts=-1 and max_task_retries=-1 unless told otherwise (and passing
+                # them here is deprecated since 2.60). tests/test_ray_tag.py kills an actor.
+                fn_constructor_args=(self.config, with_embedding, FaultHook.from_env()))
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
-                yield from _predictions(batch, with_embedding)
+                yield list(_predictions(batch, with_embedding))
         finally:
             ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
 

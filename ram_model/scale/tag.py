@@ -10,13 +10,10 @@ import sys
 from pathlib import Path
 
 from ..cli_options import engine_config_from_args
-from ..pipeline import batched
 from ..thresholds import ThresholdPolicy
 from .run import RaySettings, ray_run
 
 __all__ = ["tag_on_ray"]
-
-_CHUNK = 64  # result lines written (and flushed) per step, as in the in-process command
 
 
 def tag_on_ray(args: argparse.Namespace, paths: list[str], out_path: Path | None, policy: ThresholdPolicy) -> int:
@@ -30,7 +27,7 @@ def tag_on_ray(args: argparse.Namespace, paths: list[str], out_path: Path | None
         todo = _plan_todo(args, paths, out_path, (facts.model_version, _policy_digest(thresholds, policy)))
         print(f"ray: {run.actors} actor(s), {run.gpus_per_actor:g} GPU and {run.settings.cpus_per_actor:g} CPU "
               f"each, {run.batch_size} images per batch", file=sys.stderr)
-        predictions = run.predict_iter(todo, with_embedding=args.embedding)
+        # One write (and flush) per block as it comes back, so the file grows while the cluster works.
         row_batches = ([_result_row(p, facts, policy, thresholds, args) for p in preds]
-                       for preds in batched(predictions, _CHUNK))
+                       for preds in run.predict_batches(todo, with_embedding=args.embedding))
         return _write_rows(args, out_path, row_batches, len(todo))
