@@ -14,6 +14,7 @@ from typing import Any
 
 from plugin.errors import PluginInputError
 from ram_model.cli_options import add_model_options
+from ram_model.scale.options import add_ray_options
 
 __all__ = ["register"]
 
@@ -59,6 +60,7 @@ def _add_tag(jobs: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=int, default=64, help="samples per write (default: 64)")
     add_model_options(p)
     _add_server(p)
+    add_ray_options(p)
     p.set_defaults(func=_cmd_tag)
 
 
@@ -162,6 +164,12 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                            synonyms=args.synonyms, chinese_names=args.chinese_names, overwrite=args.overwrite,
                            chunk_size=args.chunk_size, all_ram_tags=args.all_ram_tags)
         collection = _target(args)
+        if args.ray:  # the model on a Ray cluster (ram_model.scale), results written here in bulk
+            from plugin.ray_tagger import ray_tagger
+            from ram_model.scale.run import RaySettings
+
+            with ray_tagger(_model(args), RaySettings.from_args(args)) as tagger:
+                return tag_samples(collection, tagger, params, progress=_progress(args, "tagging"))
         return tag_samples(collection, get_tagger(_model(args)), params, progress=_progress(args, "tagging"))
 
     return _run(job)

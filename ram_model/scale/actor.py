@@ -29,6 +29,7 @@ class ModelFacts:
     random_weights: bool
     vocab: TagVocabulary
     image_size: int
+    variant: str
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def describe_model(config: EngineConfig) -> ModelFacts | str:
         engine = TaggingEngine.from_config(_cpu_only(config))
     except RamModelError as e:
         return str(e)
-    return ModelFacts(engine.model_version, engine.random_weights, engine.vocab, engine.image_size)
+    return ModelFacts(engine.model_version, engine.random_weights, engine.vocab, engine.image_size, engine.variant)
 
 
 def decode_batch(batch: dict[str, np.ndarray], *, image_size: int, config: EngineConfig) -> dict[str, np.ndarray]:
