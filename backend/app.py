@@ -45,10 +45,13 @@ def create_app(
     *,
     engine: TaggingEngine | None = None,
     policy: ThresholdPolicy | None = None,
+    engine_loader=None,
 ) -> FastAPI:
     """Build the app; `engine`/`policy` default to what `settings` describe.
 
     Passing an engine lets a test or a benchmark share one loaded model between apps.
+    `engine_loader(config)` loads a project's fine-tuned model (default `TaggingEngine.from_config`;
+    Ray Serve passes one that leaves the model on its replicas: backend/serving/ray_serve.py).
     """
     settings = settings or Settings()
 
@@ -77,6 +80,7 @@ def create_app(
         models = ProjectModels(
             base_engine=eng, base_batcher=batcher, policy=pol, store=store,
             registry_root=settings.registry_root, batcher_factory=batcher_for,
+            engine_loader=engine_loader or TaggingEngine.from_config,
         )
         app.state.ram = AppState(
             settings=settings,
