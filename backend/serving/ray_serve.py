@@ -11,8 +11,8 @@
 The ingress keeps its own request coalescing (`backend.batcher`), media fetching and
 training; only `predict` crosses to the replicas, through `ServeEngine`, which stands in
 for a `TaggingEngine` inside the app. Batching together with multiplexing served the wrong
-model before Ray PR #59334 (Serve splits a batch by multiplexed model id since 2.53;
-`check_batching_with_multiplexing` refuses older versions).
+model before Ray PR #59334 (Serve now splits a batch by multiplexed model id;
+`check_batching_with_multiplexing` refuses a Ray without it).
 """
 from __future__ import annotations
 
@@ -26,15 +26,21 @@ from ram_model import EngineConfig, ImagePrediction, TagVocabulary
 __all__ = ["ServeOptions", "ServeEngine", "build_serve_app", "check_batching_with_multiplexing"]
 
 BASE_MODEL_ID = "base"
-_FIXED_IN = (2, 53)  # ray.serve.batching splits batches by multiplexed model id (PR #59334)
 
 
-def check_batching_with_multiplexing(version: str) -> None:
-    """Refuse a Ray whose Serve may hand one batch of mixed projects to one model."""
-    major, minor = (int(x) for x in version.split(".")[:2])
-    if (major, minor) < _FIXED_IN:
-        raise RuntimeError(f"ray {version}: @serve.batch with @serve.multiplexed can serve the wrong model "
-                           f"(fixed by PR #59334, Ray >= {_FIXED_IN[0]}.{_FIXED_IN[1]}); upgrade ray")
+def check_batching_with_multiplexing() -> None:
+    """Refuse a Ray whose `@serve.batch` may hand one batch of mixed projects to one model.
+
+    Checked by the feature, not by a version number: Ray PR #59334 (merged 2025-12) made the
+    batch queue split batches by multiplexed model id (`_split_batch_by_model_id`).
+    """
+    import ray
+    from ray.serve import batching
+
+    queue = getattr(batching, "_BatchQueue", None)
+    if queue is None or not hasattr(queue, "_split_batch_by_model_id"):
+        raise RuntimeError(f"ray {ray.__version__}: @serve.batch with @serve.multiplexed can serve the wrong "
+                           "model (fixed by Ray PR #59334); upgrade ray")
 
 
 @dataclass(frozen=True)
@@ -188,10 +194,9 @@ def _ingress_class(settings: Any) -> type:
 
 def build_serve_app(settings: Any, options: ServeOptions, base_facts: dict[str, Any]) -> Any:
     """The bound Serve application: ingress in front of the model replicas."""
-    import ray
     from ray import serve
 
-    check_batching_with_multiplexing(ray.__version__)
+    check_batching_with_multiplexing()
     replica = serve.deployment(_replica_class(options), name="RamReplica", **options.deployment_options())
     ingress = serve.deployment(_ingress_class(settings), name="RamIngress",
                                ray_actor_options={"num_cpus": 0.5})

@@ -10,8 +10,6 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -145,9 +143,5 @@ class TagActor:
         if self.fault is not None:
             self.fault.after_batch(self.batches)
         return {"path": np.array(paths, dtype=object), "probs": probs, "embedding": embeddings,
-                "error": np.array(errors, dtype=object), "pid": np.full(len(paths), os.getpid())}
+                "error": np.array(errors, dtype=object)}
 
-
-def read_marker_pid(marker: str | Path) -> int:
-    """The pid a FaultHook actor wrote before exiting (tests check it was a real actor process)."""
-    return int(Path(marker).read_text())
