@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from ram_model.cli import main
@@ -64,6 +65,16 @@ def _tag(images: Path, files, out: Path, extra: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def _one_thread(run):
+    """The in-process run at one torch thread, as a 1-CPU actor runs (threads restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000, help="images per throughput run (default 1000)")
@@ -81,22 +92,25 @@ def main_bench() -> None:
         try:
             # A warm-up of each mode (model files cached, actors' code imported once) is not timed.
             _tag(images, files, root / "warm.jsonl", ["--ray", "auto"])
-            in_process = _tag(images, files, root / "inproc.jsonl", [])
-            rows = [("in-process (engine, 2 threads)", in_process)]
-            # Actors reserve 0.75 CPU so the decode tasks (0.5 CPU each) still fit beside two of them.
+            default_threads = _tag(images, files, root / "inproc-default.jsonl", [])
+            one_thread = _one_thread(lambda: _tag(images, files, root / "inproc.jsonl", []))
+            rows = [(f"in-process, {torch.get_num_threads()} torch threads", default_threads),
+                    ("in-process, 1 torch thread", one_thread)]
+            # Actors reserve 0.75 CPU so the decode tasks (0.5 CPU each) still fit beside two of them;
+            # a CPU actor runs one torch thread (Ray sets OMP_NUM_THREADS from its whole CPUs).
             for actors in (1, 2):
                 t = _tag(images, files, root / f"ray{actors}.jsonl",
                          ["--ray", "auto", "--ray-actors", str(actors), "--ray-cpus-per-actor", "0.75"])
                 rows.append((f"ray, {actors} CPU actor(s)", t))
             # Shared hosts drift: the baseline again, last; the ratios use the mean of both.
-            again = _tag(images, files, root / "inproc2.jsonl", [])
-            rows.append(("in-process again", again))
-            in_process = (in_process + again) / 2
+            again = _one_thread(lambda: _tag(images, files, root / "inproc2.jsonl", []))
+            rows.append(("in-process, 1 torch thread, again", again))
+            baseline = (one_thread + again) / 2
             print(f"\n{args.images} images of 32x32, tiny RAM++ (random weights), fp32, {args.cpus}-CPU local cluster;"
                   " times include each run's model load in its process(es), not cluster start-up")
-            print(f"{'run':34s} {'s':>7s} {'img/s':>8s} {'vs in-process':>14s}")
+            print(f"{'run':38s} {'s':>7s} {'img/s':>8s} {'vs in-process 1 thread':>23s}")
             for name, t in rows:
-                print(f"{name:34s} {t:7.2f} {args.images / t:8.1f} {in_process / t:13.2f}x")
+                print(f"{name:38s} {t:7.2f} {args.images / t:8.1f} {baseline / t:22.2f}x")
             if args.rss_images:
                 many = _write_images(root / "many", args.rss_images)
                 out = root / "many.jsonl"
