@@ -27,7 +27,8 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
     """Flags for running the command on a Ray cluster; without `--ray` none of them matters."""
     g = parser.add_argument_group("Ray cluster (needs the [ray] extra)")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="local|auto|ADDRESS",
-                   help=f"run on a Ray cluster: {RAY_TARGET_HELP} (default when given without a value: local)")
+                   help=f"run on a Ray cluster: {RAY_TARGET_HELP} (without a value: local; then put --ray "
+                        "after the paths, or it takes the first path as its value)")
     g.add_argument("--ray-actors", type=_positive_int, default=None, metavar="N",
                    help="model actors, each holding one engine (default: one per GPU on GPU clusters, else 1)")
     g.add_argument("--ray-gpus-per-actor", type=_non_negative_float, default=None, metavar="G",
