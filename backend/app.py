@@ -47,10 +47,13 @@ def create_app(
     *,
     engine: TaggingEngine | None = None,
     policy: ThresholdPolicy | None = None,
+    engine_loader=None,
 ) -> FastAPI:
     """Build the app; `engine`/`policy` default to what `settings` describe.
 
     Passing an engine lets a test or a benchmark share one loaded model between apps.
+    `engine_loader(config)` loads a project's fine-tuned model (default `TaggingEngine.from_config`;
+    Ray Serve passes one that leaves the model on its replicas: backend/serving/ray_serve.py).
     """
     settings = settings or Settings()
 
@@ -81,6 +84,7 @@ def create_app(
             registry_root=settings.registry_root, batcher_factory=batcher_for,
             label_config_limits=settings.label_config_limits, file_synonyms=_load_synonyms(settings),
             label_studio_url=settings.label_studio_url, label_studio_api_key=settings.label_studio_api_key,
+            engine_loader=engine_loader or TaggingEngine.from_config,
         )
         app.state.ram = AppState(
             settings=settings,

@@ -79,6 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for flags, kwargs in _BACKEND_FLAGS:
         parser.add_argument(*flags, **kwargs)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    from .serving.ray_serve import add_serve_ray_options  # imports no Ray
+
+    add_serve_ray_options(parser)
     # Unset flags must not shadow environment variables, so no flag has a default here.
     parser.set_defaults(
         **{a.dest: None for a in parser._actions if a.dest not in ("help", "log_level")},
@@ -155,5 +158,14 @@ def _serve(args: argparse.Namespace) -> int:
             "listening on %s without BASIC_AUTH_USER/BASIC_AUTH_PASS: anyone who can reach it can use it",
             settings.host,
         )
+    if args.ray:  # the same app as Ray Serve's ingress, the model in replicas (backend/serving/ray_serve.py)
+        from .serving.ray_serve import run_serve, serve_options_from_args
+
+        try:
+            options = serve_options_from_args(args)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return run_serve(settings, options, args.ray)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level)
     return 0

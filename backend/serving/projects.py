@@ -110,7 +110,9 @@ class Projects:
         file_synonyms: Mapping[str, Sequence[str]] | None = None,
         label_studio_url: str | None = None,
         label_studio_api_key: str | None = None,
+        engine_loader=TaggingEngine.from_config,  # (EngineConfig) -> engine; Ray Serve's keeps models remote
     ) -> None:
+        self._engine_loader = engine_loader
         self.base_engine = base_engine
         self.base_batcher = base_batcher
         self.policy = policy
@@ -280,7 +282,7 @@ class Projects:
                 tag_list=None, tag_list_zh=None, thresholds=None,
             )
             _log.info("project %s: loading its model %s", project, version)
-            engine = await run_in_threadpool(TaggingEngine.from_config, config)
+            engine = await run_in_threadpool(self._engine_loader, config)
             if await run_in_threadpool(share_backbone, engine, self.base_engine):
                 _log.info("project %s: %s shares the base model's image encoder (only its head differs)",
                           project, version)

@@ -10,6 +10,7 @@ import argparse
 
 from plugin.cli.common import add_server, add_target, model_params, progress, run, target
 from ram_model.cli.options import add_model_options
+from ram_model.scale.options import add_ray_options
 
 __all__ = ["register"]
 
@@ -44,6 +45,7 @@ def _add_tag(jobs: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=int, default=64, help="samples per write (default: 64)")
     add_model_options(p)
     add_server(p)
+    add_ray_options(p)
     p.set_defaults(func=_cmd_tag)
 
 
@@ -99,6 +101,12 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                            synonyms=args.synonyms, chinese_names=args.chinese_names, overwrite=args.overwrite,
                            chunk_size=args.chunk_size, all_ram_tags=args.all_ram_tags)
         collection = target(args)
+        if args.ray:  # the model on a Ray cluster (ram_model.scale), results written here in bulk
+            from plugin.ray_tagger import ray_tagger
+            from ram_model.scale.run import RaySettings
+
+            with ray_tagger(model_params(args), RaySettings.from_args(args)) as tagger:
+                return tag_samples(collection, tagger, params, progress=progress(args, "tagging"))
         return tag_samples(collection, get_tagger(model_params(args)), params, progress=progress(args, "tagging"))
 
     return run(job)

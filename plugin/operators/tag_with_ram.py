@@ -64,6 +64,9 @@ class TagWithRam(foo.Operator):
         inputs.bool("overwrite", label="Overwrite", default=False,
                     description="Replace the output field on every sample, even if other settings made it")
         add_model_options(ctx, inputs)
+        inputs.str("ray", label="Run on a Ray cluster (optional)", required=False,
+                   description="local (start one on this machine), auto (the one RAY_ADDRESS or `ray start` "
+                               "names) or an address; empty: in this process. Needs the [ray] extra")
         if not field_prop.invalid and not ctx.params.get("overwrite") and ctx.dataset.has_sample_field(field) \
                 and not ctx.dataset.has_run(TagParams(field=field).run_key):
             mark_invalid(field_prop, f"Field {field!r} exists and was not written by Tag with RAM; "
@@ -73,8 +76,15 @@ class TagWithRam(foo.Operator):
     def execute(self, ctx: foo.ExecutionContext) -> dict:
         params = TagParams.from_mapping(ctx.params)
         model = ModelParams.from_mapping(ctx.params, secrets=secrets_of(ctx))
-        tagger = get_tagger(model)
-        result = tag_samples(ctx.target_view(), tagger, params, progress=progress_reporter(ctx, "Tagging"))
+        progress = progress_reporter(ctx, "Tagging")
+        if ctx.params.get("ray"):  # the model in a Ray actor pool; results still written here in bulk
+            from plugin.ray_tagger import ray_tagger
+            from ram_model.scale.run import RaySettings
+
+            with ray_tagger(model, RaySettings(target=str(ctx.params["ray"]))) as tagger:
+                result = tag_samples(ctx.target_view(), tagger, params, progress=progress)
+        else:
+            result = tag_samples(ctx.target_view(), get_tagger(model), params, progress=progress)
         if not ctx.delegated:
             ctx.trigger("reload_dataset")
         return result.to_dict()

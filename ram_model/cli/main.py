@@ -13,7 +13,7 @@ from contextlib import closing, nullcontext
 from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from tqdm import tqdm
 
@@ -22,6 +22,7 @@ from ..errors import RamModelError
 from ..inference.inputs import IMAGE_EXTENSIONS as _IMAGE_SUFFIXES
 from ..inference.inputs import expand_image_paths, image_identity
 from ..inference.pipeline import batched
+from ..scale.options import add_ray_options
 
 __all__ = ["main", "build_parser"]
 
@@ -47,6 +48,7 @@ def _add_tag_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-errors", action="store_true", help="on resume, redo images that failed before")
     p.add_argument("--overwrite", action="store_true", help="start the output file afresh")
     p.add_argument("--no-progress", action="store_true")
+    add_ray_options(p)
     p.set_defaults(func=_cmd_tag)
 
 
@@ -149,40 +151,64 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     if out_path is not None and not out_path.absolute().parent.is_dir():
         return _fail(f"--output {out_path}: folder {out_path.absolute().parent} does not exist")
     policy = threshold_policy_from_args(args)
+    if getattr(args, "ray", None):  # the same run on a Ray cluster (ram_model.scale; needs the [ray] extra)
+        from ..scale.tag import tag_on_ray
+
+        return tag_on_ray(args, paths, out_path, policy)
     engine = _load_engine(args)
     thresholds = policy.resolve(engine.vocab)
+    todo = _plan_todo(args, paths, out_path, (engine.model_version, _policy_digest(thresholds, policy)))
+    # One stream over the whole run (the decode look-ahead never restarts), written a chunk at a time.
+    with closing(engine.predict_iter(todo, with_embedding=args.embedding)) as predictions:
+        row_batches = ([_result_row(p, engine, policy, thresholds, args) for p in preds]
+                       for preds in batched(predictions, _CHUNK))
+        return _write_rows(args, out_path, row_batches, len(todo))
+
+
+def _plan_todo(args: argparse.Namespace, paths: list[str], out_path: Path | None,
+               version: tuple[str, str]) -> list[str]:
+    """The images still to tag (the resume rule): `--overwrite` starts afresh, lines already in
+    the output are skipped, `--retry-errors` drops failed ones to redo them. A file written by
+    another model version or other thresholds is refused rather than mixed."""
+    from ..inference.jsonl import drop_paths, read_resume_state
+
     if out_path is not None and args.overwrite and out_path.exists():
         out_path.unlink()
-    todo = list(paths)
-    if out_path is not None:
-        state = read_resume_state(out_path)
-        others = state.versions - {(engine.model_version, _policy_digest(thresholds, policy))}
-        if others:
-            return _fail(f"{out_path} holds results of another model version or other thresholds "
-                         f"({', '.join(sorted('/'.join(v) for v in others))}); use a new --output or --overwrite")
-        redo = state.failed if args.retry_errors else set()
-        if redo:
-            drop_paths(out_path, redo)
-        todo = [p for p in paths if image_identity(p) not in state.done or image_identity(p) in redo]
-        skipped = len(paths) - len(todo)
-        if skipped:
-            print(f"resuming: {skipped} images already in {out_path}", file=sys.stderr)
+    if out_path is None:
+        return list(paths)
+    state = read_resume_state(out_path)
+    others = state.versions - {version}
+    if others:
+        raise RamModelError(f"{out_path} holds results of another model version or other thresholds "
+                            f"({', '.join(sorted('/'.join(v) for v in others))}); use a new --output or --overwrite")
+    redo = state.failed if args.retry_errors else set()
+    if redo:
+        drop_paths(out_path, redo)
+    todo = [p for p in paths if image_identity(p) not in state.done or image_identity(p) in redo]
+    skipped = len(paths) - len(todo)
+    if skipped:
+        print(f"resuming: {skipped} images already in {out_path}", file=sys.stderr)
+    return todo
+
+
+def _write_rows(args: argparse.Namespace, out_path: Path | None, row_batches: Iterable[list[dict[str, Any]]],
+                total: int) -> int:
+    """Append each batch of result lines as it comes (flushed: a crash loses at most a torn last
+    line, which resume cuts off), with progress; the exit code says whether anything failed."""
+    from ..inference.jsonl import append_lines
+
     stream_ctx = open(out_path, "a", encoding="utf-8") if out_path else nullcontext(sys.stdout)
     failures = 0
-    # One stream over the whole run (the decode look-ahead never restarts), written a chunk at a time.
-    with stream_ctx as stream, tqdm(total=len(todo), unit="img", disable=args.no_progress,
-                                    file=sys.stderr) as bar, \
-            closing(engine.predict_iter(todo, with_embedding=args.embedding)) as predictions:
-        for preds in batched(predictions, _CHUNK):
-            rows = [_result_row(p, engine, policy, thresholds, args) for p in preds]
+    with stream_ctx as stream, tqdm(total=total, unit="img", disable=args.no_progress, file=sys.stderr) as bar:
+        for rows in row_batches:
             failures += sum(1 for r in rows if r["error"])
             append_lines(stream, rows)
-            bar.update(len(preds))
-    if todo and failures == len(todo):
-        print(f"error: none of the {len(todo)} images could be tagged (see their 'error')", file=sys.stderr)
+            bar.update(len(rows))
+    if total and failures == total:
+        print(f"error: none of the {total} images could be tagged (see their 'error')", file=sys.stderr)
         return 1
     if failures:
-        print(f"{failures} of {len(todo)} images could not be tagged (see their 'error')", file=sys.stderr)
+        print(f"{failures} of {total} images could not be tagged (see their 'error')", file=sys.stderr)
     return 0
 
 

@@ -31,7 +31,7 @@ from .precision import autocast_context, cast_for_inference, inference_dtype, pr
 from ..model.preprocess import normalize, to_uint8_tensor
 from ..model.vocab import TagVocabulary
 
-__all__ = ["TaggingEngine", "ImagePrediction", "resolve_device"]
+__all__ = ["TaggingEngine", "ImagePrediction", "decode_for_model", "resolve_device"]
 
 
 
@@ -80,6 +80,22 @@ def resolve_device(name: str) -> torch.device:
     elif device.type != "cpu":
         raise ConfigError(f"device {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+def decode_for_model(source: ImageSource, image_size: int, config: EngineConfig) -> torch.Tensor | ImageLoadError:
+    """One image -> the uint8 [3, S, S] tensor the model takes, or the error as a value (never raises).
+
+    Module-level so that a process without the model (a Ray decode task, `ram_model.scale`)
+    decodes exactly as the engine's own decode threads do.
+    """
+    try:
+        img = load_image(source, exif_transpose=config.exif_transpose, max_pixels=config.max_image_pixels,
+                         draft_size=image_size if config.fast_jpeg_decode else None)
+        return to_uint8_tensor(img, image_size)
+    except ImageLoadError as e:
+        return e
+    except Exception as e:  # noqa: BLE001 - one odd file must not end a long run
+        return ImageLoadError(f"{describe_source(source)}: {type(e).__name__}: {e}")
 
 
 class TaggingEngine:
@@ -209,15 +225,7 @@ class TaggingEngine:
         return self._decode_with_pillow(source)
 
     def _decode_with_pillow(self, source: ImageSource) -> torch.Tensor | ImageLoadError:
-        try:
-            img = load_image(source, exif_transpose=self.config.exif_transpose,
-                             max_pixels=self.config.max_image_pixels,
-                             draft_size=self.image_size if self.config.fast_jpeg_decode else None)
-            return to_uint8_tensor(img, self.image_size)
-        except ImageLoadError as e:
-            return e
-        except Exception as e:  # noqa: BLE001 - one odd file must not end a long run
-            return ImageLoadError(f"{describe_source(source)}: {type(e).__name__}: {e}")
+        return decode_for_model(source, self.image_size, self.config)
 
     def _forward(self, batch: torch.Tensor, classes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(sigmoid probabilities, pooled embeddings) as float32 on the CPU; on CUDA out-of-memory,
@@ -276,23 +284,33 @@ class TaggingEngine:
         for sources, prepared in batches:
             if self._gpu_decoder is not None:
                 prepared = self._decode_on_device(prepared)
-            results = [ImagePrediction(describe_source(s)) for s in sources]
-            good = [i for i, p in enumerate(prepared) if isinstance(p, torch.Tensor)]
-            for result, p in zip(results, prepared):
-                if isinstance(p, ImageLoadError):
-                    result.error = str(p)
-            if good:
-                batch = self._to_model_batch([prepared[i] for i in good])
-                with self._lock:
-                    probs, pooled = self._forward(batch, self._class_index)
-                for row, i in enumerate(good):
-                    results[i].probs = probs[row].numpy()
-                    if with_embedding:
-                        results[i].embedding = pooled[row].numpy()
+            results = self.predict_prepared(sources, prepared, with_embedding=with_embedding)
             done += len(sources)
             if progress is not None:
                 progress(done, total)
             yield from results
+
+    def predict_prepared(self, sources: Sequence[ImageSource], prepared: Sequence[torch.Tensor | ImageLoadError],
+                         *, with_embedding: bool = False) -> list[ImagePrediction]:
+        """One model batch from images already decoded by `decode_for_model` (errors pass through).
+
+        `predict_iter` calls this per batch; a Ray actor (`ram_model.scale`) calls it on
+        images decoded in other processes, so both run the very same forward.
+        """
+        results = [ImagePrediction(describe_source(s)) for s in sources]
+        good = [i for i, p in enumerate(prepared) if isinstance(p, torch.Tensor)]
+        for result, p in zip(results, prepared):
+            if isinstance(p, ImageLoadError):
+                result.error = str(p)
+        if good:
+            batch = self._to_model_batch([prepared[i] for i in good])
+            with self._lock:
+                probs, pooled = self._forward(batch, self._class_index)
+            for row, i in enumerate(good):
+                results[i].probs = probs[row].numpy()
+                if with_embedding:
+                    results[i].embedding = pooled[row].numpy()
+        return results
 
     def predict(self, images: Iterable[ImageSource], *, with_embedding: bool = False,
                 progress: ProgressFn | None = None) -> list[ImagePrediction]:
