@@ -83,7 +83,8 @@ RAM_MODEL_LAYERS = {  # part -> the parts it may import (besides itself, ram_mod
     "weights": {"model", "review"},
     "inference": {"model", "weights", "review"},
     "finetune": {"model", "weights", "inference", "review"},
-    "cli": {"model", "weights", "inference", "review", "finetune"},
+    "scale": {"model", "weights", "inference"},
+    "cli": {"model", "weights", "inference", "review", "finetune", "scale"},
 }
 
 

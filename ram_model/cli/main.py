@@ -6,31 +6,24 @@ Integration packages add their own sub-commands (`serve`, `fiftyone`) through th
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
-from contextlib import closing, nullcontext
+from contextlib import closing
 from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Iterable, Sequence
-
-from tqdm import tqdm
+from typing import Any, Sequence
 
 from .options import add_model_options, engine_config_from_args, threshold_policy_from_args
 from ..errors import RamModelError
 from ..inference.inputs import IMAGE_EXTENSIONS as _IMAGE_SUFFIXES
-from ..inference.inputs import expand_image_paths, image_identity
+from ..inference.inputs import expand_image_paths
 from ..inference.pipeline import batched
 from ..scale.options import add_ray_options
+from .tag_rows import CHUNK, RANDOM_WEIGHTS_WARNING, plan_todo, policy_digest, result_row, write_rows
 
 __all__ = ["main", "build_parser"]
 
-RANDOM_WEIGHTS_WARNING = (
-    "WARNING: this checkpoint has random weights (random:tiny or a test file); its tags mean nothing."
-)
-# Images handed to the engine per step: results are written (and flushed) after each.
-_CHUNK = 64
 # ram_model's own sub-commands that live in their own modules; each has `register(sub)`.
 # A module is imported only here, when the parser is built.
 _COMMAND_MODULES: tuple[str, ...] = ("ram_model.cli.thresholds", "ram_model.cli.finetune", "ram_model.cli.models")
@@ -112,34 +105,7 @@ def _load_engine(args: argparse.Namespace):
     return engine
 
 
-def _policy_digest(thresholds, policy) -> str:
-    """Identifies the thresholds and top-k a result was cut with, so resume never mixes two."""
-    h = hashlib.sha256(thresholds.tobytes())
-    h.update(str(policy.top_k).encode())
-    return h.hexdigest()[:8]
-
-
-def _result_row(pred, engine, policy, thresholds, args: argparse.Namespace) -> dict[str, Any]:
-    row: dict[str, Any] = {"path": pred.source, "realpath": image_identity(pred.source),
-                           "model_version": engine.model_version,
-                           "policy": _policy_digest(thresholds, policy)}
-    if engine.random_weights:
-        row["random_weights"] = True
-    if pred.error is not None:
-        row.update(tags=[], error=pred.error)
-        return row
-    row["tags"] = [t.to_dict() for t in policy.select(pred.probs, engine.vocab, thresholds)]
-    row["error"] = None
-    if args.all_scores:
-        row["scores"] = {n: round(float(p), 6) for n, p in zip(engine.vocab.names, pred.probs)}
-    if args.embedding and pred.embedding is not None:
-        row["embedding"] = [round(float(x), 6) for x in pred.embedding]
-    return row
-
-
 def _cmd_tag(args: argparse.Namespace) -> int:
-    from ..inference.jsonl import append_lines, drop_paths, read_resume_state
-
     paths = expand_image_paths(args.paths)
     for item in paths.unmatched:
         print(f"warning: {item!r} matched no image file ({', '.join(sorted(_IMAGE_SUFFIXES))})", file=sys.stderr)
@@ -152,64 +118,17 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         return _fail(f"--output {out_path}: folder {out_path.absolute().parent} does not exist")
     policy = threshold_policy_from_args(args)
     if getattr(args, "ray", None):  # the same run on a Ray cluster (ram_model.scale; needs the [ray] extra)
-        from ..scale.tag import tag_on_ray
+        from .ray_tag import tag_on_ray
 
         return tag_on_ray(args, paths, out_path, policy)
     engine = _load_engine(args)
     thresholds = policy.resolve(engine.vocab)
-    todo = _plan_todo(args, paths, out_path, (engine.model_version, _policy_digest(thresholds, policy)))
+    todo = plan_todo(args, paths, out_path, (engine.model_version, policy_digest(thresholds, policy)))
     # One stream over the whole run (the decode look-ahead never restarts), written a chunk at a time.
     with closing(engine.predict_iter(todo, with_embedding=args.embedding)) as predictions:
-        row_batches = ([_result_row(p, engine, policy, thresholds, args) for p in preds]
-                       for preds in batched(predictions, _CHUNK))
-        return _write_rows(args, out_path, row_batches, len(todo))
-
-
-def _plan_todo(args: argparse.Namespace, paths: list[str], out_path: Path | None,
-               version: tuple[str, str]) -> list[str]:
-    """The images still to tag (the resume rule): `--overwrite` starts afresh, lines already in
-    the output are skipped, `--retry-errors` drops failed ones to redo them. A file written by
-    another model version or other thresholds is refused rather than mixed."""
-    from ..inference.jsonl import drop_paths, read_resume_state
-
-    if out_path is not None and args.overwrite and out_path.exists():
-        out_path.unlink()
-    if out_path is None:
-        return list(paths)
-    state = read_resume_state(out_path)
-    others = state.versions - {version}
-    if others:
-        raise RamModelError(f"{out_path} holds results of another model version or other thresholds "
-                            f"({', '.join(sorted('/'.join(v) for v in others))}); use a new --output or --overwrite")
-    redo = state.failed if args.retry_errors else set()
-    if redo:
-        drop_paths(out_path, redo)
-    todo = [p for p in paths if image_identity(p) not in state.done or image_identity(p) in redo]
-    skipped = len(paths) - len(todo)
-    if skipped:
-        print(f"resuming: {skipped} images already in {out_path}", file=sys.stderr)
-    return todo
-
-
-def _write_rows(args: argparse.Namespace, out_path: Path | None, row_batches: Iterable[list[dict[str, Any]]],
-                total: int) -> int:
-    """Append each batch of result lines as it comes (flushed: a crash loses at most a torn last
-    line, which resume cuts off), with progress; the exit code says whether anything failed."""
-    from ..inference.jsonl import append_lines
-
-    stream_ctx = open(out_path, "a", encoding="utf-8") if out_path else nullcontext(sys.stdout)
-    failures = 0
-    with stream_ctx as stream, tqdm(total=total, unit="img", disable=args.no_progress, file=sys.stderr) as bar:
-        for rows in row_batches:
-            failures += sum(1 for r in rows if r["error"])
-            append_lines(stream, rows)
-            bar.update(len(rows))
-    if total and failures == total:
-        print(f"error: none of the {total} images could be tagged (see their 'error')", file=sys.stderr)
-        return 1
-    if failures:
-        print(f"{failures} of {total} images could not be tagged (see their 'error')", file=sys.stderr)
-    return 0
+        row_batches = ([result_row(p, engine, policy, thresholds, args) for p in preds]
+                       for preds in batched(predictions, CHUNK))
+        return write_rows(args, out_path, row_batches, len(todo))
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

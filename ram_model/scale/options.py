@@ -1,4 +1,4 @@
-"""The `--ray*` flags of `ram-annotate tag` (declared here, read by `ram_model.scale.tag`)."""
+"""The `--ray*` flags of `ram-annotate tag` (declared here, read by `ram_model.cli.ray_tag`)."""
 from __future__ import annotations
 
 import argparse

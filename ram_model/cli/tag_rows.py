@@ -1,0 +1,95 @@
+"""The tag command's rows and output file, shared by the in-process run (`main`) and the Ray run
+(`ray_tag`): one resume rule, one row schema, one writer, so both write identical lines."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Iterable
+
+from tqdm import tqdm
+
+from ..errors import RamModelError
+from ..inference.inputs import image_identity
+
+__all__ = ["CHUNK", "RANDOM_WEIGHTS_WARNING", "plan_todo", "policy_digest", "result_row", "write_rows"]
+
+RANDOM_WEIGHTS_WARNING = (
+    "WARNING: this checkpoint has random weights (random:tiny or a test file); its tags mean nothing."
+)
+# Images handed to the engine per step: results are written (and flushed) after each.
+CHUNK = 64
+
+
+def policy_digest(thresholds, policy) -> str:
+    """Identifies the thresholds and top-k a result was cut with, so resume never mixes two."""
+    h = hashlib.sha256(thresholds.tobytes())
+    h.update(str(policy.top_k).encode())
+    return h.hexdigest()[:8]
+
+
+def result_row(pred, engine, policy, thresholds, args: argparse.Namespace) -> dict[str, Any]:
+    row: dict[str, Any] = {"path": pred.source, "realpath": image_identity(pred.source),
+                           "model_version": engine.model_version,
+                           "policy": policy_digest(thresholds, policy)}
+    if engine.random_weights:
+        row["random_weights"] = True
+    if pred.error is not None:
+        row.update(tags=[], error=pred.error)
+        return row
+    row["tags"] = [t.to_dict() for t in policy.select(pred.probs, engine.vocab, thresholds)]
+    row["error"] = None
+    if args.all_scores:
+        row["scores"] = {n: round(float(p), 6) for n, p in zip(engine.vocab.names, pred.probs)}
+    if args.embedding and pred.embedding is not None:
+        row["embedding"] = [round(float(x), 6) for x in pred.embedding]
+    return row
+
+
+def plan_todo(args: argparse.Namespace, paths: list[str], out_path: Path | None,
+               version: tuple[str, str]) -> list[str]:
+    """The images still to tag (the resume rule): `--overwrite` starts afresh, lines already in
+    the output are skipped, `--retry-errors` drops failed ones to redo them. A file written by
+    another model version or other thresholds is refused rather than mixed."""
+    from ..inference.jsonl import drop_paths, read_resume_state
+
+    if out_path is not None and args.overwrite and out_path.exists():
+        out_path.unlink()
+    if out_path is None:
+        return list(paths)
+    state = read_resume_state(out_path)
+    others = state.versions - {version}
+    if others:
+        raise RamModelError(f"{out_path} holds results of another model version or other thresholds "
+                            f"({', '.join(sorted('/'.join(v) for v in others))}); use a new --output or --overwrite")
+    redo = state.failed if args.retry_errors else set()
+    if redo:
+        drop_paths(out_path, redo)
+    todo = [p for p in paths if image_identity(p) not in state.done or image_identity(p) in redo]
+    skipped = len(paths) - len(todo)
+    if skipped:
+        print(f"resuming: {skipped} images already in {out_path}", file=sys.stderr)
+    return todo
+
+
+def write_rows(args: argparse.Namespace, out_path: Path | None, row_batches: Iterable[list[dict[str, Any]]],
+                total: int) -> int:
+    """Append each batch of result lines as it comes (flushed: a crash loses at most a torn last
+    line, which resume cuts off), with progress; the exit code says whether anything failed."""
+    from ..inference.jsonl import append_lines
+
+    stream_ctx = open(out_path, "a", encoding="utf-8") if out_path else nullcontext(sys.stdout)
+    failures = 0
+    with stream_ctx as stream, tqdm(total=total, unit="img", disable=args.no_progress, file=sys.stderr) as bar:
+        for rows in row_batches:
+            failures += sum(1 for r in rows if r["error"])
+            append_lines(stream, rows)
+            bar.update(len(rows))
+    if total and failures == total:
+        print(f"error: none of the {total} images could be tagged (see their 'error')", file=sys.stderr)
+        return 1
+    if failures:
+        print(f"{failures} of {total} images could not be tagged (see their 'error')", file=sys.stderr)
+    return 0
