@@ -125,3 +125,25 @@ def test_classes_from_a_list_a_file_or_the_environment(tmp_path: Path) -> None:
     assert ModelOptions.from_values({"classes": ["cat", "dog"]}, env={}).classes == ("cat", "dog")
     assert ModelOptions.from_values({}, env={}).classes is None
     assert ModelOptions.from_values({}, env={}).engine_config().classes is None
+
+
+def test_every_engine_option_reaches_the_engine_config_without_a_mapping() -> None:
+    """An option named like an EngineConfig field is passed through by name: adding one to
+    ModelOptions (flag, setting, form field) needs no hand-written line in `engine_config`."""
+    from dataclasses import fields
+
+    from ram_model import EngineConfig
+
+    engine_fields = {f.name for f in fields(EngineConfig)}
+    shared = [spec for spec in MODEL_OPTIONS if spec.name in engine_fields]
+    assert len(shared) >= 15
+    values = {"device": "cpu", "precision": "fp32", "batch_size": 3, "decode_workers": 2, "compile": True,
+              "gpu_decode": True, "fast_jpeg_decode": True, "trust_pickle": True, "classes": "dog,cat",
+              "checkpoint": "random:tiny", "swin_config": "s.json", "head_config": "h.json", "tag_list": "t.txt",
+              "tag_list_zh": "z.txt", "thresholds": "th.txt"}
+    values = {name: value for name, value in values.items() if name in {spec.name for spec in shared}}
+    config = ModelOptions.from_values({**values, "no_exif_transpose": True}, env={}).engine_config()
+    options = ModelOptions.from_values(values, env={})
+    assert all(getattr(config, spec.name) == getattr(options, spec.name) for spec in shared)
+    assert config.exif_transpose is False
+

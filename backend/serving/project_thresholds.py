@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ram_model.errors import ConfigError
+from ram_model.review import reviewed_label_matrix
 
 __all__ = ["apply_project_thresholds", "check_manual", "tuning_matrices"]
 
@@ -48,15 +49,13 @@ def apply_project_thresholds(base: np.ndarray, names: Sequence[str], settings: M
 def tuning_matrices(corrections: Sequence[Any], num_classes: int) -> tuple[np.ndarray, list[int]]:
     """Labels (N, K) for `tune_thresholds` from corrections: 1 chosen, 0 reviewed but not
     chosen, -1 not reviewed. Returns the matrix and the positions of the used corrections."""
-    rows, used = [], []
+    chosen, seen, used = [], [], []
     for pos, c in enumerate(corrections):
         reviewed = set(c.reviewed_ram)
         positives = {t["ram_index"] for t in c.final_ram_tags if isinstance(t.get("ram_index"), int)}
         if not reviewed and not positives:
             continue
-        row = np.full(num_classes, -1, dtype=np.int8)
-        row[[i for i in reviewed if i < num_classes]] = 0
-        row[[i for i in positives if i < num_classes]] = 1
-        rows.append(row)
+        chosen.append(positives)
+        seen.append(reviewed)
         used.append(pos)
-    return (np.stack(rows) if rows else np.zeros((0, num_classes), dtype=np.int8)), used
+    return reviewed_label_matrix(chosen, seen, num_classes), used

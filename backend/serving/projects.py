@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -29,6 +28,7 @@ import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
 from ram_model import EngineConfig, TaggingEngine, ThresholdPolicy
+from ram_model.inference.thresholds import thresholds_digest
 
 from ..labelstudio.config import ConfigLimits
 from ..labelstudio.project import ProjectModel, build_project_model
@@ -66,10 +66,6 @@ class ServedProject:
 
     runtime: ProjectRuntime
     model: ProjectModel
-
-
-def _digest(thresholds: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(thresholds, dtype=np.float32).tobytes()).hexdigest()[:12]
 
 
 def share_backbone(engine: TaggingEngine, base: TaggingEngine) -> bool:
@@ -250,7 +246,7 @@ class Projects:
         settings = self.project_settings(project)
         if settings:
             thresholds = apply_project_thresholds(thresholds, engine.vocab.names, settings)
-        return ProjectRuntime(engine, batcher, thresholds, version, _digest(thresholds))
+        return ProjectRuntime(engine, batcher, thresholds, version, thresholds_digest(thresholds))
 
     def base_runtime(self, project: str | None = None) -> ProjectRuntime:
         """The base model with the project's thresholds (sync: for webhooks and threads)."""

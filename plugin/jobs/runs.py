@@ -6,12 +6,12 @@ go in the run results, which are loaded only when a later job needs them.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import fiftyone.core.dataset as fod
-import numpy as np
+
+from ram_model.inference.thresholds import thresholds_digest  # the one digest, re-exported for the jobs
 
 __all__ = [
     "differences",
@@ -20,12 +20,6 @@ __all__ = [
     "record_run",
     "thresholds_digest",
 ]
-
-
-def thresholds_digest(thresholds: np.ndarray) -> str:
-    """Short hash of the resolved thresholds: a changed override must not pass as the same run."""
-    data = np.ascontiguousarray(thresholds, dtype=np.float32).tobytes()
-    return hashlib.sha256(data).hexdigest()[:12]
 
 
 def read_run_settings(dataset: fod.Dataset, run_key: str) -> dict[str, Any] | None:

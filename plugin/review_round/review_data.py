@@ -24,6 +24,7 @@ from plugin.fo_convert import distinct_labels, present_labels
 from plugin.jobs import runs
 from plugin.review_round.params import review_state_fields, reviews_run_key
 from ram_model.review import (
+    reviewed_label_matrix,
     FinetuneRecord,
     LabelMapping,
     build_finetune_records,
@@ -53,13 +54,11 @@ class ReviewedData:
 
     def label_matrix(self, num_classes: int) -> np.ndarray:
         """(N, K) int8: 1 chosen, 0 offered and not chosen, -1 unknown (for `tune_thresholds`)."""
-        matrix = np.full((len(self.paths), num_classes), -1, dtype=np.int8)
-        matrix[:, self.offered_ids] = 0
-        for row, names in enumerate(self.labels):
-            for name in names:
-                if name in self.mapping.labels and self.mapping.ram_indices[self.mapping.labels.index(name)]:
-                    matrix[row, self.mapping.ram_index_of(name)] = 1
-        return matrix
+        offered = self.offered_ids
+        chosen = [[self.mapping.ram_index_of(name) for name in names
+                   if name in self.mapping.labels and self.mapping.ram_indices[self.mapping.labels.index(name)]]
+                  for names in self.labels]
+        return reviewed_label_matrix(chosen, [offered] * len(chosen), num_classes)
 
     def records(self) -> list[FinetuneRecord]:
         """Finetune records (images with at least one mapped label; the core skips the rest)."""

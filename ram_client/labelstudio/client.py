@@ -1,10 +1,19 @@
 """A small Label Studio REST client: the handful of calls the review round needs.
 
-Plain httpx against the documented REST API with a legacy `Token` key, instead of
-label-studio-sdk: the SDK's request models change between major versions, while these
-endpoints have been stable since Label Studio 1.x. Every failure becomes a
-`LabelStudioError` that names the call and quotes Label Studio's answer, so the operator
-can show it; the key never appears in a message.
+Plain httpx against the documented REST API, with a legacy `Token` key or a personal
+access token (traded for short-lived access tokens, again when one expires; which kind a key
+is: `tokens.is_personal_access_token`). Why not label-studio-sdk's client, which does
+projects, tasks, import, pagination and the token refresh too: the plugin installs with
+httpx alone (the SDK brings pydantic models for Label Studio's whole API, and its generated
+request models change between major versions, while these endpoints have been stable since
+Label Studio 1.x), and the SDK's import takes task JSON, not the multipart upload of files
+without creating tasks that the review round uses for images outside the local-files root.
+The server, which installs the SDK anyway, uses it for label configs
+(`backend.labelstudio.config`); its guarded, credential-routing media fetch is its own
+(`backend.serving.media`) because a key must only ever go to the Label Studio it belongs to.
+
+Every failure becomes a `LabelStudioError` that names the call and quotes Label Studio's
+answer, so the operator can show it; the key never appears in a message.
 """
 from __future__ import annotations
 

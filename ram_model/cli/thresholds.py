@@ -58,16 +58,16 @@ def reviewed_label_matrix(files: Sequence[Sequence[object]], num_classes: int) -
     ``files`` holds one list of ``FinetuneRecord`` per file; the file matters because an
     entry without ``reviewed_label_id`` takes its file's union of positives as reviewed.
     """
-    rows = []
+    from ..review import reviewed_label_matrix as matrix
+
+    positives, reviewed = [], []
     for records in files:
         file_union = sorted({i for record in records for i in record.union_label_id})
         for record in records:
-            row = np.full(num_classes, -1, dtype=np.int8)
-            reviewed = getattr(record, "reviewed_label_id", None)
-            row[list(reviewed) if reviewed is not None else file_union] = 0
-            row[list(record.union_label_id)] = 1
-            rows.append(row)
-    return np.stack(rows) if rows else np.zeros((0, num_classes), dtype=np.int8)
+            positives.append(record.union_label_id)
+            own = getattr(record, "reviewed_label_id", None)
+            reviewed.append(own if own is not None else file_union)
+    return matrix(positives, reviewed, num_classes)
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:

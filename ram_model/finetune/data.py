@@ -22,6 +22,7 @@ from ..errors import ImageLoadError
 from ..inference.images import load_image
 from ..model.preprocess import to_model_input
 from ..review.finetune import FinetuneFormatError, read_finetune_json
+from ..review.thresholds_tuning import reviewed_label_matrix
 from .augment import TrainAugment
 from .config import FinetuneError
 
@@ -80,12 +81,9 @@ def split_examples(examples: Sequence[Example], val_split: float, seed: int) -> 
 
 def label_matrix(examples: Sequence[Example], num_classes: int, negatives: str) -> np.ndarray:
     """(N, K) int8: 1 positive, 0 known negative, -1 unknown (contributes no loss, no metric)."""
-    out = np.full((len(examples), num_classes), 0 if negatives == "all" else -1, dtype=np.int8)
-    for row, ex in enumerate(examples):
-        if negatives != "all":
-            out[row, list(ex.reviewed)] = 0
-        out[row, list(ex.positives)] = 1
-    return out
+    reviewed = [() if negatives == "all" else ex.reviewed for ex in examples]
+    return reviewed_label_matrix([ex.positives for ex in examples], reviewed, num_classes,
+                                 unknown=0 if negatives == "all" else -1)
 
 
 class TaggingDataset(Dataset):

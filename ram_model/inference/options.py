@@ -241,14 +241,12 @@ class ModelOptions:
         return cls(**chosen)
 
     def engine_config(self) -> EngineConfig:
-        return EngineConfig(
-            checkpoint=self.checkpoint, swin_config=self.swin_config, head_config=self.head_config,
-            tag_list=self.tag_list, tag_list_zh=self.tag_list_zh, thresholds=self.thresholds,
-            device=self.device, precision=self.precision, batch_size=self.batch_size,  # type: ignore[arg-type]
-            exif_transpose=not self.no_exif_transpose, trust_pickle=self.trust_pickle, classes=self.classes, compile=self.compile,
-            decode_workers=self.decode_workers, gpu_decode=self.gpu_decode,
-            fast_jpeg_decode=self.fast_jpeg_decode,
-        )
+        """The engine these options describe: every option named like an `EngineConfig` field
+        goes there as is (so a new engine option needs no line here); `--no-exif-transpose`
+        is the one spelled as its negation."""
+        engine_fields = {f.name for f in fields(EngineConfig)}
+        values = {spec.name: getattr(self, spec.name) for spec in MODEL_OPTIONS if spec.name in engine_fields}
+        return EngineConfig(**values, exif_transpose=not self.no_exif_transpose)
 
     def threshold_policy(self) -> ThresholdPolicy:
         return ThresholdPolicy(threshold=self.threshold, per_tag=dict(self.tag_threshold) or None, top_k=self.top_k)

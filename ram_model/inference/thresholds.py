@@ -1,6 +1,8 @@
 """Turning probabilities into fired tags: class thresholds, overrides, top-k."""
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -9,7 +11,14 @@ import numpy as np
 from ..errors import ConfigError
 from ..model.vocab import TagVocabulary
 
-__all__ = ["Tag", "ThresholdPolicy", "fired_indices"]
+__all__ = ["Tag", "ThresholdPolicy", "fired_indices", "thresholds_digest"]
+
+
+def thresholds_digest(thresholds: np.ndarray) -> str:
+    """Short hash of resolved (K,) thresholds: a changed override must not pass for the same
+    settings (a FiftyOne run's record, a served project's cache key)."""
+    data = np.ascontiguousarray(thresholds, dtype=np.float32).tobytes()
+    return hashlib.sha256(data).hexdigest()[:12]
 
 
 def fired_indices(probs: np.ndarray, thresholds: np.ndarray, *, top_k: int | None = None) -> np.ndarray:

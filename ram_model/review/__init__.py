@@ -40,7 +40,7 @@ from .finetune import (
 )
 from .ranking import rank_for_review
 from .selection import STRATEGIES, k_center_greedy, select_review_batch, uncertainty_scores
-from .thresholds_tuning import ClassThreshold, TunedThresholds, tune_thresholds
+from .thresholds_tuning import ClassThreshold, TunedThresholds, reviewed_label_matrix, tune_thresholds
 from .vocabulary import LabelMapping, MatchKind, build_label_mapping, load_synonyms, normalize_tag
 
 __all__ = [
@@ -76,6 +76,7 @@ __all__ = [
     "read_finetune_json",
     "select_review_batch",
     "tag_error_scores",
+    "reviewed_label_matrix",
     "tune_thresholds",
     "uncertainty_scores",
     "write_finetune_json",

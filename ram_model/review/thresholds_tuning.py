@@ -22,13 +22,13 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 
 from .atomic_io import atomic_write_json, atomic_write_text
 
-__all__ = ["ClassThreshold", "TunedThresholds", "tune_thresholds", "format_threshold"]
+__all__ = ["ClassThreshold", "TunedThresholds", "format_threshold", "reviewed_label_matrix", "tune_thresholds"]
 
 Target = Literal["f1", "precision"]
 Source = Literal["tuned", "shrunk", "prior"]
@@ -92,6 +92,18 @@ class TunedThresholds:
         atomic_write_text(target, "".join(format_threshold(t) + "\n" for t in self.thresholds))
         atomic_write_json(report_path(target), report)
         return target
+
+
+def reviewed_label_matrix(positives: Sequence[Iterable[int]], reviewed: Sequence[Iterable[int]], num_classes: int,
+                          *, unknown: int = -1) -> np.ndarray:
+    """(N, K) int8 labels, one row per example: 1 positive, 0 reviewed and not chosen, `unknown`
+    (-1: contributes nothing) elsewhere. The one way reviewed labels become what
+    `tune_thresholds` and fine-tuning read; class indices outside K are ignored."""
+    out = np.full((len(positives), num_classes), unknown, dtype=np.int8)
+    for row, (chosen, seen) in enumerate(zip(positives, reviewed)):
+        out[row, [i for i in seen if 0 <= i < num_classes]] = 0
+        out[row, [i for i in chosen if 0 <= i < num_classes]] = 1
+    return out
 
 
 def report_path(path: str | os.PathLike[str]) -> Path:
