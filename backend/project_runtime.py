@@ -27,6 +27,7 @@ from ram_model import EngineConfig, TaggingEngine, ThresholdPolicy
 
 from .batcher import AsyncBatcher
 from .class_views import ClassView, ClassViews
+from .model_fallback import LoadFailures, active_pointer, fallback_chain
 from .project_thresholds import apply_project_thresholds
 from .store import Store
 
@@ -104,6 +105,7 @@ class ProjectModels:
         self._lock = threading.Lock()
         self._load_lock = asyncio.Lock()
         self.class_views = ClassViews(batcher_factory)
+        self.load_failures = LoadFailures()  # versions that failed to load, not retried per request
 
     # -- what serves a project ------------------------------------------------------
 
@@ -119,12 +121,8 @@ class ProjectModels:
         version = None
         if self.project_settings(project).get("serve_base"):
             pass  # rolled back past the first fine-tune: the base model serves
-        elif (self.registry_root / registry_name(project)).is_dir():
-            try:
-                active = self.registry().active(registry_name(project))
-                version = active.version if active is not None else None
-            except ImportError:  # the registry is not installed: every project uses the base model
-                version = None
+        else:  # the pointer only: a damaged version's files are read (and fail) once, in `runtime`
+            version = active_pointer(self.registry_root / registry_name(project))
         with self._lock:
             self._active[project] = version
         return version
@@ -145,6 +143,7 @@ class ProjectModels:
         with self._lock:
             self._active.pop(project, None)
             self._settings.pop(project, None)
+        self.load_failures.forget(project)
 
     def _runtime(self, engine: TaggingEngine, batcher: AsyncBatcher, project: str | None,
                  version: str | None) -> ProjectRuntime:
@@ -164,8 +163,17 @@ class ProjectModels:
         version = await run_in_threadpool(self.active_version, project)
         if version is None:
             return await run_in_threadpool(self.base_runtime, project)
-        engine, batcher = await self._engine_for(project, version)
-        return await run_in_threadpool(self._runtime, engine, batcher, project, version)
+        chain = await run_in_threadpool(fallback_chain, self.registry(), registry_name(project), version)
+        for candidate in chain:
+            if self.load_failures.failed(project, candidate):
+                continue
+            try:
+                engine, batcher = await self._engine_for(project, candidate)
+            except Exception as exc:  # noqa: BLE001 - any damaged version falls back, remembered
+                self.load_failures.note(project, candidate, exc)
+                continue
+            return await run_in_threadpool(self._runtime, engine, batcher, project, candidate)
+        return await run_in_threadpool(self.base_runtime, project)
 
     async def computing(self, runtime: ProjectRuntime, classes: Sequence[int]) -> ClassView:
         """What computes `classes` (indices of `runtime.engine.vocab`) for a prediction: a

@@ -146,6 +146,8 @@ async def project_models(project: ProjectId, state: AppState = Depends(get_state
         "model_version": runtime.engine.model_version,
         "base_model_version": state.engine.model_version,
         "versions": [r.__dict__ for r in records],
+        # {version: why it cannot be loaded}: what serves instead is `active` (None: the base model)
+        "load_errors": state.models.load_failures.of(project),
     }
 
 
@@ -201,7 +203,8 @@ async def _set_serve_base(state: AppState, project: str, serve_base: bool) -> No
 
 class ThresholdsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    manual: dict[str, float] = Field(default_factory=dict)
+    # Values are checked by `check_manual` as they came (true is not 1.0, "0.5" is not 0.5).
+    manual: dict[str, Any] = Field(default_factory=dict)
 
 
 class TuneRequest(BaseModel):

@@ -1,6 +1,7 @@
 """What a fine-tuning run is asked to do (`FinetuneConfig`) and what it leaves behind (`FinetuneResult`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -75,8 +76,12 @@ class FinetuneConfig:
             problems.append("unfreeze_stages applies to mode 'head' only (mode 'full' trains every stage)")
         if not 0.0 < self.val_split < 1.0:
             problems.append(f"val_split must lie in (0, 1): thresholds and metrics need a held-out split, got {self.val_split}")
-        if self.lr is not None and not self.lr > 0:
-            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            problems.append(f"lr must be a finite number > 0, got {self.lr}")
+        for name in ("weight_decay", "min_lr", "new_class_lr_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                problems.append(f"{name} must be a finite number >= 0, got {value}")
         if self.num_workers < 0:
             problems.append("num_workers must be >= 0")
         if len(set(n.lower() for n in self.new_classes)) != len(self.new_classes):

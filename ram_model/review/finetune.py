@@ -268,6 +268,8 @@ def read_finetune_json(
         raise FileNotFoundError(f"finetune file not found: {source}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FinetuneFormatError(f"{source} is not valid JSON: {exc}") from exc
+    except RecursionError:  # a hostile file nested deeper than Python's parser recurses
+        raise FinetuneFormatError(f"{source} is nested too deeply to be a finetune file") from None
     if not isinstance(data, list):
         raise FinetuneFormatError(f"{source} must hold a JSON list of entries, got {type(data).__name__}")
     root = (Path(image_root) if image_root is not None else source.parent).resolve() if check_files else None
