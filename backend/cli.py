@@ -47,6 +47,8 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
                                   "seed, unfreeze_stages, threads; repeatable [RAM_ANNOTATE_TRAIN_PARAMS as JSON]"}),
     (("--allow-cpu-training",), {"action": "store_const", "const": True,
                                  "help": "let fine-tune jobs run on a server without a GPU (slow)"}),
+    (("--max-train-workers",), {"type": int, "help": "training workers at once, all projects together; more jobs "
+                                                     "wait queued (default: one per GPU, one on CPU)"}),
     (("--no-sync-label-studio-version",), {"dest": "sync_label_studio_version", "action": "store_const",
                                            "const": False, "help": "do not rename the Label Studio model "
                                            "connection to the current model_version"}),

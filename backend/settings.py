@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # Fine-tune settings of server-started jobs (epochs, lr, mode, batch_size, val_split, seed,
     # unfreeze_stages, threads); the rest are the fine-tuner's defaults.
     train_params: dict[str, Any] = Field(default_factory=dict)
+    # Training workers running at once, all projects together (None: one per GPU, one on CPU);
+    # further jobs wait `queued` for a slot.
+    max_train_workers: int | None = Field(None, ge=1, le=64)
+    train_heartbeat_s: float = Field(10.0, gt=0.0, le=3600.0)  # how often a worker says it is alive
+    train_stale_after_s: float = Field(120.0, gt=0.0)  # no heartbeat this long: the job is orphaned
     sync_label_studio_version: bool = True  # keep the connection's title = model_version (Prediction score)
 
     host: str = "127.0.0.1"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -32,6 +33,30 @@ def _progress_writer(store, job_id: str, every_s: float = 1.0):
             store.update_job(job_id, progress={k: v for k, v in event.items() if isinstance(v, (int, float, str))})
 
     return progress
+
+
+def _heartbeat(store, job_id: str, every_s: float):
+    """Write `heartbeat_at` now and every `every_s` until the returned function is called:
+    the server tells a live worker from a dead one by it (backend.train_capacity)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                store.update_job(job_id, heartbeat_at=time.time())
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the job's own errors are reported
+                traceback.print_exc()
+            if stop.wait(every_s):
+                return
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    return halt
 
 
 def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
@@ -93,11 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", required=True)
     parser.add_argument("--model-dir", required=True, type=Path)
     parser.add_argument("--registry", required=True, type=Path)
+    parser.add_argument("--heartbeat-s", type=float, default=10.0, help="seconds between signs of life")
     args = parser.parse_args(argv)
 
     from .store import open_store
 
     store = open_store(args.store)
+    beating = _heartbeat(store, args.job, args.heartbeat_s)
     try:
         state = run_job(store, args.job, args.model_dir, args.registry)
         print(f"job {args.job}: {state}", flush=True)
@@ -111,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         return 1
     finally:
+        beating()
         store.close()
 
 

@@ -27,6 +27,7 @@ from .image_cache import cache_image
 from .project_runtime import ProjectModels
 from .settings import Settings
 from .store import JobConflict, Store, TrainJob, new_job
+from .train_capacity import default_train_workers, orphan_reason, pid_alive
 
 __all__ = ["TrainParams", "TrainingManager", "TrainingRefused"]
 
@@ -53,18 +54,6 @@ class TrainingRefused(BackendError):
     code = "training_refused"
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -84,6 +73,8 @@ class TrainingManager:
         self._tasks: dict[str, asyncio.Task] = {}
         self._workers: dict[str, asyncio.subprocess.Process] = {}
         self._last_auto: dict[str, float] = {}
+        self.capacity = settings.max_train_workers or default_train_workers(device)
+        self._slots: asyncio.Semaphore | None = None  # made in the event loop, on the first job
         self._fail_orphans()
 
     # -- starting jobs --------------------------------------------------------------
@@ -108,7 +99,12 @@ class TrainingManager:
         try:
             job = self.store.create_job(new_job(project, trigger, params | {"base": base}))
         except JobConflict as conflict:
-            return conflict.job, False
+            if not self.reap(conflict.job):
+                return conflict.job, False
+            try:  # the stuck job is failed now: this request starts a new one
+                job = self.store.create_job(new_job(project, trigger, params | {"base": base}))
+            except JobConflict as again:
+                return again.job, False
         self._tasks[job.id] = asyncio.get_running_loop().create_task(
             self._run(job, ls_access, fetcher), name=f"train-{job.id}"
         )
@@ -153,18 +149,15 @@ class TrainingManager:
             await self._cache_missing_images(job, ls_access, fetcher)
             work = self.settings.model_dir / "jobs" / job.id
             work.mkdir(parents=True, exist_ok=True)
-            log = open(work / "worker.log", "wb")  # noqa: SIM115 - handed to the child
-            try:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "backend.train_worker", "--store", self.store.spec, "--job", job.id,
-                    "--model-dir", str(self.settings.model_dir), "--registry", str(self.settings.registry_root),
-                    stdout=log, stderr=asyncio.subprocess.STDOUT, env=_worker_env(),
-                )
-            finally:
-                log.close()
-            self._workers[job.id] = process
-            await asyncio.to_thread(self.store.update_job, job.id, pid=process.pid)
-            code = await process.wait()
+            if self._slots is None:
+                self._slots = asyncio.Semaphore(self.capacity)
+            if self._slots.locked():
+                _log.info("job %s (project %s) waits queued: %d training worker(s) run, the cap is %d "
+                          "(--max-train-workers)", job.id, job.project, self.capacity, self.capacity)
+                await asyncio.to_thread(self.store.update_job, job.id, message=(
+                    f"queued: waiting for a training slot ({self.capacity} at once, --max-train-workers)"))
+            async with self._slots:
+                code = await self._run_worker(job, work)
             final = await asyncio.to_thread(self.store.get_job, job.id)
             if final is not None and (decision := _decision(final)) is not None:
                 await asyncio.to_thread(self._finish, final, decision)
@@ -183,6 +176,47 @@ class TrainingManager:
             self._tasks.pop(job.id, None)
             self._workers.pop(job.id, None)
 
+    async def _run_worker(self, job: TrainJob, work: Path) -> int:
+        """Start the worker in the slot the caller holds and wait for it to exit."""
+        await asyncio.to_thread(self.store.update_job, job.id, started_at=time.time(), message=None)
+        log = open(work / "worker.log", "wb")  # noqa: SIM115 - handed to the child
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "backend.train_worker", "--store", self.store.spec, "--job", job.id,
+                "--model-dir", str(self.settings.model_dir), "--registry", str(self.settings.registry_root),
+                "--heartbeat-s", str(self.settings.train_heartbeat_s),
+                stdout=log, stderr=asyncio.subprocess.STDOUT, env=_worker_env(),
+            )
+        finally:
+            log.close()
+        self._workers[job.id] = process
+        await asyncio.to_thread(self.store.update_job, job.id, pid=process.pid)
+        try:
+            return await process.wait()
+        finally:
+            await asyncio.to_thread(self.store.update_job, job.id, finished_at=time.time())
+
+    def reap(self, job: TrainJob) -> bool:
+        """Fail `job` if it is unfinished, not this server's, and its worker is gone (True if so).
+        A foreign job whose worker finished meanwhile is settled as the worker decided."""
+        if not job.active or job.id in self._tasks:
+            return False
+        if (decision := _decision(job)) is not None:
+            self._finish(job, decision)
+            return True
+        reason = orphan_reason(job, stale_after_s=self.settings.train_stale_after_s)
+        if reason is None:
+            return False
+        self.store.update_job(job.id, state="failed", message=reason)
+        _log.warning("job %s (project %s) failed: %s", job.id, job.project, reason)
+        return True
+
+    def reap_all(self) -> None:
+        """Settle every orphaned job (before answering what the jobs are)."""
+        for job in self.store.jobs(limit=1000):
+            if job.active:
+                self.reap(job)
+
     def _finish(self, job: TrainJob, decision: str) -> None:
         """The worker registered the model and the registry decided; serve accordingly, then say so."""
         if decision == "promoted":
@@ -196,7 +230,7 @@ class TrainingManager:
     def _fail_orphans(self) -> None:
         """Jobs left unfinished by a previous server whose worker is gone."""
         for job in self.store.jobs(limit=1000):
-            if job.active and not _pid_alive(job.pid):
+            if job.active and not pid_alive(job.pid):
                 if (decision := _decision(job)) is not None:
                     self._finish(job, decision)
                 else:
