@@ -60,13 +60,9 @@ def _heartbeat(store, job_id: str, every_s: float):
 
 
 def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
-    from ram_model import EngineConfig
-    from ram_model.finetune import FinetuneConfig, finetune
-    from ram_model.registry import ModelRegistry
-    from ram_model.review import atomic_write_json
-
+    # Only what checking the corrections needs comes first: a job refused for too few
+    # corrections ends before torch is imported.
     from .corrections_export import finetune_entries
-    from .project_runtime import registry_name
     from .store import ModelRecord
 
     job = store.get_job(job_id)
@@ -82,6 +78,13 @@ def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
             f"only {len(entries)} correction(s) with a cached image and a RAM-mapped label "
             f"(at least {_MIN_ENTRIES} needed; skipped: {summary.skipped[:5]})"
         )
+    from ram_model import EngineConfig
+    from ram_model.finetune import FinetuneConfig, finetune
+    from ram_model.registry import ModelRegistry
+    from ram_model.review import atomic_write_json
+
+    from .project_runtime import registry_name
+
     data = atomic_write_json(work / "finetune.json", entries, indent=None)
     params = dict(job.params)
     base = EngineConfig(**params.pop("base"))
