@@ -148,14 +148,15 @@ async def predict(
     view = await state.models.computing(runtime, project.ram_classes)
     outcomes = await predict_images(state, jobs, ls, chunk_size=view.batcher.max_batch_size,
                                     batcher=view.batcher, on_image=keep)
-    probs: dict[int, dict[str, np.ndarray]] = {}
     for job in jobs:
-        pos, key = job.slot
-        outcome = outcomes[job.slot]
-        if isinstance(outcome, str):
+        pos, _ = job.slot
+        if isinstance(outcome := outcomes[job.slot], str):
             errors.setdefault(pos, outcome)
-        else:
-            probs.setdefault(pos, {})[key] = view.expand(outcome)
+
+    def probs_of(pos: int) -> dict[str, np.ndarray]:
+        """One task's (K,) vectors, expanded when it is answered: a 10,000-task request
+        never holds 10,000 full-vocabulary vectors at once."""
+        return {key: view.expand(outcomes[(pos, key)]) for key in refs_by_task[pos]}
 
     results: list[TaskPrediction] = []
     stored: list[StoredPrediction] = []
@@ -165,7 +166,8 @@ async def predict(
             _log.warning("task %s: %s", task_id, errors[pos])
             results.append(TaskPrediction(model_version=version, task=task_id, error=errors[pos]))
             continue
-        outcome = predict_task(project, probs[pos], task)
+        task_probs = probs_of(pos)
+        outcome = predict_task(project, task_probs, task)
         results.append(
             TaskPrediction(
                 result=outcome.result,
@@ -177,7 +179,7 @@ async def predict(
         )
         if task_id is not None and project_id is not None:
             first_key = project.controls[0].spec.data_key
-            ram_probs = probs[pos][first_key]
+            ram_probs = task_probs[first_key]
             tags = state.policy.select(ram_probs, runtime.engine.vocab, runtime.ram_thresholds)
             stored.append(
                 StoredPrediction(

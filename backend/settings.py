@@ -64,7 +64,11 @@ class Settings(BaseSettings):
     # --- request limits: what one request may make the server hold or do ---
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)  # JSON and every non-upload body
     max_upload_bytes: int = Field(256 * 1024 * 1024, gt=0)  # a whole multipart /v1/tag request
-    max_predict_tasks: int = Field(1000, ge=1)  # tasks in one /predict; Label Studio splits bigger jobs
+    # Tasks in one /predict. Label Studio's "Retrieve predictions" sends the whole selection in
+    # one request (its predict_tasks serialises the queryset), so the cap is far above a
+    # typical selection; images go through in chunks whatever the count (predict_stream).
+    max_predict_tasks: int = Field(100_000, ge=1)
+    max_predict_body_bytes: int = Field(512 * 1024 * 1024, gt=0)  # the JSON of that many full tasks
     max_label_config_bytes: int = Field(512 * 1024, gt=0)
     label_config_timeout_s: float = Field(5.0, gt=0.0)  # parsing and mapping one new label config
 
