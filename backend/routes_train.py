@@ -56,8 +56,11 @@ class LegacyTrainRequest(_Open):
 def _job_body(job: TrainJob, created: bool | None = None) -> dict[str, Any]:
     body = job.to_dict()
     body.pop("params", None)
-    body["params"] = {k: v for k, v in job.params.items() if k != "base"}
+    body["params"] = {k: v for k, v in job.params.items() if k not in ("base", "min_val_images")}
+    body["min_val_images"] = job.params.get("min_val_images")
     body["job"] = job.id  # the key Label Studio reads from a training answer
+    # One line a person can read wherever the answer is shown (Label Studio's job view, logs).
+    body["outcome"] = f"{job.state}: {job.message}" if job.message else job.state
     if created is not None:
         body["created"] = created
         body["status"] = "started" if created else "already running"

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     train_every: int = Field(0, ge=0)  # start a job every N new/updated annotations (0: off)
     train_min_corrections: int = Field(50, ge=1)
     allow_cpu_training: bool = False
+    # A job's version is promoted only if validated on at least this many held-out images
+    # (ram_model.registry.MIN_VAL_IMAGES); below it the version is registered, not served.
+    train_min_val_images: int = Field(20, ge=1)
     # Fine-tune settings of server-started jobs (epochs, lr, mode, batch_size, val_split, seed,
     # unfreeze_stages, threads); the rest are the fine-tuner's defaults.
     train_params: dict[str, Any] = Field(default_factory=dict)

@@ -88,6 +88,7 @@ def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
     data = atomic_write_json(work / "finetune.json", entries, indent=None)
     params = dict(job.params)
     base = EngineConfig(**params.pop("base"))
+    min_val_images = int(params.pop("min_val_images", 1))
     threads = params.pop("threads", None)
     if threads:
         import torch
@@ -104,7 +105,7 @@ def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
     registry = ModelRegistry(registry_root)
     name = registry_name(job.project)
     version = registry.register(name, result.output_dir)
-    outcome = registry.promote(name, version.version)
+    outcome = registry.promote(name, version.version, min_val_images=min_val_images)
     store.record_model(ModelRecord(
         job.project, version.version, result.model_version, str(version.path), result.metrics, job_id,
         outcome.promoted, outcome.reason, time.time(),

@@ -97,18 +97,22 @@ class TrainingManager:
                                   "(the server receives them through Label Studio's webhook)")
         base = asdict(self.models.base_engine.config)
         try:
-            job = self.store.create_job(new_job(project, trigger, params | {"base": base}))
+            job = self.store.create_job(new_job(project, trigger, params | self._fixed(base)))
         except JobConflict as conflict:
             if not self.reap(conflict.job):
                 return conflict.job, False
             try:  # the stuck job is failed now: this request starts a new one
-                job = self.store.create_job(new_job(project, trigger, params | {"base": base}))
+                job = self.store.create_job(new_job(project, trigger, params | self._fixed(base)))
             except JobConflict as again:
                 return again.job, False
         self._tasks[job.id] = asyncio.get_running_loop().create_task(
             self._run(job, ls_access, fetcher), name=f"train-{job.id}"
         )
         return job, True
+
+    def _fixed(self, base: dict[str, Any]) -> dict[str, Any]:
+        """Job parameters the server decides: the base model and the promotion evidence rule."""
+        return {"base": base, "min_val_images": self.settings.train_min_val_images}
 
     def note_annotations(self, project: str, *, ls_access=None, fetcher=None) -> TrainJob | None:
         """`--train-every N`: start a job once N annotations arrived since the last one."""
@@ -224,7 +228,10 @@ class TrainingManager:
             if settings.get("serve_base"):  # a rollback to the base model ends with a new promotion
                 self.store.set_project_settings(job.project, dict(settings, serve_base=False))
             self.models.invalidate(job.project)
-            _log.info("job %s: project %s now serves %s", job.id, job.project, job.model_version)
+            _log.info("job %s: project %s now serves %s (%s)", job.id, job.project, job.model_version, job.message)
+        else:
+            _log.warning("job %s: project %s keeps what it serves; %s was registered, not promoted: %s",
+                         job.id, job.project, job.model_version, job.message)
         self.store.update_job(job.id, state=decision)
 
     def _fail_orphans(self) -> None:

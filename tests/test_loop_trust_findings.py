@@ -33,7 +33,8 @@ CONFIG = """<View>
 
 # -- finding 3: a damaged active version ------------------------------------------------------
 
-def _version_dir(tmp: Path, tiny_files, seed: float) -> Path:
+def _version_dir(tmp: Path, tiny_files, seed: float, *, new_f1: float = 0.5, base_f1: float = 0.4,
+                 val: int = 30) -> Path:
     """A registrable run folder: the tiny model with one bias moved, so each seed is its own version."""
     loaded = load_model(tiny_files.engine_config(precision="fp32"))
     with torch.no_grad():
@@ -42,7 +43,9 @@ def _version_dir(tmp: Path, tiny_files, seed: float) -> Path:
     run = tmp / f"run{seed}"
     convert_checkpoint(loaded, run / "model.safetensors", dtype="fp32")
     shutil.copy(tiny_files.thresholds, run / "thresholds.txt")
-    (run / "metrics.json").write_text(json.dumps({"new": {"micro_f1": 0.5}, "base": {"micro_f1": 0.4}}))
+    (run / "metrics.json").write_text(json.dumps({"split": {"train": 3 * val, "val": val},
+                                                  "new": {"micro_f1": new_f1, "images": val},
+                                                  "base": {"micro_f1": base_f1, "images": val}}))
     (run / "card.json").write_text(json.dumps({"model_version": f"test-{seed}"}))
     return run
 
@@ -238,3 +241,24 @@ def test_the_label_studio_client_stops_paging_a_server_that_always_says_next(
         with pytest.raises(ls_client.LabelStudioError, match="after 6 pages"):
             list(client.tasks(1))
         assert requests() == 6
+
+
+# -- promotion on evidence (issue 22, "What to build" 1) ----------------------------------------
+
+def test_promotion_needs_enough_validation_images_and_must_beat_the_base(tmp_path: Path, tiny_files) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    tiny_val = registry.register("p", _version_dir(tmp_path, tiny_files, 1.0, new_f1=1.0, base_f1=0.667, val=1))
+    refused = registry.promote("p", tiny_val.version, min_val_images=20)
+    assert not refused.promoted and "1 image(s), fewer than the 20" in refused.reason
+    assert registry.active("p") is None, "registered, not promoted"
+
+    # The base checkpoint counts as what serves: a first version must beat it on the same images.
+    worse = registry.register("p", _version_dir(tmp_path, tiny_files, 2.0, new_f1=0.3, base_f1=0.4, val=25))
+    kept = registry.promote("p", worse.version, min_val_images=20)
+    assert not kept.promoted and "does not beat the base model's 0.4000" in kept.reason
+    better = registry.register("p", _version_dir(tmp_path, tiny_files, 3.0, new_f1=0.6, base_f1=0.4, val=25))
+    first = registry.promote("p", better.version, min_val_images=20)
+    assert first.promoted and "beats the base model's" in first.reason
+
+    forced = registry.promote("p", tiny_val.version, min_val_images=20, force=True)
+    assert forced.promoted and forced.reason.startswith("forced: validated on only 1")
