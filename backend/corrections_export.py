@@ -57,7 +57,7 @@ def finetune_entries(
             summary.skipped.append({"annotation_id": c.annotation_id, "reason": "image not cached (never fetched)"})
             continue
         positives = sorted({t["ram_index"] for t in c.final_ram_tags if isinstance(t.get("ram_index"), int)})
-        if not positives:
+        if not positives and not c.reviewed_ram:  # a removed tag (a known negative) is evidence too
             summary.skipped.append({"annotation_id": c.annotation_id, "reason": "no label with a RAM tag"})
             continue
         path = Path(image)

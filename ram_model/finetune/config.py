@@ -53,6 +53,7 @@ class FinetuneConfig:
     # New classes' label_embed rows start from the mean of the existing rows, i.e. from no
     # knowledge at all, while everything else starts pretrained: they learn this much faster.
     new_class_lr_scale: float = 10.0
+    gamma_neg: float | None = None  # None: `negative_focusing` decides from the negatives policy
 
     def __post_init__(self) -> None:
         if isinstance(self.data, (str, Path)):
@@ -90,6 +91,17 @@ class FinetuneConfig:
             raise FinetuneError("; ".join(problems))
 
     @property
+    def negative_focusing(self) -> float:
+        """The asymmetric loss's gamma_neg. The official 7 suits "all" negatives (thousands of
+        easy absent classes, each near zero). Under "reviewed" the negatives are the few
+        tags a person said are absent, often ones the model scored 0.2-0.5: at gamma 7 their
+        weight is (p - clip)^7, about 1e-4, so the positives' pull on the shared head raises
+        them unopposed (a removed tag went UP after training). Gamma 1 keeps them in the loss."""
+        if self.gamma_neg is not None:
+            return self.gamma_neg
+        return 7.0 if self.negatives == "all" else 1.0
+
+    @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.mode]
 
@@ -97,6 +109,7 @@ class FinetuneConfig:
         """The settings that decide the weights (what a resumed run must share with the first)."""
         out = {name: getattr(self, name) for name in RECIPE_FIELDS}
         out["lr"] = self.learning_rate
+        out["gamma_neg"] = self.negative_focusing
         out["new_classes"] = list(self.new_classes)
         return out
 
