@@ -301,7 +301,7 @@ async def tune(project: ProjectId, body: TuneRequest | None = None, state: AppSt
     settings = dict(await run_in_threadpool(state.store.project_settings, project))
     settings["tuned"] = changed
     settings["tuned_report"] = {
-        "images": len(ok), "target": body.target,
+        "images": len(ok), "target": body.target, "why_none": tuned.why_none(),
         "classes": [{"name": names[c.index], "threshold": float(c.threshold), "prior": float(c.prior),
                      "positives": c.positives, "negatives": c.negatives, "source": c.source}
                     for c in tuned.per_class if c.positives or c.negatives],

@@ -262,3 +262,21 @@ def test_promotion_needs_enough_validation_images_and_must_beat_the_base(tmp_pat
 
     forced = registry.promote("p", tiny_val.version, min_val_images=20, force=True)
     assert forced.promoted and forced.reason.startswith("forced: validated on only 1")
+
+
+# -- "0 results" says why (issue 22, visible outcomes) ---------------------------------------
+
+def test_tuning_that_tunes_nothing_says_why() -> None:
+    import numpy as np
+
+    from ram_model.review import tune_thresholds
+
+    probs = np.random.default_rng(0).random((3, 3)).astype(np.float32)
+    prior = np.full(3, 0.5, np.float32)
+    few = tune_thresholds(np.array([[1, 0, -1], [0, 0, -1], [1, 0, -1]], np.int8), probs, prior=prior, min_count=5)
+    assert "fewer than min_count=5" in few.why_none() and "the most: 2" in few.why_none()
+    nothing = tune_thresholds(np.full((3, 3), -1, np.int8), probs, prior=prior, min_count=5)
+    assert "nothing was reviewed" in nothing.why_none()
+    some = tune_thresholds(np.array([[1, 0, -1], [0, 0, -1], [1, 0, -1]], np.int8), probs, prior=prior,
+                           min_count=1, shrink=0)
+    assert some.why_none() is None
