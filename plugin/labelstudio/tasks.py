@@ -21,6 +21,7 @@ from ram_model.review import LabelMapping
 
 __all__ = [
     "LS_FROM_NAME",
+    "reviewed_annotation",
     "LS_LOCAL_FILES_PREFIX",
     "LS_TO_NAME",
     "SAMPLE_ID_KEY",
@@ -101,6 +102,14 @@ def ram_prediction(confidences: Mapping[str, float] | None, mapping: LabelMappin
     result = [{"from_name": LS_FROM_NAME, "to_name": LS_TO_NAME, "type": "choices",
                "value": {"choices": sorted(chosen, key=lambda name: (-chosen[name], name))}, "score": best}]
     return [{"model_version": model_version, "score": overall, "result": result if chosen else []}]
+
+
+def reviewed_annotation(labels) -> list[dict[str, Any]]:
+    """A sample's reviewed labels as one Label Studio annotation (what a reviewer submitted),
+    so an imported task arrives labelled, not only pre-annotated."""
+    result = [{"from_name": LS_FROM_NAME, "to_name": LS_TO_NAME, "type": "choices",
+               "value": {"choices": sorted(set(labels))}}]
+    return [{"result": result, "was_cancelled": False, "ground_truth": False}]
 
 
 @dataclass(frozen=True)
