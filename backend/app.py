@@ -118,7 +118,8 @@ def create_app(
     )
     install_error_handlers(app)
     install_basic_auth(app, settings.basic_auth)
-    install_body_limit(app, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
+    install_body_limit(app, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes,
+                       max_predict_body_bytes=settings.max_predict_body_bytes)
     app.include_router(ls_router)
     app.include_router(native_router)
     app.include_router(train_router)

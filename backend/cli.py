@@ -47,13 +47,18 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
                                   "seed, unfreeze_stages, threads; repeatable [RAM_ANNOTATE_TRAIN_PARAMS as JSON]"}),
     (("--allow-cpu-training",), {"action": "store_const", "const": True,
                                  "help": "let fine-tune jobs run on a server without a GPU (slow)"}),
+    (("--max-train-workers",), {"type": int, "help": "training workers at once, all projects together; more jobs "
+                                                     "wait queued (default: one per GPU, one on CPU)"}),
     (("--no-sync-label-studio-version",), {"dest": "sync_label_studio_version", "action": "store_const",
                                            "const": False, "help": "do not rename the Label Studio model "
                                            "connection to the current model_version"}),
     (("--max-body-mb",), {"type": float, "help": "size cap of a JSON request body (default 8)"}),
     (("--max-upload-mb",), {"type": float, "help": "size cap of a whole multipart /v1/tag request (default 256)"}),
     (("--max-upload-images",), {"type": int, "help": "most images in one /v1/tag request (default 256)"}),
-    (("--max-predict-tasks",), {"type": int, "help": "most tasks in one /predict request; more is a 413 (default 1000)"}),
+    (("--max-predict-tasks",), {"type": int, "help": "most tasks in one /predict request (Label Studio's Retrieve "
+                                                     "predictions sends the whole selection); more is a 413 "
+                                                     "(default 100000)"}),
+    (("--max-predict-body-mb",), {"type": float, "help": "size cap of a /predict body (default 512)"}),
     (("--max-label-config-kb",), {"type": float, "help": "size cap of a labeling config (default 512)"}),
     (("--label-config-timeout",), {"dest": "label_config_timeout_s", "type": float,
                                    "help": "seconds allowed to parse and map a new labeling config (default 5)"}),
@@ -62,6 +67,7 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
 _SIZE_FLAGS = {
     "max_download_mb": ("max_download_bytes", 1024 * 1024),
     "max_body_mb": ("max_body_bytes", 1024 * 1024),
+    "max_predict_body_mb": ("max_predict_body_bytes", 1024 * 1024),
     "max_upload_mb": ("max_upload_bytes", 1024 * 1024),
     "max_label_config_kb": ("max_label_config_bytes", 1024),
 }

@@ -106,6 +106,9 @@ def _union_member(part: object) -> bool:
 
 
 def error_body(code: str, message: str, request_id: str | None = None) -> dict:
+    # A message may quote what the client sent; a lone surrogate in it cannot be encoded
+    # as UTF-8 and would turn a clean 4xx into a 500, so it is written as an escape.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     body: dict = {"error": {"code": code, "message": message}}
     if request_id:
         body["error"]["request_id"] = request_id

@@ -37,16 +37,22 @@ class BodySizeLimit:
         max_body_bytes: int,
         max_upload_bytes: int,
         upload_paths: Collection[str] = ("/v1/tag",),
+        max_predict_body_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes
         self.upload_paths = frozenset(upload_paths)
+        # Label Studio's "Retrieve predictions" posts every selected task in one /predict.
+        self.max_predict_body_bytes = max_predict_body_bytes or max_body_bytes
 
     def _limit(self, scope: Scope, headers: Headers) -> tuple[int, str]:
         multipart = headers.get("content-type", "").lower().startswith("multipart/form-data")
         if multipart and scope.get("path") in self.upload_paths:
             return self.max_upload_bytes, "an upload is limited to {n} bytes (--max-upload-mb, RAM_ANNOTATE_MAX_UPLOAD_BYTES)"
+        if scope.get("path") == "/predict":
+            return self.max_predict_body_bytes, ("a /predict body is limited to {n} bytes (--max-predict-body-mb, "
+                                                 "RAM_ANNOTATE_MAX_PREDICT_BODY_BYTES): select fewer tasks at a time")
         return self.max_body_bytes, "a request body is limited to {n} bytes (--max-body-mb, RAM_ANNOTATE_MAX_BODY_BYTES)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -108,6 +114,8 @@ async def _answer_413(send: Send, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def install_body_limit(app, *, max_body_bytes: int, max_upload_bytes: int) -> None:
+def install_body_limit(app, *, max_body_bytes: int, max_upload_bytes: int,
+                       max_predict_body_bytes: int | None = None) -> None:
     """Outermost of the app's own middleware, so even unauthenticated bodies are capped."""
-    app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes, max_upload_bytes=max_upload_bytes)
+    app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes, max_upload_bytes=max_upload_bytes,
+                       max_predict_body_bytes=max_predict_body_bytes)

@@ -64,7 +64,11 @@ class Settings(BaseSettings):
     # --- request limits: what one request may make the server hold or do ---
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)  # JSON and every non-upload body
     max_upload_bytes: int = Field(256 * 1024 * 1024, gt=0)  # a whole multipart /v1/tag request
-    max_predict_tasks: int = Field(1000, ge=1)  # tasks in one /predict; Label Studio splits bigger jobs
+    # Tasks in one /predict. Label Studio's "Retrieve predictions" sends the whole selection in
+    # one request (its predict_tasks serialises the queryset), so the cap is far above a
+    # typical selection; images go through in chunks whatever the count (predict_stream).
+    max_predict_tasks: int = Field(100_000, ge=1)
+    max_predict_body_bytes: int = Field(512 * 1024 * 1024, gt=0)  # the JSON of that many full tasks
     max_label_config_bytes: int = Field(512 * 1024, gt=0)
     label_config_timeout_s: float = Field(5.0, gt=0.0)  # parsing and mapping one new label config
 
@@ -76,9 +80,17 @@ class Settings(BaseSettings):
     train_every: int = Field(0, ge=0)  # start a job every N new/updated annotations (0: off)
     train_min_corrections: int = Field(50, ge=1)
     allow_cpu_training: bool = False
+    # A job's version is promoted only if validated on at least this many held-out images
+    # (ram_model.weights.registry.MIN_VAL_IMAGES); below it the version is registered, not served.
+    train_min_val_images: int = Field(20, ge=1)
     # Fine-tune settings of server-started jobs (epochs, lr, mode, batch_size, val_split, seed,
     # unfreeze_stages, threads); the rest are the fine-tuner's defaults.
     train_params: dict[str, Any] = Field(default_factory=dict)
+    # Training workers running at once, all projects together (None: one per GPU, one on CPU);
+    # further jobs wait `queued` for a slot.
+    max_train_workers: int | None = Field(None, ge=1, le=64)
+    train_heartbeat_s: float = Field(10.0, gt=0.0, le=3600.0)  # how often a worker says it is alive
+    train_stale_after_s: float = Field(120.0, gt=0.0)  # no heartbeat this long: the job is orphaned
     sync_label_studio_version: bool = True  # keep the connection's title = model_version (Prediction score)
 
     host: str = "127.0.0.1"

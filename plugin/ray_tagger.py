@@ -18,7 +18,7 @@ __all__ = ["RayTagger", "ray_tagger"]
 
 
 class RayTagger:
-    """A connected `RayRun` behind the `plugin.engine_cache.Tagger` protocol."""
+    """A connected `RayRun` behind the `plugin.models.engine_cache.Tagger` protocol."""
 
     def __init__(self, run: RayRun) -> None:
         self._run = run

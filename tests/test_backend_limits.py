@@ -43,19 +43,22 @@ def _error(response: httpx.Response) -> dict:
 
 
 def test_a_json_body_over_the_limit_is_refused_with_413(tmp_path, backend_engine, file_server):
-    with _client(tmp_path, backend_engine, file_server, max_body_bytes=4096) as client:
+    with _client(tmp_path, backend_engine, file_server, max_body_bytes=4096, max_predict_body_bytes=4096) as client:
         body = {"tasks": [_task(1)], "label_config": MULTI_CONFIG, "padding": "x" * 5000}
         response = client.post("/predict", json=body)
         assert response.status_code == 413
         assert _error(response)["code"] == "too_large"
-        assert "--max-body-mb" in _error(response)["message"]
+        assert "--max-predict-body-mb" in _error(response)["message"]  # /predict has its own (larger) cap
+        other = client.post("/v1/projects/5/thresholds/tune", json={"padding": "x" * 5000})
+        assert other.status_code == 413 and "--max-body-mb" in _error(other)["message"]
         del body["padding"]
         assert client.post("/predict", json=body).status_code == 200
 
 
 def test_a_streamed_body_without_length_is_cut_at_the_limit(tmp_path, backend_engine, file_server):
     # Chunked transfer declares no Content-Length: the bytes are counted as they arrive.
-    app = make_app(tmp_path, backend_engine, label_studio_url=file_server.url, max_body_bytes=4096)
+    app = make_app(tmp_path, backend_engine, label_studio_url=file_server.url, max_body_bytes=4096,
+                   max_predict_body_bytes=4096)
     payload = json.dumps({"tasks": [_task(1)], "label_config": MULTI_CONFIG, "padding": "x" * 50_000}).encode()
 
     def chunks():

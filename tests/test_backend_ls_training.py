@@ -31,7 +31,10 @@ CONFIG = """<View>
   </Choices>
 </View>"""
 LABEL = {"dog": "Dogs", "cat": "Cat", "car": "Car"}
-TRAIN = {"train_params": {"epochs": 8, "val_split": 0.25, "batch_size": 4, "threads": 1}}
+# A promotion needs evidence (issue 22): at least 20 held-out images (val_split 0.25 of 80
+# annotations) on which the fine-tune beats what serves, the base model included.
+TRAIN = {"train_params": {"epochs": 8, "val_split": 0.25, "batch_size": 8, "lr": 1e-3, "threads": 1}}
+LEARNABLE = 80
 
 
 def _ok(response: httpx.Response):
@@ -169,7 +172,7 @@ def test_train_promote_repredict_reject_and_survive_a_killed_worker(label_studio
                                                                      backend_engine: TaggingEngine):
     url, store_spec, app = sqlite_server
     with label_studio.client() as ls:
-        project, promoted = _train_and_repredict(ls, url, store_spec, count=24, seed=1)
+        project, promoted = _train_and_repredict(ls, url, store_spec, count=LEARNABLE, seed=1)
         active = _setup_version(url, project)
         # Only the head was trained: the project's engine uses the base model's image encoder.
         ((engine, _),) = app.state.ram.projects._engines.values()
@@ -219,10 +222,34 @@ def test_the_same_flow_with_the_mongodb_store(label_studio: LabelStudio, backend
     spec = f"{mongodb_uri}/ram_ls_{uuid.uuid4().hex[:8]}"
     app = make_app(tmp_path, backend_engine, allow_cpu_training=True, store=spec, **TRAIN)
     with running_server(app) as url, label_studio.client() as ls:
-        project, job = _train_and_repredict(ls, url, spec, count=8, seed=2)
+        project, job = _train_and_repredict(ls, url, spec, count=LEARNABLE, seed=2)
     from backend.store import open_store
 
     with open_store(spec) as store:
         assert store.get_job(job["id"]).state == "promoted"
         assert [m.promoted for m in store.models(str(project))] == [True]
     assert not (tmp_path / "model_dir" / "corrections.sqlite3").exists()
+
+
+def test_ten_annotations_promote_nothing_and_say_why(label_studio: LabelStudio, backend_engine: TaggingEngine,
+                                                     tmp_path):
+    """Issue 22: a round on 10 annotations validates on 2-3 images, which says nothing; the
+    version is registered, nothing is promoted, and the job, its Label Studio status answer
+    and the server's model list all say why."""
+    _needs_training()
+    app = make_app(tmp_path, backend_engine, allow_cpu_training=True, **TRAIN)  # the default minimum (20)
+    with running_server(app) as url, label_studio.client() as ls:
+        project, backend_id, _ = _labelled_project(ls, url, 10, seed=4)
+        store_spec = str(tmp_path / "model_dir" / "corrections.sqlite3")
+        _wait("the annotations in the store", lambda: _corrections(url, store_spec, project) == 10, timeout=30)
+        before = _setup_version(url, project)
+        _ok(ls.post(f"/api/ml/{backend_id}/train", json={}))
+        job = _finished(url, _job_of(url, project)["id"])
+        assert job["state"] == "rejected", job
+        assert "fewer than the 20 needed" in job["message"] and job["min_val_images"] == 20
+        status = _ok(httpx.post(f"{url}/job_status", json={"job": job["id"]}))
+        assert status["job_status"] == "rejected" and status["outcome"].startswith("rejected: validated on")
+        models = _ok(httpx.get(f"{url}/v1/models/{project}"))
+        assert models["active"] is None and [m["promoted"] for m in models["versions"]] == [False]
+        assert "fewer than the 20" in models["versions"][0]["reason"]
+        assert _setup_version(url, project) == before, "the base model still serves"

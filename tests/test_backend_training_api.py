@@ -126,15 +126,15 @@ def test_corrections_export_in_three_formats(served, tmp_path: Path, capsys: pyt
     assert _export(["corrections", "export", "--project", "5", "--model-dir", str(model_dir), str(out / "ram.json")]) == 0
     records = read_finetune_json(out / "ram.json", num_classes=len(TINY_TAGS), image_root=model_dir / "images")
     labelled = [tags for _, tags in DATA if tags]
-    assert len(records) == len(labelled)
-    for record, tags in zip(records, labelled):
+    assert len(records) == len(DATA) == len(labelled)
+    for record, (_, tags) in zip(records, DATA):
         assert {TINY_TAGS[i] for i in record.union_label_id} == set(tags)
     raw = json.loads((out / "ram.json").read_text())
     assert all(set(e["reviewed_label_id"]) == {TINY_TAGS.index(t) for t in ("dog", "cat", "car")} for e in raw)
     # The images are the bytes the server fetched, so training never asks Label Studio again.
-    assert (model_dir / "images" / records[0].image_path).read_bytes() == next(p for p, t in DATA if t)
+    assert (model_dir / "images" / records[0].image_path).read_bytes() == DATA[0][0]
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["exported"] == len(labelled) and len(summary["skipped"]) == len(DATA) - len(labelled)
+    assert summary["exported"] == len(DATA) and summary["skipped"] == []
 
     assert _export(["corrections", "export", "--project", "5", "--format", "labelstudio",
                     "--model-dir", str(model_dir), str(out / "ls.json")]) == 0

@@ -86,7 +86,12 @@ def test_copy_images_export_maps_every_id_to_the_right_tag(dataset, model, vocab
     tasks = json.loads((out / "label_studio_tasks.json").read_text())
     assert [t["data"]["ram_sample_id"] for t in tasks] == [sid for sid, _, _ in expected]
     model_version = fo_tag.result["model_version"]
+    reviewed = dict(zip(*dataset.values(["id", "ground_truth.classifications.label"])))
     for task, record in zip(tasks, records):
+        # The reviewed labels travel as the task's annotation, not only RAM's prediction.
+        (annotation,) = task["annotations"]
+        (chosen,) = annotation["result"]
+        assert chosen["value"]["choices"] == sorted(set(reviewed[task["data"]["fiftyone_id"]]))
         assert unquote(task["data"]["image"]) == f"/data/local-files/?d={record.image_path}"
         (prediction,) = task["predictions"]
         assert prediction["model_version"] == model_version
@@ -166,11 +171,17 @@ def test_delegated_export(dataset, model, vocab, tmp_path) -> None:
     _check_finetune(out / "ram_finetune.json", vocab, _labelled_with_ram_tags(dataset), out)
 
 
-def test_without_an_output_folder_the_json_goes_next_to_the_images(dataset, model, vocab) -> None:
+def test_without_an_output_folder_the_json_goes_to_the_work_folder_not_the_photos(
+        dataset, model, vocab, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("RAM_ANNOTATE_WORK_DIR", str(tmp_path / "work"))
     result = foo.execute_operator(fx.EXPORT_URI, {"dataset": dataset.name, "params": {
         **model, "label_field": "ground_truth"}}).result
-    folder = Path(dataset.first().filepath).parent
+    photos = Path(dataset.first().filepath).parent
+    folder = Path(result["output_dir"])
+    assert folder.parent == (tmp_path / "work" / "exports").resolve() and folder.name.startswith(photos.name + "-")
+    assert not (photos / "ram_finetune.json").exists() and not (photos / "label_studio_tasks.json").exists()
     assert result["finetune_json"] == str(folder / "ram_finetune.json")
+    assert any("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT" in w for w in result["warnings"]), result
     _check_finetune(folder / "ram_finetune.json", vocab, _labelled_with_ram_tags(dataset), folder)
     tasks = json.loads((folder / "label_studio_tasks.json").read_text())
     assert [unquote(t["data"]["image"]) for t in tasks] == [

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from fastapi import APIRouter, BackgroundTasks, Depends
@@ -117,8 +117,9 @@ async def predict(
     served = await state.projects.serve(project_id, body.label_config)
     errors: dict[int, str] = {}
     tasks, refs_by_task, jobs = _parse_tasks(served.model, body.tasks, errors)
-    probs, cached = await _predict(state, served, jobs, project_id, errors)
-    results, stored = _build_results(state, served, body.tasks, tasks, refs_by_task, probs, cached, project_id, errors)
+    probs_of, cached = await _predict(state, served, jobs, refs_by_task, project_id, errors)
+    results, stored = _build_results(state, served, body.tasks, tasks, refs_by_task, probs_of, cached, project_id,
+                                     errors)
     if stored:
         await run_in_threadpool(lambda: [state.store.record_prediction(s) for s in stored])
         background.add_task(sync_connection_title, state, project_id, served.model.model_version)
@@ -151,9 +152,10 @@ def _parse_tasks(project: ProjectModel, raw_tasks: list[Any], errors: dict[int, 
     return tasks, refs_by_task, jobs
 
 
-async def _predict(state: AppState, served: ServedProject, jobs: list[ImageJob], project_id: str | None,
-                   errors: dict[int, str]) -> tuple[dict[int, dict[str, np.ndarray]], dict[Any, str]]:
-    """(K,) probabilities per task and image key; a failed image's error goes to `errors`."""
+async def _predict(state: AppState, served: ServedProject, jobs: list[ImageJob],
+                   refs_by_task: dict[int, dict[str, str]], project_id: str | None, errors: dict[int, str]
+                   ) -> tuple[Callable[[int], dict[str, np.ndarray]], dict[Any, str]]:
+    """A task's (K,) probabilities per image key, on demand; a failed image's error goes to `errors`."""
     cached: dict[Any, str] = {}  # slot -> the image as fetched, kept under MODEL_DIR/images for training
 
     def keep(slot: Any, data: bytes) -> None:
@@ -164,15 +166,18 @@ async def _predict(state: AppState, served: ServedProject, jobs: list[ImageJob],
     view = await state.projects.computing(served.runtime, served.model.ram_classes)
     outcomes = await predict_images(state, jobs, state.projects.label_studio(project_id),
                                     chunk_size=view.batcher.max_batch_size, batcher=view.batcher, on_image=keep)
-    probs: dict[int, dict[str, np.ndarray]] = {}
     for job in jobs:
-        pos, key = job.slot
-        outcome = outcomes[job.slot]
-        if isinstance(outcome, str):
+        pos, _ = job.slot
+        if isinstance(outcome := outcomes[job.slot], str):
             errors.setdefault(pos, outcome)
-        else:
-            probs.setdefault(pos, {})[key] = view.expand(outcome)
-    return probs, cached
+
+
+    def probs_of(pos: int) -> dict[str, np.ndarray]:
+        """One task's (K,) vectors, expanded when it is answered: a 10,000-task request
+        never holds 10,000 full-vocabulary vectors at once."""
+        return {key: view.expand(outcomes[(pos, key)]) for key in refs_by_task[pos]}
+
+    return probs_of, cached
 
 
 def _stored_choices(spec: ControlSpec, chosen: list[ChosenLabel]) -> list[dict[str, Any]]:
@@ -188,7 +193,7 @@ def _stored_choices(spec: ControlSpec, chosen: list[ChosenLabel]) -> list[dict[s
 
 
 def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any], tasks: list[dict[str, Any] | None],
-                   refs_by_task: dict[int, dict[str, str]], probs: dict[int, dict[str, np.ndarray]],
+                   refs_by_task: dict[int, dict[str, str]], probs_of: Callable[[int], dict[str, np.ndarray]],
                    cached: dict[Any, str], project_id: str | None, errors: dict[int, str]
                    ) -> tuple[list[TaskPrediction], list[StoredPrediction]]:
     """One answer per task, in order, and what the store keeps of the successful ones."""
@@ -203,7 +208,8 @@ def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any],
             _log.warning("task %s: %s", task_id, errors[pos])
             results.append(TaskPrediction(model_version=version, task=task_id, error=errors[pos]))
             continue
-        outcome = predict_task(project, probs[pos], task)
+        task_probs = probs_of(pos)
+        outcome = predict_task(project, task_probs, task)
         results.append(
             TaskPrediction(
                 result=outcome.result,
@@ -215,7 +221,7 @@ def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any],
         )
         if task_id is not None and project_id is not None:
             first_key = project.controls[0].spec.data_key
-            ram_probs = probs[pos][first_key]
+            ram_probs = task_probs[first_key]
             tags = state.policy.select(ram_probs, runtime.engine.vocab, runtime.ram_thresholds)
             stored.append(
                 StoredPrediction(

@@ -11,10 +11,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import LabelConfigError
+from ..state import AppState
+from .correction_targets import Targets, control_targets
 from .project import ServedControl
 from .results import annotated_values
 from .schema import WebhookRequest, project_id_of
-from ..state import AppState
 
 __all__ = ["DELETE_ACTIONS", "STORE_ACTIONS", "deleted_annotation_ids", "store_annotations"]
 
@@ -55,21 +56,26 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
         if project is not None:
             data = task.get("data") if isinstance(task.get("data"), dict) else {}
             image_ref = data.get(project.controls[0].spec.data_key)
+            targets = Targets(set(), set(), set())  # correction_targets: the training rule
             for control in project.controls:
                 controls[control.spec.name] = {"type": control.spec.kind, "to_name": control.spec.to_name}
-                reviewed.update(i for i in map(control.mapping.ram_index_of, control.spec.labels) if i is not None)
                 values = annotated_values(control, result)
                 final[control.spec.name] = values
-                for label in dict.fromkeys(_labels_of(control, values)):
-                    index = control.mapping.ram_index_of(label)
+                chosen = list(dict.fromkeys(_labels_of(control, values)))
+                control_targets(control, chosen, targets)
+                for label in chosen:
+                    tags = control.mapping.ram_indices[control.mapping.column_of(label)]
+                    index = tags[0] if len(tags) == 1 else None  # a disjunction names no one tag
                     final_ram.append(
                         {
                             "control": control.spec.name,
                             "label": label,
                             "ram_index": index,
                             "ram_name": None if index is None else state.engine.vocab.names[index],
+                            **({"ram_any_of": list(tags)} if len(tags) > 1 else {}),
                         }
                     )
+            reviewed = targets.reviewed
         else:
             for item in result:
                 if isinstance(item, dict) and "from_name" in item:

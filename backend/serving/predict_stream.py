@@ -6,7 +6,8 @@ request. Here the images go through in chunks of the batcher's batch size: while
 model works on one chunk, the next one downloads (a few at a time), and a chunk's bytes
 are dropped as soon as its probabilities are back. Peak memory is about two chunks of
 image bytes plus the engine's decoded batch, whatever the request size; only the small
-(K,) probability vectors are kept for the whole request.
+(K,) probability vectors are kept for the whole request. Tasks that name the same image
+(the same URL, fetched with the same key) share one download and one prediction.
 """
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ async def predict_images(
     already admitted, so a long request is never refused halfway.
     """
     outcomes: dict[Hashable, np.ndarray | str] = {}
-    chunks = [jobs[i : i + chunk_size] for i in range(0, len(jobs), max(1, chunk_size))]
+    unique, twins = _distinct(state, jobs, ls)
+    chunks = [unique[i : i + chunk_size] for i in range(0, len(unique), max(1, chunk_size))]
     if not chunks:
         return outcomes
     admitted = False
@@ -87,7 +89,8 @@ async def predict_images(
             if not ready:
                 continue
             if on_image is not None:
-                await asyncio.to_thread(lambda: [on_image(slot, data) for slot, data in ready])
+                await asyncio.to_thread(lambda: [on_image(twin, data) for slot, data in ready
+                                                 for twin in (slot, *twins.get(slot, ()))])
             predictions = await (batcher or state.batcher).submit([data for _, data in ready], admitted=admitted)
             admitted = True
             for (slot, _), prediction in zip(ready, predictions):
@@ -101,4 +104,29 @@ async def predict_images(
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pending
+    for slot, copies in twins.items():
+        for twin in copies:
+            outcomes[twin] = outcomes[slot]
     return outcomes
+
+
+def _distinct(state: AppState, jobs: Sequence[ImageJob], ls: LabelStudioAccess
+              ) -> tuple[list[ImageJob], dict[Hashable, list[Hashable]]]:
+    """Jobs that fetch the same thing (the same URL with the same key) are fetched and
+    predicted once: a bulk request whose tasks share images costs one download per image.
+    Returns the first job of each such group, and {its slot: the other jobs' slots}."""
+    first: dict[object, ImageJob] = {}
+    twins: dict[Hashable, list[Hashable]] = {}
+    unique: list[ImageJob] = []
+    for job in jobs:
+        try:
+            key: object = state.fetcher.plan(job.ref, task_id=job.task_id, ls=ls)
+        except BackendError:
+            key = ("refused", job.slot)  # fetching it raises the same error, for this job alone
+        leader = first.get(key)
+        if leader is None:
+            first[key] = job
+            unique.append(job)
+        else:
+            twins.setdefault(leader.slot, []).append(job.slot)
+    return unique, twins

@@ -37,6 +37,7 @@ from ..training.params import registry_name
 from .batcher import AsyncBatcher
 from .class_views import ClassView, ClassViews
 from .media import LabelStudioAccess
+from .model_fallback import LoadFailures, active_pointer, fallback_chain
 from .project_thresholds import apply_project_thresholds
 
 __all__ = ["ProjectRuntime", "Projects", "ServedProject", "share_backbone"]
@@ -122,6 +123,7 @@ class Projects:
         self._lock = threading.Lock()
         self._load_lock = asyncio.Lock()
         self.class_views = ClassViews(batcher_factory)
+        self.load_failures = LoadFailures()  # versions that failed to load, not retried per request
         self.label_config_limits = label_config_limits
         self.file_synonyms = file_synonyms
         self.label_studio_url = label_studio_url
@@ -213,12 +215,8 @@ class Projects:
         version = None
         if self.project_settings(project).get("serve_base"):
             pass  # rolled back past the first fine-tune: the base model serves
-        elif (self.registry_root / registry_name(project)).is_dir():
-            try:
-                active = self.registry().active(registry_name(project))
-                version = active.version if active is not None else None
-            except ImportError:  # the registry is not installed: every project uses the base model
-                version = None
+        else:  # the pointer only: a damaged version's files are read (and fail) once, in `runtime`
+            version = active_pointer(self.registry_root / registry_name(project))
         with self._lock:
             self._active[project] = version
         return version
@@ -239,6 +237,7 @@ class Projects:
         with self._lock:
             self._active.pop(project, None)
             self._settings.pop(project, None)
+        self.load_failures.forget(project)
 
     def _runtime(self, engine: TaggingEngine, batcher: AsyncBatcher, project: str | None,
                  version: str | None) -> ProjectRuntime:
@@ -258,8 +257,17 @@ class Projects:
         version = await run_in_threadpool(self.active_version, project)
         if version is None:
             return await run_in_threadpool(self.base_runtime, project)
-        engine, batcher = await self._engine_for(project, version)
-        return await run_in_threadpool(self._runtime, engine, batcher, project, version)
+        chain = await run_in_threadpool(fallback_chain, self.registry(), registry_name(project), version)
+        for candidate in chain:
+            if self.load_failures.failed(project, candidate):
+                continue
+            try:
+                engine, batcher = await self._engine_for(project, candidate)
+            except Exception as exc:  # noqa: BLE001 - any damaged version falls back, remembered
+                self.load_failures.note(project, candidate, exc)
+                continue
+            return await run_in_threadpool(self._runtime, engine, batcher, project, candidate)
+        return await run_in_threadpool(self.base_runtime, project)
 
     async def computing(self, runtime: ProjectRuntime, classes: Sequence[int]) -> ClassView:
         """What computes `classes` (indices of `runtime.engine.vocab`) for a prediction: a

@@ -79,6 +79,9 @@ class TrainJob:
     model_version: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     pid: int | None = None
+    started_at: float | None = None  # the worker got a training slot and was started
+    finished_at: float | None = None  # the worker exited (the slot was given back)
+    heartbeat_at: float | None = None  # the worker's last sign of life (backend.training.worker)
 
     @property
     def active(self) -> bool:
@@ -89,7 +92,8 @@ class TrainJob:
             "id": self.id, "project": self.project, "state": self.state, "trigger": self.trigger,
             "created_at": self.created_at, "updated_at": self.updated_at, "progress": self.progress,
             "metrics": self.metrics, "message": self.message, "model_version": self.model_version,
-            "params": self.params,
+            "params": self.params, "started_at": self.started_at, "finished_at": self.finished_at,
+            "heartbeat_at": self.heartbeat_at,
         }
 
 

@@ -42,10 +42,21 @@ def _export(args: argparse.Namespace) -> int:
     if "://" not in spec and not Path(spec).is_file():
         print(f"error: no corrections store at {spec} (give --model-dir or --store)", file=sys.stderr)
         return 2
+    if not args.output.parent.is_dir():
+        print(f"error: the folder of {args.output} does not exist; create it first", file=sys.stderr)
+        return 2
     image_root = model_dir / "images"
-    with open_store(spec) as store:
-        summary = export_corrections(store, str(args.project), args.output, fmt=args.fmt, image_root=image_root)
+    try:
+        with open_store(spec) as store:
+            summary = export_corrections(store, str(args.project), args.output, fmt=args.fmt, image_root=image_root)
+    except OSError as exc:
+        print(f"error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(json.dumps({"output": str(args.output), "format": args.fmt, **summary.to_dict()}))
+    if not summary.exported:
+        kept = " (the existing file was left as it was)" if args.output.exists() else ""
+        print(f"error: project {args.project} has nothing to export{kept}", file=sys.stderr)
+        return 1
     if args.fmt == "ram":
         print(f"train on it with: ram-annotate finetune --data {args.output} --image-root {image_root} "
               "--checkpoint BASE --output RUN_DIR", file=sys.stderr)

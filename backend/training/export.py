@@ -58,7 +58,7 @@ def finetune_entries(
             summary.skipped.append({"annotation_id": c.annotation_id, "reason": "image not cached (never fetched)"})
             continue
         positives = sorted({t["ram_index"] for t in c.final_ram_tags if isinstance(t.get("ram_index"), int)})
-        if not positives:
+        if not positives and not c.reviewed_ram:  # a removed tag (a known negative) is evidence too
             summary.skipped.append({"annotation_id": c.annotation_id, "reason": "no label with a RAM tag"})
             continue
         path = Path(image)
@@ -133,12 +133,16 @@ def _fiftyone_samples(store: Store, project: str) -> list[dict[str, Any]]:
 def export_corrections(
     store: Store, project: str, out: Path, *, fmt: Format, ram_names: Sequence[str] | None = None, image_root: Path | None = None
 ) -> ExportSummary:
-    """Write the project's corrections to `out` in `fmt`; returns what was written and skipped."""
+    """Write the project's corrections to `out` in `fmt`; returns what was written and skipped.
+
+    Nothing to export writes nothing: an existing `out` (an earlier export, someone's data)
+    is never replaced by an empty list."""
     if fmt == "ram":
-        entries, summary = finetune_entries(store, project, ram_names, image_root=image_root)
-        atomic_write_json(out, entries, indent=None)
-        return summary
-    rows = _labelstudio_tasks(store, project) if fmt == "labelstudio" else _fiftyone_samples(store, project)
-    atomic_write_json(out, rows, indent=None)
-    return ExportSummary(exported=len(rows))
+        rows, summary = finetune_entries(store, project, ram_names, image_root=image_root)
+    else:
+        rows = _labelstudio_tasks(store, project) if fmt == "labelstudio" else _fiftyone_samples(store, project)
+        summary = ExportSummary(exported=len(rows))
+    if rows:
+        atomic_write_json(out, rows, indent=None)
+    return summary
 

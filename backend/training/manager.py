@@ -26,6 +26,7 @@ from ..serving.projects import Projects
 from ..settings import Settings
 from ..store import JobConflict, Store, TrainJob, new_job
 from .params import TrainParams
+from .capacity import default_train_workers, orphan_reason, pid_alive
 
 __all__ = ["TrainParams", "TrainingManager", "TrainingRefused"]
 
@@ -35,18 +36,6 @@ _log = logging.getLogger("backend.training.manager")
 class TrainingRefused(BackendError):
     status_code = 409
     code = "training_refused"
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def describe_exit(code: int) -> str:
@@ -68,6 +57,8 @@ class TrainingManager:
         self._tasks: dict[str, asyncio.Task] = {}
         self._workers: dict[str, asyncio.subprocess.Process] = {}
         self._last_auto: dict[str, float] = {}
+        self.capacity = settings.max_train_workers or default_train_workers(device)
+        self._slots: asyncio.Semaphore | None = None  # made in the event loop, on the first job
         self._fail_orphans()
 
     # -- starting jobs --------------------------------------------------------------
@@ -90,13 +81,22 @@ class TrainingManager:
                                   "(the server receives them through Label Studio's webhook)")
         base = asdict(self.projects.base_engine.config)
         try:
-            job = self.store.create_job(new_job(project, trigger, params | {"base": base}))
+            job = self.store.create_job(new_job(project, trigger, params | self._fixed(base)))
         except JobConflict as conflict:
-            return conflict.job, False
+            if not self.reap(conflict.job):
+                return conflict.job, False
+            try:  # the stuck job is failed now: this request starts a new one
+                job = self.store.create_job(new_job(project, trigger, params | self._fixed(base)))
+            except JobConflict as again:
+                return again.job, False
         self._tasks[job.id] = asyncio.get_running_loop().create_task(
             self._run(job, ls_access, fetcher), name=f"train-{job.id}"
         )
         return job, True
+
+    def _fixed(self, base: dict[str, Any]) -> dict[str, Any]:
+        """Job parameters the server decides: the base model and the promotion evidence rule."""
+        return {"base": base, "min_val_images": self.settings.train_min_val_images}
 
     def note_annotations(self, project: str, *, ls_access=None, fetcher=None) -> TrainJob | None:
         """`--train-every N`: start a job once N annotations arrived since the last one."""
@@ -137,18 +137,15 @@ class TrainingManager:
             await self._cache_missing_images(job, ls_access, fetcher)
             work = self.settings.model_dir / "jobs" / job.id
             work.mkdir(parents=True, exist_ok=True)
-            log = open(work / "worker.log", "wb")  # noqa: SIM115 - handed to the child
-            try:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "backend.training.worker", "--store", self.store.spec, "--job", job.id,
-                    "--model-dir", str(self.settings.model_dir), "--registry", str(self.settings.registry_root),
-                    stdout=log, stderr=asyncio.subprocess.STDOUT, env=_worker_env(),
-                )
-            finally:
-                log.close()
-            self._workers[job.id] = process
-            await asyncio.to_thread(self.store.update_job, job.id, pid=process.pid)
-            code = await process.wait()
+            if self._slots is None:
+                self._slots = asyncio.Semaphore(self.capacity)
+            if self._slots.locked():
+                _log.info("job %s (project %s) waits queued: %d training worker(s) run, the cap is %d "
+                          "(--max-train-workers)", job.id, job.project, self.capacity, self.capacity)
+                await asyncio.to_thread(self.store.update_job, job.id, message=(
+                    f"queued: waiting for a training slot ({self.capacity} at once, --max-train-workers)"))
+            async with self._slots:
+                code = await self._run_worker(job, work)
             final = await asyncio.to_thread(self.store.get_job, job.id)
             if final is not None and (decision := _decision(final)) is not None:
                 await asyncio.to_thread(self._finish, final, decision)
@@ -167,6 +164,47 @@ class TrainingManager:
             self._tasks.pop(job.id, None)
             self._workers.pop(job.id, None)
 
+    async def _run_worker(self, job: TrainJob, work: Path) -> int:
+        """Start the worker in the slot the caller holds and wait for it to exit."""
+        await asyncio.to_thread(self.store.update_job, job.id, started_at=time.time(), message=None)
+        log = open(work / "worker.log", "wb")  # noqa: SIM115 - handed to the child
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "backend.training.worker", "--store", self.store.spec, "--job", job.id,
+                "--model-dir", str(self.settings.model_dir), "--registry", str(self.settings.registry_root),
+                "--heartbeat-s", str(self.settings.train_heartbeat_s),
+                stdout=log, stderr=asyncio.subprocess.STDOUT, env=_worker_env(),
+            )
+        finally:
+            log.close()
+        self._workers[job.id] = process
+        await asyncio.to_thread(self.store.update_job, job.id, pid=process.pid)
+        try:
+            return await process.wait()
+        finally:
+            await asyncio.to_thread(self.store.update_job, job.id, finished_at=time.time())
+
+    def reap(self, job: TrainJob) -> bool:
+        """Fail `job` if it is unfinished, not this server's, and its worker is gone (True if so).
+        A foreign job whose worker finished meanwhile is settled as the worker decided."""
+        if not job.active or job.id in self._tasks:
+            return False
+        if (decision := _decision(job)) is not None:
+            self._finish(job, decision)
+            return True
+        reason = orphan_reason(job, stale_after_s=self.settings.train_stale_after_s)
+        if reason is None:
+            return False
+        self.store.update_job(job.id, state="failed", message=reason)
+        _log.warning("job %s (project %s) failed: %s", job.id, job.project, reason)
+        return True
+
+    def reap_all(self) -> None:
+        """Settle every orphaned job (before answering what the jobs are)."""
+        for job in self.store.jobs(limit=1000):
+            if job.active:
+                self.reap(job)
+
     def _finish(self, job: TrainJob, decision: str) -> None:
         """The worker registered the model and the registry decided; serve accordingly, then say so."""
         if decision == "promoted":
@@ -174,13 +212,16 @@ class TrainingManager:
             if settings.get("serve_base"):  # a rollback to the base model ends with a new promotion
                 self.store.set_project_settings(job.project, dict(settings, serve_base=False))
             self.projects.invalidate(job.project)
-            _log.info("job %s: project %s now serves %s", job.id, job.project, job.model_version)
+            _log.info("job %s: project %s now serves %s (%s)", job.id, job.project, job.model_version, job.message)
+        else:
+            _log.warning("job %s: project %s keeps what it serves; %s was registered, not promoted: %s",
+                         job.id, job.project, job.model_version, job.message)
         self.store.update_job(job.id, state=decision)
 
     def _fail_orphans(self) -> None:
         """Jobs left unfinished by a previous server whose worker is gone."""
         for job in self.store.jobs(limit=1000):
-            if job.active and not _pid_alive(job.pid):
+            if job.active and not pid_alive(job.pid):
                 if (decision := _decision(job)) is not None:
                     self._finish(job, decision)
                 else:

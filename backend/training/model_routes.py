@@ -34,6 +34,8 @@ async def project_models(project: ProjectId, state: AppState = Depends(get_state
         "model_version": runtime.engine.model_version,
         "base_model_version": state.engine.model_version,
         "versions": [r.__dict__ for r in records],
+        # {version: why it cannot be loaded}: what serves instead is `active` (None: the base model)
+        "load_errors": state.projects.load_failures.of(project),
     }
 
 

@@ -51,8 +51,11 @@ class LegacyTrainRequest(_Open):
 def _job_body(job: TrainJob, created: bool | None = None) -> dict[str, Any]:
     body = job.to_dict()
     body.pop("params", None)
-    body["params"] = {k: v for k, v in job.params.items() if k != "base"}
+    body["params"] = {k: v for k, v in job.params.items() if k not in ("base", "min_val_images")}
+    body["min_val_images"] = job.params.get("min_val_images")
     body["job"] = job.id  # the key Label Studio reads from a training answer
+    # One line a person can read wherever the answer is shown (Label Studio's job view, logs).
+    body["outcome"] = f"{job.state}: {job.message}" if job.message else job.state
     if created is not None:
         body["created"] = created
         body["status"] = "started" if created else "already running"
@@ -77,10 +80,18 @@ async def train(body: LegacyTrainRequest, state: AppState = Depends(get_state)) 
     return start_training(state, project_id_of(body.project), "label_studio_train")
 
 
+async def _read_job(state: AppState, job_id: str) -> TrainJob | None:
+    """The job as it stands, after failing it if its worker is gone (heartbeat, pid)."""
+    job = await run_in_threadpool(state.store.get_job, job_id)
+    if job is not None and state.training is not None and await run_in_threadpool(state.training.reap, job):
+        job = await run_in_threadpool(state.store.get_job, job_id)
+    return job
+
+
 @router.post("/job_status")
 async def job_status(body: dict[str, Any], state: AppState = Depends(get_state)) -> dict[str, Any]:
     """Label Studio's train-job poll: `{"job": id}` -> `{"job_status": ...}` (410 if unknown)."""
-    job = await run_in_threadpool(state.store.get_job, str(body.get("job")))
+    job = await _read_job(state, str(body.get("job")))
     if job is None:
         return JSONResponse(error_body("gone", f"no training job {body.get('job')!r}"), status_code=410)
     status = {"queued": "queued", "running": "started", "succeeded": "started"}.get(job.state, job.state)
@@ -105,13 +116,15 @@ async def train_project(project: ProjectId, params: TrainParams | None = None,
 @router.get("/v1/train/jobs")
 async def list_jobs(project: str | None = None, limit: int = Query(100, ge=1, le=1000),
                     state: AppState = Depends(get_state)) -> dict[str, Any]:
+    if state.training is not None:  # a job whose worker died shows as failed, not running
+        await run_in_threadpool(state.training.reap_all)
     jobs = await run_in_threadpool(lambda: state.store.jobs(project=project, limit=limit))
     return {"jobs": [_job_body(j) for j in jobs]}
 
 
 @router.get("/v1/train/jobs/{job_id}")
 async def get_job(job_id: JobId, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    job = await run_in_threadpool(state.store.get_job, job_id)
+    job = await _read_job(state, job_id)
     if job is None:
         raise NotFound(f"no training job {job_id!r}")
     return _job_body(job)

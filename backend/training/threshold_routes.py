@@ -23,7 +23,8 @@ router = APIRouter(tags=["training and versions"])
 
 class ThresholdsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    manual: dict[str, float] = Field(default_factory=dict)
+    # Values are checked by `check_manual` as they came (true is not 1.0, "0.5" is not 0.5).
+    manual: dict[str, Any] = Field(default_factory=dict)
 
 
 class TuneRequest(BaseModel):
@@ -107,7 +108,7 @@ async def tune(project: ProjectId, body: TuneRequest | None = None, state: AppSt
     settings = dict(await run_in_threadpool(state.store.project_settings, project))
     settings["tuned"] = changed
     settings["tuned_report"] = {
-        "images": len(ok), "target": body.target,
+        "images": len(ok), "target": body.target, "why_none": tuned.why_none(),
         "classes": [{"name": names[c.index], "threshold": float(c.threshold), "prior": float(c.prior),
                      "positives": c.positives, "negatives": c.negatives, "source": c.source}
                     for c in tuned.per_class if c.positives or c.negatives],

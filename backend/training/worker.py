@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -34,14 +35,34 @@ def _progress_writer(store, job_id: str, every_s: float = 1.0):
     return progress
 
 
-def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
-    from ram_model import EngineConfig
-    from ram_model.finetune import FinetuneConfig, finetune
-    from ram_model.weights.registry import ModelRegistry
-    from ram_model.review import atomic_write_json
+def _heartbeat(store, job_id: str, every_s: float):
+    """Write `heartbeat_at` now and every `every_s` until the returned function is called:
+    the server tells a live worker from a dead one by it (backend.training.capacity)."""
+    stop = threading.Event()
 
+    def beat() -> None:
+        while True:
+            try:
+                store.update_job(job_id, heartbeat_at=time.time())
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the job's own errors are reported
+                traceback.print_exc()
+            if stop.wait(every_s):
+                return
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    return halt
+
+
+def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
+    # Only what checking the corrections needs comes first: a job refused for too few
+    # corrections ends before torch is imported.
     from .export import finetune_entries
-    from .params import registry_name
     from ..store import ModelRecord
 
     job = store.get_job(job_id)
@@ -57,9 +78,17 @@ def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
             f"only {len(entries)} correction(s) with a cached image and a RAM-mapped label "
             f"(at least {_MIN_ENTRIES} needed; skipped: {summary.skipped[:5]})"
         )
+    from ram_model import EngineConfig
+    from ram_model.finetune import FinetuneConfig, finetune
+    from ram_model.weights.registry import ModelRegistry
+    from ram_model.review import atomic_write_json
+
+    from .params import registry_name
+
     data = atomic_write_json(work / "finetune.json", entries, indent=None)
     params = dict(job.params)
     base = EngineConfig(**params.pop("base"))
+    min_val_images = int(params.pop("min_val_images", 1))
     threads = params.pop("threads", None)
     if threads:
         import torch
@@ -76,7 +105,7 @@ def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
     registry = ModelRegistry(registry_root)
     name = registry_name(job.project)
     version = registry.register(name, result.output_dir)
-    outcome = registry.promote(name, version.version)
+    outcome = registry.promote(name, version.version, min_val_images=min_val_images)
     store.record_model(ModelRecord(
         job.project, version.version, result.model_version, str(version.path), result.metrics, job_id,
         outcome.promoted, outcome.reason, time.time(),
@@ -93,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", required=True)
     parser.add_argument("--model-dir", required=True, type=Path)
     parser.add_argument("--registry", required=True, type=Path)
+    parser.add_argument("--heartbeat-s", type=float, default=10.0, help="seconds between signs of life")
     args = parser.parse_args(argv)
 
     from ..store import open_store
 
     store = open_store(args.store)
+    beating = _heartbeat(store, args.job, args.heartbeat_s)
     try:
         state = run_job(store, args.job, args.model_dir, args.registry)
         print(f"job {args.job}: {state}", flush=True)
@@ -111,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         return 1
     finally:
+        beating()
         store.close()
 
 

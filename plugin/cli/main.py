@@ -65,7 +65,8 @@ def _add_export(jobs: argparse._SubParsersAction) -> None:
     p = jobs.add_parser("export", help="write RAM finetune JSON + Label Studio tasks from a label field")
     add_target(p)
     p.add_argument("--label-field", required=True)
-    p.add_argument("--out", default="", help="output folder (default: the images' common folder; "
+    p.add_argument("--out", default="", help="output folder (default: a folder of its own under "
+                                             "$RAM_ANNOTATE_WORK_DIR/exports, never the photo folder; "
                                              "required with --copy-images)")
     p.add_argument("--ram-field", default="ram", help="RAM field for task predictions ('' for none)")
     p.add_argument("--copy-images", action="store_true", help="copy images into <out>/images")

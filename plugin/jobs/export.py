@@ -7,6 +7,7 @@ folder, which one rename then makes current (`plugin.jobs.export_commit`).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -21,8 +22,9 @@ from plugin.fo_convert import distinct_labels, present_labels, tag_confidences
 from plugin.jobs import JobResult, runs
 from plugin.jobs.export_commit import ExportBusyError, ExportTransaction, crash_point
 from ram_client.labelstudio.tasks import (LS_FROM_NAME, LS_LOCAL_FILES_PREFIX, LS_TO_NAME, SAMPLE_ID_KEY,
-                                          local_files_url, ram_prediction)
+                                          local_files_url, ram_prediction, reviewed_annotation)
 from plugin.params import ExportParams, ModelParams, TagParams
+from plugin.review_round.params import work_dir
 from ram_model import TagVocabulary
 from ram_model.progress import ProgressFn
 from ram_model.review import (
@@ -52,6 +54,7 @@ class ExportResult(JobResult):
     unreadable: list[str] = field(default_factory=list)
     unmapped_labels: list[str] = field(default_factory=list)
     predictions_from: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def _targets(params: ExportParams) -> list[str]:
@@ -137,7 +140,7 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
             result.missing_media.append(path)
         else:
             items.append((path, names, None))
-            rows[path] = (row, sample_id)
+            rows[path] = (row, sample_id, names)
     records, report = build_finetune_records(items, mapping, on_unmapped=params.on_unmapped)
     result.skipped_no_mapped_label = len(report.skipped_images)
     if not records:
@@ -146,7 +149,7 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
             f"RAM tag (unmapped: {list(mapping.unmapped)[:10]})"
         )
 
-    origin = [rows[record.image_path] for record in records]  # (row, sample id) per record
+    origin = [rows[record.image_path] for record in records]  # (row, sample id, reviewed labels) per record
     created = not out.exists()
     transaction = ExportTransaction(out, _targets(params), optional_names=(params.images_dir,))
     try:
@@ -155,7 +158,7 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
         raise RunConflictError(str(e)) from None
     try:
         if params.copy_images:
-            records = _copy_images(records, [sid for _, sid in origin], staging / params.images_dir,
+            records = _copy_images(records, [sid for _, sid, _ in origin], staging / params.images_dir,
                                    params.images_dir, progress)
         images = [str(out / r.image_path) if params.copy_images else r.image_path for r in records]
         document_root = params.ls_document_root or (str(out) if params.copy_images else os.path.commonpath(
@@ -164,10 +167,16 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
         tasks = [
             {
                 "data": {"image": _ls_image(image, document_root), SAMPLE_ID_KEY: sample_id},
+                "annotations": reviewed_annotation(names),  # the reviewed labels, not only RAM's guess
                 "predictions": ram_prediction(confidences[row], mapping, model_version) if ram_field else [],
             }
-            for image, (row, sample_id) in zip(images, origin)
+            for image, (row, sample_id, names) in zip(images, origin)
         ]
+        if not params.copy_images and not params.ls_document_root:
+            result.warnings.append(
+                f"label_studio_tasks.json names the images relative to {document_root}: start Label Studio with "
+                f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={document_root} (or export with copy_images, or give "
+                "ls_document_root), else its image links do not resolve")
         write_finetune_json(records, staging / params.finetune_name,
                             image_root=staging if params.copy_images else None, num_classes=len(vocab))
         atomic_write_json(staging / params.tasks_name, tasks)
@@ -183,10 +192,13 @@ def export_finetune(collection: foc.SampleCollection, vocab: TagVocabulary, para
 
 
 def _output_dir(params: ExportParams, paths: Sequence[str]) -> Path:
-    """The given folder, or (without copying) the images' common folder: the JSON next to the images."""
+    """The given folder, or one of its own under the work folder (`exports/<photo folder>-<digest>`):
+    an export never writes into someone's photo folder unless asked to."""
     if params.output_dir:
         return Path(params.output_dir).expanduser().resolve()
-    return Path(os.path.commonpath([os.path.dirname(p) for p in paths])).resolve()
+    photos = Path(os.path.commonpath([os.path.dirname(p) for p in paths])).resolve()
+    digest = hashlib.sha256(str(photos).encode()).hexdigest()[:8]
+    return (work_dir() / "exports" / f"{photos.name or 'root'}-{digest}").resolve()
 
 
 def _copy_images(records: Sequence[FinetuneRecord], sample_ids: Sequence[str], folder: Path,

@@ -54,7 +54,7 @@ class ExportRamFinetune(foo.Operator):
                                description="The corrected labels to export")
         out = inputs.str("output_dir", label="Output folder", required=False,
                          description="Receives ram_finetune.json, label_studio_tasks.json (and images/); "
-                                     "empty: the images' common folder")
+                                     "empty: a folder of its own under the work folder (exports/), never the photo folder")
         if ctx.params.get("copy_images") and not ctx.params.get("output_dir"):
             mark_invalid(out, "An output folder is required when copying images")
         inputs.str("ram_field", label="RAM field for Label Studio predictions", required=False,

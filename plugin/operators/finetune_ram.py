@@ -51,6 +51,9 @@ class FinetuneRam(foo.Operator):
         inputs.float("lr", label="Learning rate (optional)", required=False)
         inputs.int("seed", label="Seed", default=0)
         inputs.bool("promote", label="Make it the active version if it beats the current one", default=True)
+        inputs.int("min_val_images", label="Promote only if validated on at least this many images",
+                   default=FinetuneJobParams.min_val_images,
+                   description="Fewer held-out images say nothing either way: the version is registered, not promoted")
         inputs.str("retag_field", label="Re-tag the view into this field (optional)", required=False,
                    description="Runs Tag with RAM with the new model")
         inputs.str("output_dir", label="Work folder (optional)", required=False)

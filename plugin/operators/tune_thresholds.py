@@ -25,6 +25,7 @@ _RESULT_LABELS = {
     "failed": "Images that could not be read",
     "tuned": "Classes tuned",
     "shrunk": "Classes tuned, shrunk towards RAM's threshold",
+    "why_none": "Why nothing was tuned",
     "kept": "Classes that kept RAM's threshold",
 }
 

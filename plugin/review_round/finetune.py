@@ -119,7 +119,7 @@ def finetune_on_reviews(collection: foc.SampleCollection, params: FinetuneJobPar
         trained=not finished, examples=examples, metrics=metric_rows(version.metrics),
     )
     if params.promote:
-        promotion = registry.promote(params.model_name, version.version)
+        promotion = registry.promote(params.model_name, version.version, min_val_images=params.min_val_images)
         result.promoted, result.promotion = promotion.promoted, promotion.reason
     if params.retag_field:
         result.retag = retag(collection, model, str(version.checkpoint), params.retag_field, progress=progress)

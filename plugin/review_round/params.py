@@ -278,6 +278,8 @@ class FinetuneJobParams(_FromReviews):
     seed: int = 0
     val_split: float = 0.1
     promote: bool = True
+    # Promote only when validated on at least this many held-out images (registry.MIN_VAL_IMAGES).
+    min_val_images: int = 20
     extra: dict[str, Any] = dataclass_field(default_factory=dict)  # more FinetuneConfig fields (CLI, tests)
 
     def __post_init__(self) -> None:
@@ -300,6 +302,7 @@ class FinetuneJobParams(_FromReviews):
             seed=_opt_int(params.get("seed"), "seed", low=0) or 0,
             val_split=_opt_float(params.get("val_split"), "validation split") or cls.val_split,
             promote=_flag(params.get("promote", True)),
+            min_val_images=_opt_int(params.get("min_val_images"), "minimum validation images") or cls.min_val_images,
             extra=dict(params.get("finetune_extra") or {}),
         )
 

@@ -41,6 +41,7 @@ class ThresholdJobResult(JobResult):
     tuned: int = 0
     shrunk: int = 0
     kept: int = 0
+    why_none: str | None = None  # when nothing was tuned, why (too few reviews, nothing reviewed, ...)
     metrics: list[dict[str, Any]] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
     retag: dict[str, Any] | None = None
@@ -106,7 +107,7 @@ def tune_thresholds_on_reviews(collection: foc.SampleCollection, params: Thresho
     sources = Counter(entry.source for entry in tuned.per_class)
     result = ThresholdJobResult(thresholds=str(path), report=str(path) + ".report.json", images=int(ok.sum()),
                                 failed=failed, tuned=sources["tuned"], shrunk=sources["shrunk"],
-                                kept=sources["prior"])
+                                kept=sources["prior"], why_none=tuned.why_none())
     result.changes = [{"tag": names[c.index], "before": round(c.prior, 4), "after": round(c.threshold, 4),
                        "positives": c.positives, "negatives": c.negatives, "source": c.source}
                       for c in tuned.per_class if c.source != "prior"]

@@ -30,6 +30,8 @@ from .tokens import is_personal_access_token
 __all__ = ["LabelStudioClient", "LabelStudioError"]
 
 _PAGE_SIZE = 100
+# 1,000,000 items at _PAGE_SIZE: past any real project; a server that says `next` for ever stops here.
+_MAX_PAGES = 10_000
 
 
 class LabelStudioError(ValueError):
@@ -174,14 +176,35 @@ class LabelStudioClient:
                 for user in self._call("GET", "/api/users")}
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        page = 1
+        """Items of a paged list. Bounded against a server that never stops saying `next`:
+        at most `_MAX_PAGES` pages, no more items than the `count`/`total` it announced,
+        and a page whose `next` link or items repeat an earlier page's ends in an error."""
+        page, seen_next, seen_ids, yielded = 1, set(), set(), 0
         while True:
             answer = self._call("GET", path, params={**params, "page": page, "page_size": _PAGE_SIZE},
                                 expect=(200, 404))
             if answer is None or (isinstance(answer, dict) and "detail" in answer and key not in answer):
                 return  # Label Studio answers 404 past the last page
             items = answer if isinstance(answer, list) else answer.get(key) or []
+            ids = {item.get("id") for item in items if isinstance(item, dict) and item.get("id") is not None}
+            if ids and ids <= seen_ids:
+                raise LabelStudioError(f"Label Studio's {path} answered page {page} with items of an earlier page; "
+                                       "stopped paging (is a proxy rewriting the page parameter?)")
+            seen_ids |= ids
             yield from items
+            yielded += len(items)
             if isinstance(answer, list) or len(items) < _PAGE_SIZE or not answer.get("next", True):
                 return
+            announced = next((answer[k] for k in ("total", "count") if isinstance(answer.get(k), int)), None)
+            if announced is not None and yielded >= announced:
+                return
+            link = answer.get("next")
+            if isinstance(link, str):
+                if link in seen_next:
+                    raise LabelStudioError(f"Label Studio's {path} gave the same next page twice ({link}); "
+                                           "stopped paging")
+                seen_next.add(link)
+            if page >= _MAX_PAGES:
+                raise LabelStudioError(f"Label Studio's {path} still said there was a next page after {page} pages "
+                                       f"of {_PAGE_SIZE}; stopped paging")
             page += 1

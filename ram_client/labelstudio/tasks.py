@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # duck-typed at run time: ram_client never imports ram_model
 
 __all__ = [
     "LS_FROM_NAME",
+    "reviewed_annotation",
     "LS_LOCAL_FILES_PREFIX",
     "LS_TO_NAME",
     "LEGACY_SAMPLE_ID_KEYS",
@@ -115,6 +116,14 @@ def ram_prediction(confidences: Mapping[str, float] | None, mapping: LabelMappin
     result = [choice_item(LS_FROM_NAME, LS_TO_NAME, "choices", names, [chosen[name] for name in names])]
     overall = prediction_score(result) if score is None else score
     return [{"model_version": model_version, "score": overall, "result": result}]
+
+
+def reviewed_annotation(labels) -> list[dict[str, Any]]:
+    """A sample's reviewed labels as one Label Studio annotation (what a reviewer submitted),
+    so an imported task arrives labelled, not only pre-annotated."""
+    result = [{"from_name": LS_FROM_NAME, "to_name": LS_TO_NAME, "type": "choices",
+               "value": {"choices": sorted(set(labels))}}]
+    return [{"result": result, "was_cancelled": False, "ground_truth": False}]
 
 
 @dataclass(frozen=True)

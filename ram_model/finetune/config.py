@@ -1,6 +1,7 @@
 """What a fine-tuning run is asked to do (`FinetuneConfig`) and what it leaves behind (`FinetuneResult`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +53,7 @@ class FinetuneConfig:
     # New classes' label_embed rows start from the mean of the existing rows, i.e. from no
     # knowledge at all, while everything else starts pretrained: they learn this much faster.
     new_class_lr_scale: float = 10.0
+    gamma_neg: float | None = None  # None: `negative_focusing` decides from the negatives policy
 
     def __post_init__(self) -> None:
         if isinstance(self.data, (str, Path)):
@@ -75,14 +77,29 @@ class FinetuneConfig:
             problems.append("unfreeze_stages applies to mode 'head' only (mode 'full' trains every stage)")
         if not 0.0 < self.val_split < 1.0:
             problems.append(f"val_split must lie in (0, 1): thresholds and metrics need a held-out split, got {self.val_split}")
-        if self.lr is not None and not self.lr > 0:
-            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            problems.append(f"lr must be a finite number > 0, got {self.lr}")
+        for name in ("weight_decay", "min_lr", "new_class_lr_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                problems.append(f"{name} must be a finite number >= 0, got {value}")
         if self.num_workers < 0:
             problems.append("num_workers must be >= 0")
         if len(set(n.lower() for n in self.new_classes)) != len(self.new_classes):
             problems.append(f"new_classes lists a name twice: {list(self.new_classes)}")
         if problems:
             raise FinetuneError("; ".join(problems))
+
+    @property
+    def negative_focusing(self) -> float:
+        """The asymmetric loss's gamma_neg. The official 7 suits "all" negatives (thousands of
+        easy absent classes, each near zero). Under "reviewed" the negatives are the few
+        tags a person said are absent, often ones the model scored 0.2-0.5: at gamma 7 their
+        weight is (p - clip)^7, about 1e-4, so the positives' pull on the shared head raises
+        them unopposed (a removed tag went UP after training). Gamma 1 keeps them in the loss."""
+        if self.gamma_neg is not None:
+            return self.gamma_neg
+        return 7.0 if self.negatives == "all" else 1.0
 
     @property
     def learning_rate(self) -> float:
@@ -92,6 +109,7 @@ class FinetuneConfig:
         """The settings that decide the weights (what a resumed run must share with the first)."""
         out = {name: getattr(self, name) for name in RECIPE_FIELDS}
         out["lr"] = self.learning_rate
+        out["gamma_neg"] = self.negative_focusing
         out["new_classes"] = list(self.new_classes)
         return out
 

@@ -200,7 +200,7 @@ def finetune(cfg: FinetuneConfig, progress: TrainingEventFn | None = None,
             targets, known = _batch_targets(examples, indices, num_classes, cfg.negatives)
             with _autocast(device, amp):
                 logits = model(images.to(device, non_blocking=True))
-            loss = asymmetric_loss(logits, targets.to(device), known.to(device))
+            loss = asymmetric_loss(logits, targets.to(device), known.to(device), gamma_neg=cfg.negative_focusing)
             (loss / cfg.grad_accum).backward()
             if step % cfg.grad_accum == 0 or step == steps_per_epoch:
                 optimizer.step()

@@ -91,8 +91,8 @@ def parse_tag_thresholds(value: Any) -> tuple[tuple[str, float], ...]:
             if "=" not in text and text and Path(text).is_file():
                 try:
                     data = json.loads(Path(text).read_text(encoding="utf-8"))
-                except (OSError, json.JSONDecodeError) as exc:
-                    raise ConfigError(f"tag threshold file {text}: {exc}") from None
+                except (OSError, json.JSONDecodeError, RecursionError) as exc:
+                    raise ConfigError(f"tag threshold file {text}: {exc or 'nested too deeply'}") from None
                 if not isinstance(data, dict):
                     raise ConfigError(f"tag threshold file {text} must hold a JSON object {{tag: value}}")
                 items.extend(data.items())

@@ -49,8 +49,8 @@ def _read_json(path: str | Path) -> dict[str, Any]:
             data = json.load(f)
     except FileNotFoundError as e:
         raise ConfigError(f"config file not found: {path}") from e
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"config file {path} is not valid JSON: {e}") from e
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ConfigError(f"config file {path} is not valid JSON: {e or 'nested too deeply'}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a JSON object")
     return data

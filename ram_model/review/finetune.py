@@ -268,6 +268,8 @@ def read_finetune_json(
         raise FileNotFoundError(f"finetune file not found: {source}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FinetuneFormatError(f"{source} is not valid JSON: {exc}") from exc
+    except RecursionError:  # a hostile file nested deeper than Python's parser recurses
+        raise FinetuneFormatError(f"{source} is nested too deeply to be a finetune file") from None
     if not isinstance(data, list):
         raise FinetuneFormatError(f"{source} must hold a JSON list of entries, got {type(data).__name__}")
     root = (Path(image_root) if image_root is not None else source.parent).resolve() if check_files else None
@@ -306,8 +308,9 @@ def _check_entry(entry: object, index: int, *, num_classes: int | None, root: Pa
         raise fail("every caption must be a string")
     union = entry["union_label_id"]
     _check_ids(union, "union_label_id", num_classes, fail)
-    if not union:
-        raise fail("union_label_id is empty: an image with no tag gives the trainer nothing to learn")
+    if not union and not entry.get("reviewed_label_id"):
+        raise fail("union_label_id is empty and no reviewed_label_id names a known-absent tag: "
+                   "the entry gives the trainer nothing to learn")
     parse = entry["parse_label_id"]
     if not isinstance(parse, list) or len(parse) != len(captions):
         raise fail(f"parse_label_id must hold one id list per caption ({len(captions)}), got {parse!r}")

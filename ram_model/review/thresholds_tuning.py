@@ -84,6 +84,22 @@ class TunedThresholds:
             "classes": classes,
         }
 
+    def why_none(self) -> str | None:
+        """When no class was tuned, one sentence saying why (None when some were): a bare
+        "tuned 0" leaves the user guessing between too few reviews and a bad setting."""
+        if any(c.source != "prior" for c in self.per_class):
+            return None
+        reviewed = [c for c in self.per_class if c.positives or c.negatives]
+        if not reviewed:
+            return "no class was tuned: nothing was reviewed (no sample has a reviewed label)"
+        most = max(c.positives for c in reviewed)
+        if most < max(self.min_count, 1):
+            return (f"no class was tuned: each of the {len(reviewed)} reviewed class(es) has fewer than "
+                    f"min_count={max(self.min_count, 1)} reviewed positives (the most: {most}); review more "
+                    "samples or lower min_count")
+        notes = sorted({c.note for c in reviewed if c.note})
+        return "no class was tuned: " + ("; ".join(notes[:3]) if notes else "RAM's thresholds were already best")
+
     def write(self, path: str | os.PathLike[str], names: Sequence[str] | None = None) -> Path:
         """Write the thresholds file (one value per line, class order: the official format the
         engine's ``thresholds=`` reads) and ``<path>.report.json``, each atomically."""

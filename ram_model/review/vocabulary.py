@@ -123,7 +123,7 @@ def load_synonyms(path: str | Path) -> dict[str, list[str]]:
     try:
         text = source.read_text(encoding="utf-8")
         raw = json.loads(text) if source.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError, RecursionError) as exc:
         raise ValueError(f"synonym file {source} is not valid {source.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
     if raw is None:
         return {}

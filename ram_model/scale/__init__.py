@@ -5,7 +5,7 @@ modules that need Ray import it when a run asks for a cluster, so the embedded d
 (one engine in one process) never pays for Ray and works without it installed.
 
 The run: the driver lists files and applies the resume rule (exactly as `tag` does);
-Ray tasks read and decode the images (`ram_model.engine.decode_for_model`); an actor
+Ray tasks read and decode the images (`ram_model.inference.engine.decode_for_model`); an actor
 pool, one engine per actor, runs the model (`TaggingEngine.predict_prepared`); the
 driver writes the result lines as blocks come back, in input order. See docs/ray.md.
 """

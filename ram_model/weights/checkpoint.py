@@ -84,10 +84,13 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     from safetensors import safe_open
 
     tensors: dict[str, Tensor] = {}
-    with safe_open(str(path), framework="pt") as f:
-        raw_meta = f.metadata() or {}
-        for key in f.keys():
-            tensors[key] = f.get_tensor(key)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw_meta = f.metadata() or {}
+            for key in f.keys():
+                tensors[key] = f.get_tensor(key)
+    except Exception as e:  # noqa: BLE001 - a truncated or damaged file fails in the Rust reader in many ways
+        raise CheckpointMismatchError(f"{path} is not a readable safetensors file (truncated or damaged?): {e}") from e
     meta: dict[str, Any] = {}
     for key, value in raw_meta.items():
         try:

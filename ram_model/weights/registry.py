@@ -25,7 +25,11 @@ from ..errors import CheckpointNotFoundError, RamModelError
 from ..review.atomic_io import atomic_write_json, atomic_write_text
 
 __all__ = ["ModelRegistry", "ModelVersion", "PromotionResult", "RegistryError", "resolve_registry_uri",
-           "REGISTRY_SCHEME"]
+           "REGISTRY_SCHEME", "MIN_VAL_IMAGES", "validation_images"]
+
+# Fewer held-out images than this say nothing about a fine-tune (one image gives micro-F1
+# 0 or 1): the server's and the App's jobs register such a version without promoting it.
+MIN_VAL_IMAGES = 20
 
 REGISTRY_SCHEME = "registry://"
 _REQUIRED = ("model.safetensors", "thresholds.txt", "metrics.json", "card.json")
@@ -200,8 +204,13 @@ class ModelRegistry:
         atomic_write_json(path, history)
         return history
 
-    def promote(self, name: str, version: str, *, force: bool = False) -> PromotionResult:
-        """Make `version` active if its validation micro-F1 beats the active one's (or `force`)."""
+    def promote(self, name: str, version: str, *, force: bool = False, min_val_images: int = 0) -> PromotionResult:
+        """Make `version` active if its validation micro-F1 beats what serves now (or `force`).
+
+        What serves now is the active version, or before the first promotion the base
+        checkpoint the run started from (its micro-F1 on the same held-out images, in
+        metrics.json). A run validated on fewer than `min_val_images` images has no
+        evidence either way: it stays registered, not promoted, unless forced."""
         candidate = self.get(name, version)
         with self._locked(name) as folder:
             previous = self.active(name)
@@ -209,8 +218,23 @@ class ModelRegistry:
             active_score = previous.score if previous is not None else None
             if previous is not None and previous.version == version:
                 return PromotionResult(False, f"{version} is already active", candidate, previous, score, active_score)
-            if previous is None:
-                ok, reason = True, "no active version yet"
+            val_images = validation_images(candidate.metrics)
+            base_score = (candidate.metrics.get("base") or {}).get("micro_f1")
+            if val_images is not None and val_images < min_val_images:
+                ok, reason = force, (f"validated on {val_images} image(s), fewer than the {min_val_images} needed "
+                                     "to judge it: registered, not promoted; annotate more tasks, or promote it "
+                                     "anyway with force=True (--force)")
+                if force:
+                    reason = f"forced: validated on only {val_images} image(s) (fewer than {min_val_images})"
+            elif previous is None and base_score is not None and not score > float(base_score) and not force:
+                ok, reason = False, (f"validation micro-F1 {score:.4f} does not beat the base model's "
+                                     f"{float(base_score):.4f} on the same {val_images or '?'} image(s); "
+                                     "pass force=True (--force) to promote anyway")
+            elif previous is None:
+                ok, reason = True, (f"validation micro-F1 {score:.4f} beats the base model's {float(base_score):.4f}"
+                                    if base_score is not None and score > float(base_score)
+                                    else "forced: no comparison with the base model" if force
+                                    else "no active version yet (no base-model metrics to compare)")
             elif score > previous.score:
                 ok, reason = True, f"validation micro-F1 {score:.4f} beats the active {previous.score:.4f}"
             elif force:
@@ -234,6 +258,14 @@ class ModelRegistry:
         active = self.active(name)
         assert active is not None
         return active
+
+
+def validation_images(metrics: dict[str, Any]) -> int | None:
+    """How many held-out images a run's metrics were measured on (None: not recorded)."""
+    for value in ((metrics.get("split") or {}).get("val"), (metrics.get("new") or {}).get("images")):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
 
 
 def resolve_registry_uri(uri: str) -> Path:
