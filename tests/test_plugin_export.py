@@ -91,7 +91,7 @@ def test_copy_images_export_maps_every_id_to_the_right_tag(dataset, model, vocab
         # The reviewed labels travel as the task's annotation, not only RAM's prediction.
         (annotation,) = task["annotations"]
         (chosen,) = annotation["result"]
-        assert chosen["value"]["choices"] == sorted(set(reviewed[task["data"]["fiftyone_id"]]))
+        assert chosen["value"]["choices"] == sorted(set(reviewed[task["data"]["ram_sample_id"]]))
         assert unquote(task["data"]["image"]) == f"/data/local-files/?d={record.image_path}"
         (prediction,) = task["predictions"]
         assert prediction["model_version"] == model_version
