@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from backend_fixtures import SHAPES_CONFIG as CONFIG
 from backend_fixtures import FileServer, Route, make_app
 from fastapi.testclient import TestClient
 
@@ -23,12 +24,6 @@ from ram_model.model_files import load_model
 from ram_model.registry import ModelRegistry
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <Choices name="tags" toName="image" choice="multiple">
-    <Choice value="Dogs"/><Choice value="Cat"/><Choice value="Car"/>
-  </Choices>
-</View>"""
 
 
 # -- finding 3: a damaged active version ------------------------------------------------------
