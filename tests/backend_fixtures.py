@@ -24,6 +24,13 @@ from ram_model import TaggingEngine, ThresholdPolicy
 from ram_model.weights.testing import TINY_TAGS, TinyModelFiles
 
 FIRING = ("dog", "cat")
+# Three labels that all map onto RAM tags (dog, cat, car): the training tests' config.
+SHAPES_CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <Choices name="tags" toName="image" choice="multiple">
+    <Choice value="Dogs"/><Choice value="Cat"/><Choice value="Car"/>
+  </Choices>
+</View>"""
 MULTI_CONFIG = """<View>
   <Image name="image" value="$image"/>
   <Choices name="tags" toName="image" choice="multiple" showInLine="true">

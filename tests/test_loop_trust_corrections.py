@@ -13,7 +13,7 @@ from backend_fixtures import make_app
 from fastapi.testclient import TestClient
 from synthetic_shapes import shape_dataset
 
-from backend.training.export import finetune_entries
+from backend.training.manager.export import finetune_entries
 from ram_model import EngineConfig, TaggingEngine
 from ram_model.finetune import FinetuneConfig, finetune
 from ram_model.weights.testing import TINY_TAGS
@@ -75,7 +75,7 @@ def test_a_tag_the_reviewer_removed_goes_down_after_training(tmp_path: Path, tin
     images.mkdir()
     dog, cat = TINY_TAGS.index("dog"), TINY_TAGS.index("cat")
     entries = []
-    for i, (png, _) in enumerate(shape_dataset(24, seed=7)):
+    for i, (png, _) in enumerate(shape_dataset(16, seed=7)):
         (images / f"{i}.png").write_bytes(png)
         union = [cat] if i % 2 else []  # half of them: dog removed and nothing else chosen
         entries.append({"image_path": f"{i}.png", "caption": ["cat" if union else ""], "union_label_id": union,
@@ -84,7 +84,7 @@ def test_a_tag_the_reviewer_removed_goes_down_after_training(tmp_path: Path, tin
     data.write_text(json.dumps(entries))
     base = tiny_files.engine_config(precision="fp32", device="cpu")
     result = finetune(FinetuneConfig(
-        data=(str(data),), image_root=str(images), base=base, output=str(tmp_path / "run"), epochs=4, lr=1e-3,
+        data=(str(data),), image_root=str(images), base=base, output=str(tmp_path / "run"), epochs=3, lr=1e-3,
         batch_size=8, val_split=0.25, augment=False, num_workers=0, precision="fp32", device="cpu"))
     paths = [str(images / f"{i}.png") for i in range(len(entries))]
     before = TaggingEngine.from_config(base).predict_proba(paths)[:, dog]

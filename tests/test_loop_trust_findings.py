@@ -7,28 +7,20 @@ import argparse
 import json
 import logging
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from backend_fixtures import SHAPES_CONFIG as CONFIG
 from backend_fixtures import FileServer, Route, make_app
 from fastapi.testclient import TestClient
 
-from backend.training.cli import register as register_corrections
+from backend.training.manager.cli import register as register_corrections
 from ram_model import TaggingEngine
 from ram_model.weights.convert import convert_checkpoint
 from ram_model.weights.model_files import load_model
 from ram_model.weights.registry import ModelRegistry
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <Choices name="tags" toName="image" choice="multiple">
-    <Choice value="Dogs"/><Choice value="Cat"/><Choice value="Car"/>
-  </Choices>
-</View>"""
 
 
 # -- finding 3: a damaged active version ------------------------------------------------------
@@ -154,15 +146,10 @@ def test_thresholds_take_numbers_only_and_odd_names_get_a_clean_4xx(tmp_path: Pa
 
 # -- finding 6: one-line CLI errors --------------------------------------------------------------
 
-def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    import os
+def test_bad_numbers_and_hostile_files_are_one_line_cli_errors(tmp_path: Path, tiny_files, image_dir: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    from ram_model.cli.main import main
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "ram_model.cli.main", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=180)
-
-
-def test_bad_numbers_and_hostile_files_are_one_line_cli_errors(tmp_path: Path, tiny_files, image_dir: Path) -> None:
     model = ["--checkpoint", str(tiny_files.checkpoint), "--swin-config", str(tiny_files.swin_config),
              "--head-config", str(tiny_files.head_config), "--tag-list", str(tiny_files.tag_list), "--device", "cpu"]
     data = tmp_path / "data.json"
@@ -186,10 +173,11 @@ def test_bad_numbers_and_hostile_files_are_one_line_cli_errors(tmp_path: Path, t
                                             "--device", "cpu", str(image)],
     }
     for expected, args in cases.items():
-        done = _cli(args, tmp_path)
-        lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("WARNING")]
-        assert done.returncode != 0 and len(lines) == 1, (args, done.stderr[-2000:])
-        assert expected.strip() in lines[0] and "Traceback" not in done.stderr
+        code = main(args)  # in process: an exception that escaped would fail the test here
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip() and not line.startswith("WARNING")]
+        assert code != 0 and len(lines) == 1, (args, err[-2000:])
+        assert expected.strip() in lines[0] and "Traceback" not in err
 
 
 # -- finding 7: bounded pagination -------------------------------------------------------------

@@ -8,19 +8,14 @@ import sys
 import time
 from pathlib import Path
 
+from backend_fixtures import SHAPES_CONFIG as CONFIG
 from backend_fixtures import make_app
 from fastapi.testclient import TestClient
 
 from backend.store import new_job, open_store
-from backend.training.capacity import default_train_workers
+from backend.training.manager.capacity import default_train_workers
 from ram_model import TaggingEngine
 
-CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <Choices name="tags" toName="image" choice="multiple">
-    <Choice value="Dogs"/><Choice value="Cat"/><Choice value="Car"/>
-  </Choices>
-</View>"""
 
 
 def _one_correction(client: TestClient, project: int) -> None:
