@@ -13,7 +13,7 @@ from backend_fixtures import make_app
 from fastapi.testclient import TestClient
 from synthetic_shapes import shape_dataset
 
-from backend.training.manager.export import finetune_entries
+from backend.training.export import finetune_entries
 from ram_model import EngineConfig, TaggingEngine
 from ram_model.finetune import FinetuneConfig, finetune
 from ram_model.weights.testing import TINY_TAGS

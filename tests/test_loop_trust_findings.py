@@ -15,7 +15,7 @@ from backend_fixtures import SHAPES_CONFIG as CONFIG
 from backend_fixtures import FileServer, Route, make_app
 from fastapi.testclient import TestClient
 
-from backend.training.manager.cli import register as register_corrections
+from backend.training.cli import register as register_corrections
 from ram_model import TaggingEngine
 from ram_model.weights.convert import convert_checkpoint
 from ram_model.weights.model_files import load_model

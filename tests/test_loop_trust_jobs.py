@@ -13,7 +13,7 @@ from backend_fixtures import make_app
 from fastapi.testclient import TestClient
 
 from backend.store import new_job, open_store
-from backend.training.manager.capacity import default_train_workers
+from backend.training.capacity import default_train_workers
 from ram_model import TaggingEngine
 
 
