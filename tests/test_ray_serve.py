@@ -42,7 +42,7 @@ def serve_url(ray_session, tiny_files, controlled_thresholds: Path, ls_server: F
     model = {"checkpoint": str(tiny_files.checkpoint), "swin_config": str(tiny_files.swin_config),
              "head_config": str(tiny_files.head_config), "tag_list": str(tiny_files.tag_list),
              "tag_list_zh": str(tiny_files.tag_list_zh), "thresholds": str(controlled_thresholds),
-             "device": "cpu", "precision": "fp32"}
+             "device": "cpu", "precision": "fp32", "batch_size": "4"}  # backend_engine's batch size: same bits
     settings = make_settings(tmp_path_factory.mktemp("serve"), label_studio_url=ls_server.url,
                              label_studio_api_key=api.TOKEN, host="127.0.0.1", port=_free_port(), **model)
     url = deploy(settings, ServeOptions(replicas=1, cpus_per_replica=0.5, max_batch_size=4))
@@ -79,8 +79,8 @@ def test_native_api_over_serve_runs_on_the_replica(client, backend_engine) -> No
 
     checks = api.TestNative()
     checks.test_info(client, backend_engine)
-    # Bitwise equal probabilities and embeddings: the local engine at the replica's one torch thread
-    # (Ray sets OMP_NUM_THREADS from the replica's CPUs; fp32 sums split across threads differ in the last bit).
+    # Bitwise equal probabilities and embeddings: the local engine at the same batch size (settings above)
+    # and at one torch thread, as a Ray worker of under one CPU runs (see tests/test_ray_tag.py).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
