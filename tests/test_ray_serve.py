@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
+import numpy as np
 import pytest
 from backend_fixtures import FileServer, Route, image_bytes, make_settings
 
@@ -42,7 +43,7 @@ def serve_url(ray_session, tiny_files, controlled_thresholds: Path, ls_server: F
     model = {"checkpoint": str(tiny_files.checkpoint), "swin_config": str(tiny_files.swin_config),
              "head_config": str(tiny_files.head_config), "tag_list": str(tiny_files.tag_list),
              "tag_list_zh": str(tiny_files.tag_list_zh), "thresholds": str(controlled_thresholds),
-             "device": "cpu", "precision": "fp32"}
+             "device": "cpu", "precision": "fp32", "batch_size": "4"}  # backend_engine's batch size: same bits
     settings = make_settings(tmp_path_factory.mktemp("serve"), label_studio_url=ls_server.url,
                              label_studio_api_key=api.TOKEN, host="127.0.0.1", port=_free_port(), **model)
     url = deploy(settings, ServeOptions(replicas=1, cpus_per_replica=0.5, max_batch_size=4))
@@ -79,8 +80,8 @@ def test_native_api_over_serve_runs_on_the_replica(client, backend_engine) -> No
 
     checks = api.TestNative()
     checks.test_info(client, backend_engine)
-    # Bitwise equal probabilities and embeddings: the local engine at the replica's one torch thread
-    # (Ray sets OMP_NUM_THREADS from the replica's CPUs; fp32 sums split across threads differ in the last bit).
+    # Bitwise equal probabilities and embeddings: the local engine at the same batch size (settings above)
+    # and at one torch thread, as a Ray worker of under one CPU runs (see tests/test_ray_tag.py).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -88,3 +89,38 @@ def test_native_api_over_serve_runs_on_the_replica(client, backend_engine) -> No
     finally:
         torch.set_num_threads(threads)
     assert client.get("/v1/info").json()["device"].startswith("ray-serve:")  # the model is in a replica
+
+
+def test_a_project_model_is_multiplexed_and_batched_apart_from_the_base(serve_url, backend_engine,
+                                                                      tmp_path: Path) -> None:
+    """A fine-tuned project model reaches the replicas by its model id (`@serve.multiplexed`), and
+    concurrent calls for it and for the base, batched by `@serve.batch`, each get their own model."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ray import serve
+
+    from backend.serving.ray_serve import ServeEngine
+    from ram_model import TaggingEngine
+    from ram_model.convert import convert_checkpoint
+    from ram_model.model_files import load_model
+    from ram_model.testing import make_tiny_checkpoint
+
+    other = make_tiny_checkpoint(tmp_path / "other", variant="ram_plus", seed=5)  # other weights
+    project_file = convert_checkpoint(load_model(other.engine_config()), tmp_path / "project.safetensors",
+                                      dtype="fp32")  # self-contained: configs and vocabulary inside
+    handle = serve.get_deployment_handle("RamReplica", app_name="ram-annotate")
+    base = ServeEngine.connect(handle)
+    project = ServeEngine.connect(handle, model_id=str(project_file))
+    local = TaggingEngine.from_config(other.engine_config(checkpoint=str(project_file), swin_config=None,
+                                                          head_config=None, tag_list=None, tag_list_zh=None,
+                                                          thresholds=None, batch_size=4, precision="fp32"))
+    assert project.model_version == local.model_version != base.model_version
+    images = [image_bytes(i) for i in range(4)]
+    assert not np.allclose(local.predict(images[:1])[0].probs, backend_engine.predict(images[:1])[0].probs,
+                           atol=1e-3)  # a call served by the wrong model would show
+    with ThreadPoolExecutor(8) as pool:
+        jobs = [pool.submit((project if i % 2 else base).predict, [images[i % 4]]) for i in range(8)]
+        results = [j.result()[0] for j in jobs]
+    for i, result in enumerate(results):
+        expected = (local if i % 2 else backend_engine).predict([images[i % 4]])[0]
+        np.testing.assert_allclose(result.probs, expected.probs, atol=1e-6)

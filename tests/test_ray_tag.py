@@ -116,3 +116,22 @@ def test_a_killed_driver_rerun_resumes_with_every_image_once(ray_session, tiny_f
     assert 2 <= written < len(_lines(in_process))  # killed part-way
     assert main([*argv, "--ray", "auto"]) == 0
     assert sorted(_lines(out)) == sorted(_lines(in_process))
+
+
+@pytest.mark.slow
+def test_a_lost_worker_node_loses_and_duplicates_nothing(tiny_files, ray_images: Path, in_process: Path,
+                                                         tmp_path: Path) -> None:
+    """Its own three-node cluster in a child process (a process joins one cluster only)."""
+    out = tmp_path / "ray.jsonl"
+    argv = ["tag", str(ray_images), *_model_args(tiny_files), "--all-scores", "--embedding", "--no-progress",
+            "--ray-batch-size", "2"]
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "RAM_ANNOTATE_TEST_RAY_SLEEP_S": "1.0",
+           "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    script = Path(__file__).with_name("ray_node_loss.py")
+    done = subprocess.run([sys.executable, str(script), str(out), "--", *argv], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = int(done.stdout.split("removed node ")[1].split(" after ")[1].split()[0])
+    assert written < len(_lines(in_process))  # the node went mid-run
+    assert _lines(out) == _lines(in_process)  # every image exactly once, in order, the same bits
