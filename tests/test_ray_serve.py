@@ -101,9 +101,9 @@ def test_a_project_model_is_multiplexed_and_batched_apart_from_the_base(serve_ur
 
     from backend.serving.ray_serve import ServeEngine
     from ram_model import TaggingEngine
-    from ram_model.convert import convert_checkpoint
-    from ram_model.model_files import load_model
-    from ram_model.testing import make_tiny_checkpoint
+    from ram_model.weights.convert import convert_checkpoint
+    from ram_model.weights.model_files import load_model
+    from ram_model.weights.testing import make_tiny_checkpoint
 
     other = make_tiny_checkpoint(tmp_path / "other", variant="ram_plus", seed=5)  # other weights
     project_file = convert_checkpoint(load_model(other.engine_config()), tmp_path / "project.safetensors",
