@@ -47,6 +47,8 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
                                   "seed, unfreeze_stages, threads; repeatable [RAM_ANNOTATE_TRAIN_PARAMS as JSON]"}),
     (("--allow-cpu-training",), {"action": "store_const", "const": True,
                                  "help": "let fine-tune jobs run on a server without a GPU (slow)"}),
+    (("--train-min-val-images",), {"type": int, "help": "held-out images a job's version needs to be promoted "
+                                                         "(default 20); below it the version is only registered"}),
     (("--max-train-workers",), {"type": int, "help": "training workers at once, all projects together; more jobs "
                                                      "wait queued (default: one per GPU, one on CPU)"}),
     (("--no-sync-label-studio-version",), {"dest": "sync_label_studio_version", "action": "store_const",

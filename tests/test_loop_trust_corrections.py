@@ -4,11 +4,9 @@ choosing it makes none of them a positive (backend/correction_targets.py has the
 tag the reviewer removed goes down after training (tiny model, real fine-tune)."""
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
-import numpy as np
 from backend_fixtures import make_app
 from fastapi.testclient import TestClient
 from synthetic_shapes import shape_dataset

@@ -189,3 +189,14 @@ def test_zero_samples_is_a_clear_error(dataset, model) -> None:
         foo.execute_operator(fx.DISAGREE_URI, {"view": dataset.limit(0), "params": {
             "ram_field": "ram", "label_field": "ground_truth", "view_target": "CURRENT_VIEW"}})
     assert not dataset.has_sample_field("ram_vs_ground_truth_score")
+
+
+def test_a_run_that_flags_nothing_says_why(images, model) -> None:
+    agreeing = fx.make_dataset("dis-agreeing", images, labels=[["dog"]] * len(images))  # what RAM fires here
+    try:
+        _tag(agreeing, model, field="ram", label_field="ground_truth")
+        result = _run(fx.DISAGREE_URI, agreeing, {"ram_field": "ram", "label_field": "ground_truth"})
+        assert result["flagged_samples"] == 0
+        assert result["why_none"].startswith("no sample was flagged") and "random-weight" in result["why_none"]
+    finally:
+        agreeing.delete()

@@ -50,6 +50,7 @@ class DisagreementResult(JobResult):
     wrong_tags: int = 0
     unmapped_labels: list[str] = field(default_factory=list)
     classes: list[dict[str, object]] = field(default_factory=list)
+    why_none: str | None = None  # when nothing was flagged, why
 
 
 def _tag_run(dataset, ram_field: str) -> tuple[dict, dict]:
@@ -165,6 +166,22 @@ def find_sample_disagreements(collection: foc.SampleCollection, params: Disagree
     result.wrong_tags = sum(len(issues) for issues in report.doubtful)
     result.flagged_samples = sum(1 for m, d in zip(report.missing, report.doubtful) if m or d)
     result.classes = [row for row in report.class_summary.to_dict(mapping.labels) if row["missing"] or row["doubtful"]]
+    if not result.flagged_samples:
+        result.why_none = _why_none(result, str(settings.get("model_version") or ""))
     if progress is not None:
         progress(len(keep), len(keep))
     return result
+
+
+def _why_none(result: DisagreementResult, model_version: str) -> str:
+    """Why a run flagged nothing: a bare 0 reads as "the labels are clean" when the cause may
+    be a test model or labels RAM cannot score."""
+    reasons = [f"RAM's scores agree with the labels at the tag run's thresholds on all {result.compared} "
+               "compared sample(s)"]
+    if model_version.startswith("random-"):
+        reasons.append(f"the tags come from a random-weight test model ({model_version}, try-out mode): its "
+                       "scores mean nothing; tag with real weights to find real disagreements")
+    if result.unmapped_labels:
+        reasons.append(f"{len(result.unmapped_labels)} label(s) map to no RAM tag and are never flagged "
+                       f"({', '.join(result.unmapped_labels[:5])})")
+    return "no sample was flagged: " + "; ".join(reasons)

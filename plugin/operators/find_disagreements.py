@@ -28,6 +28,7 @@ _RESULT_LABELS = {
     "saved_view": "Saved view (sorted by disagreement)",
     "score_source": "RAM scores used",
     "unmapped_labels": "Labels with no RAM tag (never flagged)",
+    "why_none": "Why nothing was flagged",
 }
 
 
