@@ -60,12 +60,15 @@ def test_eight_projects_starting_training_run_at_most_the_cap_of_workers(tmp_pat
         assert [a.status_code for a in answers] == [202] * 8 and len({a.json()["job"] for a in answers}) == 8
         time.sleep(0.5)
         now = client.get("/v1/train/jobs").json()["jobs"]
-        assert sum(j["started_at"] is not None for j in now) <= 2
+        # Workers refuse the one image-less correction fast, so on a quiet machine several may
+        # already be done: what must hold is that no more than the cap run at once.
+        assert sum(j["started_at"] is not None and j["finished_at"] is None for j in now) <= 2
         waiting = [j for j in now if j["state"] == "queued" and j["started_at"] is None]
-        assert len(waiting) >= 5 and all("waiting for a training slot" in j["message"] for j in waiting), now
+        assert all(j["message"] is None or "waiting for a training slot" in j["message"] for j in waiting), now
         jobs = _wait_final(client, 8)
     intervals = [(j["started_at"], j["finished_at"]) for j in jobs]
-    assert all(s is not None and e is not None and s <= e for s, e in intervals), [(j["state"], j["message"], j["started_at"], j["finished_at"]) for j in jobs]
+    assert all(s is not None and e is not None and s <= e for s, e in intervals), [
+        (j["state"], j["message"], j["started_at"], j["finished_at"]) for j in jobs]
     assert _max_overlap(intervals) <= 2
     # Each worker really ran (and beat): it refused the single (image-less) correction itself.
     assert all(j["state"] == "failed" and "correction(s) with a cached image" in j["message"] for j in jobs), jobs

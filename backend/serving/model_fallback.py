@@ -23,7 +23,7 @@ def active_pointer(registry_dir: Path) -> str | None:
     """The version the registry's ACTIVE file names, without reading that version's files."""
     try:
         text = (registry_dir / _ACTIVE).read_text(encoding="utf-8").strip()
-    except (FileNotFoundError, NotADirectoryError):
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a name no file can have (NUL)
         return None
     except (OSError, UnicodeDecodeError) as exc:
         _log.warning("%s/%s cannot be read (%s); serving the base model", registry_dir, _ACTIVE, exc)
