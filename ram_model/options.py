@@ -131,7 +131,8 @@ def parse_class_names(value: Any) -> tuple[str, ...] | None:
             names.extend(line.strip() for line in lines if not line.strip().startswith("#"))
         else:
             names.extend(text.split(","))
-    chosen = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+    # Repeats are kept: EngineConfig drops them for RAM tags and refuses them for open-set classes.
+    chosen = tuple(n.strip() for n in names if n.strip())
     if not chosen:
         raise ConfigError(f"--classes names no tag: {value!r}")
     return chosen
@@ -197,6 +198,20 @@ class ModelOptions:
         "scores equal the full model's, and fewer tags run faster)", list, metavar="TAGS|FILE",
         label="Only these tags",
     )
+    open_set: bool = _option(
+        False, "--classes may name classes that are not RAM tags (open-set: scored from CLIP text embeddings "
+        "of prompt templates; threshold 0.5)", bool, in_form=False, label="Open-set classes",
+    )
+    descriptions: str | None = _option(
+        None, 'open-set classes from a JSON file {"tag": ["description", ...]} (the official RAM++ format; '
+        "its tags are the classes unless --classes is given)", str, metavar="FILE", in_form=False,
+        label="Class descriptions file",
+    )
+    text_encoder: str | None = _option(
+        None, "CLIP text encoder for open-set classes and text search: a Hugging Face repo, a local folder or "
+        "random:tiny (random weights) (default: openai/clip-vit-base-patch16)", str, in_form=False,
+        label="Text encoder",
+    )
     trust_pickle: bool = _option(
         False, "allow checkpoints that contain pickled Python objects (only for files you trust)", bool,
         in_form=False,
@@ -247,7 +262,8 @@ class ModelOptions:
             device=self.device, precision=self.precision, batch_size=self.batch_size,  # type: ignore[arg-type]
             exif_transpose=not self.no_exif_transpose, trust_pickle=self.trust_pickle, classes=self.classes, compile=self.compile,
             decode_workers=self.decode_workers, gpu_decode=self.gpu_decode,
-            fast_jpeg_decode=self.fast_jpeg_decode,
+            fast_jpeg_decode=self.fast_jpeg_decode, open_set=self.open_set, descriptions=self.descriptions,
+            text_encoder=self.text_encoder,
         )
 
     def threshold_policy(self) -> ThresholdPolicy:
