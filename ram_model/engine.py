@@ -137,7 +137,10 @@ class TaggingEngine:
         if classes is None:
             self._vocab, self._class_index = full, None
             return
-        self._vocab = full.subset(classes)
+        try:
+            self._vocab = full.subset(classes)
+        except ConfigError as e:
+            raise ConfigError(f"{e}; pass --open-set to score names that are not RAM tags") from None
         self._class_index = torch.tensor([full.index_of(n) for n in self._vocab.names],
                                          dtype=torch.int64, device=self.device)
 
