@@ -114,9 +114,10 @@ def parse_tag_thresholds(value: Any) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(pairs.items()))
 
 
-def parse_class_names(value: Any) -> tuple[str, ...] | None:
+def parse_class_names(value: Any, *, keep_repeats: bool = False) -> tuple[str, ...] | None:
     """Tag names from `a,b,c`, a file with one tag per line (a path that exists is a file;
-    blank lines and `#` comments are skipped), or a list of names; None when none are given."""
+    blank lines and `#` comments are skipped), or a list of names; None when none are given.
+    A repeated name is dropped unless `keep_repeats` (open-set classes refuse repeats)."""
     if not _given(value):
         return None
     texts = [value] if isinstance(value, str) else [str(v) for v in value]
@@ -131,8 +132,8 @@ def parse_class_names(value: Any) -> tuple[str, ...] | None:
             names.extend(line.strip() for line in lines if not line.strip().startswith("#"))
         else:
             names.extend(text.split(","))
-    # Repeats are kept: EngineConfig drops them for RAM tags and refuses them for open-set classes.
     chosen = tuple(n.strip() for n in names if n.strip())
+    chosen = chosen if keep_repeats else tuple(dict.fromkeys(chosen))
     if not chosen:
         raise ConfigError(f"--classes names no tag: {value!r}")
     return chosen
@@ -229,8 +230,14 @@ class ModelOptions:
     )
 
     def __post_init__(self) -> None:
+        raw_classes = self.classes
         for spec in MODEL_OPTIONS:
             object.__setattr__(self, spec.name, _parse(spec, getattr(self, spec.name)))
+        if (self.open_set or self.descriptions) and self.classes is not None:
+            given = parse_class_names(raw_classes, keep_repeats=True) or ()
+            if len(given) != len(self.classes):
+                twice = next(n for i, n in enumerate(given) if n in given[:i])
+                raise ConfigError(f"class {twice!r} is given twice")
 
     @classmethod
     def from_values(
