@@ -75,6 +75,7 @@ class ControlReport(_Closed):
     labels: int
     mapped: int
     unmapped: list[str]
+    open_set: list[str] = []
 
 
 class SetupResponse(_Closed):
@@ -182,3 +183,4 @@ class InfoResponse(_Closed):
     max_queue: int
     max_batch_size: int
     coalesce: bool
+    open_set_classes: list[str] = []

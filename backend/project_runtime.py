@@ -167,10 +167,11 @@ class ProjectModels:
         engine, batcher = await self._engine_for(project, version)
         return await run_in_threadpool(self._runtime, engine, batcher, project, version)
 
-    async def computing(self, runtime: ProjectRuntime, classes: Sequence[int]) -> ClassView:
-        """What computes `classes` (indices of `runtime.engine.vocab`) for a prediction: a
-        restricted view of the runtime's engine, or the engine itself for most classes."""
-        return await self.class_views.view(runtime.engine, runtime.batcher, classes)
+    async def computing(self, runtime: ProjectRuntime, classes: Sequence[int],
+                        open_set: Sequence[str] = ()) -> ClassView:
+        """What computes `classes` (indices of `runtime.engine.vocab`, then of `open_set`) for a
+        prediction: a restricted view of the runtime's engine, or the engine itself for most classes."""
+        return await self.class_views.view(runtime.engine, runtime.batcher, classes, open_set)
 
     async def _engine_for(self, project: str, version: str) -> tuple[TaggingEngine, AsyncBatcher]:
         key = f"{registry_name(project)}@{version}"

@@ -1,6 +1,7 @@
 """What the app holds for its lifetime, and the typed dependency routes read it by."""
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,7 @@ from ram_model import TaggingEngine, ThresholdPolicy
 
 from .batcher import AsyncBatcher
 from .ls_project import ProjectModel, build_project_model
+from .open_set_labels import with_open_set_labels
 from .media import LabelStudioAccess, MediaFetcher
 from .project_runtime import ProjectModels, ProjectRuntime
 from .settings import Settings
@@ -57,6 +59,13 @@ class AppState:
     version_sync: dict[tuple[str, str], str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def open_set_classes(self) -> list[str]:
+        """Open-set classes served: the engine's own (--open-set) and those of the projects' labels."""
+        with self._lock:
+            projects = list(self._projects.values())
+        names = [*self.engine.open_set_classes, *(n for p in projects for n in p.open_set_classes)]
+        return list(dict.fromkeys(names))
+
     def project_model(
         self, label_config: str | None, project_id: str | None = None, runtime: ProjectRuntime | None = None
     ) -> ProjectModel:
@@ -82,6 +91,10 @@ class AppState:
                 top_k=self.policy.top_k,
                 limits=self.settings.label_config_limits,
             )
+            if self.settings.open_set_labels:
+                cached = with_open_set_labels(cached, runtime.engine, runtime.ram_thresholds, functools.partial(
+                    build_project_model, label_config, file_synonyms=self.file_synonyms, top_k=self.policy.top_k,
+                    limits=self.settings.label_config_limits))
             with self._lock:
                 self._projects[key] = cached
                 while len(self._projects) > _PROJECT_CACHE_SIZE:
