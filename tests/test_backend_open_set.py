@@ -95,6 +95,8 @@ def test_without_a_text_encoder_the_project_is_served_as_before(tmp_path, engine
 @pytest.mark.slow
 def test_a_real_label_studio_project_gets_pre_tags_for_labels_outside_rams_vocabulary(
         label_studio, engine, tmp_path) -> None:
+    expected = _expected(engine, range(40, 42))  # also loads the text encoder and caches the embeddings:
+    # Label Studio gives /setup a few seconds when the connection is made
     app = make_app(tmp_path, engine)
     with running_server(app) as url, label_studio.client() as ls:
         def ok(response: httpx.Response):
@@ -109,7 +111,6 @@ def test_a_real_label_studio_project_gets_pre_tags_for_labels_outside_rams_vocab
                    json={"selectedItems": {"all": True, "excluded": []}}))
         body = ok(ls.get("/api/tasks", params={"project": project, "page_size": 100}))
         tasks = sorted(body["tasks"] if isinstance(body, dict) else body, key=lambda t: t["id"])
-        expected = _expected(engine, range(40, 42))
         for i, task in enumerate(tasks):
             (prediction,) = ok(ls.get("/api/predictions", params={"task": task["id"]}))
             (item,) = prediction["result"]
