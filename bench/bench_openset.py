@@ -1,7 +1,7 @@
 """Open-set classes (issue 20): their speed against closed-set classes, their memory, and (with
 real weights) the recall of free-text queries.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_openset.py --size tiny            # ~1-2 min on 2 cores
+    PYTHONPATH=. .venv/bin/python bench/bench_openset.py --size tiny --threads 1  # ~2-3 min on 2 shared cores
     PYTHONPATH=. .venv/bin/python bench/bench_openset.py --size full --images 4  # RAM++ Swin-L, random weights
     PYTHONPATH=. .venv/bin/python bench/bench_openset.py recall --images-dir DIR \\
         --checkpoint ram_plus_swin_large_14m --text-encoder openai/clip-vit-base-patch16
@@ -13,9 +13,9 @@ vocabulary. Encoding the templates is measured apart (texts per second of the te
 encoder: `random:tiny`, or `--clip-shape` for a random CLIP ViT-B text tower of the real
 width, 12 layers x 512, with the tiny tokenizer: the cost the real encoder has).
 
-Memory of N open-set classes (63 descriptions each): the bytes of their label rows and the
-process's resident-memory growth once the view is built and has run a forward (CPU; on
-CUDA the allocator's peak).
+Memory of N open-set classes (63 descriptions each): the bytes of their label rows, and the
+peak RSS of a fresh process that builds the engine and runs one forward over them, against
+the same process over 24 closed-set classes (on CUDA the allocator's peak).
 
 Recall: DIR holds one folder per class, named like the class ("golden retriever/",
 "scratch on the bumper/"); each class name is a text query ("a photo of a {name}.") over
@@ -69,10 +69,32 @@ def _clip_shape_encoder():
     return TextEncoder(tokenizer, CLIPTextModelWithProjection(config), "bench:clip-b-shape", random_weights=True)
 
 
-def _rss_mib() -> float:
-    """The process's resident memory now (Linux /proc; the peak watermark would hide later growth)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+def _child_peak(args: argparse.Namespace, classes: int) -> float:
+    """Peak RSS (MiB) of a process that builds the engine and one forward over `classes` open-set classes."""
+    import subprocess
+
+    command = [sys.executable, __file__, "memory-child", "--size", args.size, "--device", args.device,
+               "--child-classes", str(classes)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def memory_child(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        files = build_checkpoint(args.size, Path(tmp))
+        engine = TaggingEngine.from_config(default_config(files, args.device, precision="fp32"))
+        picture = _pictures(1, engine.image_size)
+        if args.child_classes:
+            rows = torch.nn.functional.normalize(torch.randn(args.child_classes, 63, 512), dim=2)
+            view = engine.with_class_embeddings({f"class {i}": rows[i] for i in range(args.child_classes)})
+            del rows
+        else:
+            view = engine.restricted(engine.vocab.names[:24])
+        view.predict_proba(picture)
+        if engine.device.type == "cuda":
+            print(torch.cuda.max_memory_allocated() / 2**20)
+        else:
+            print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -113,20 +135,13 @@ def speed(args: argparse.Namespace) -> None:
             rate = len(pictures) / best[name]
             results.add(measure="speed", config=name, images_per_s=rate, ratio_vs_closed=rate / baseline)
 
-        for n in args.memory_classes:
-            rows = torch.nn.functional.normalize(torch.randn(n, 63, 512), dim=2)
-            before = _rss_mib()
-            if engine.device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            view = engine.with_class_embeddings({f"class {i}": rows[i] for i in range(n)})
-            del rows
-            view.predict_proba(pictures[:1])
-            row_bytes = view._class_index.rows.numel() * view._class_index.rows.element_size()
-            grown = (torch.cuda.max_memory_allocated() / 2**20 if engine.device.type == "cuda"
-                     else _rss_mib() - before)
-            results.add(measure="memory", classes=n, rows_mib=row_bytes / 2**20, process_growth_mib=grown,
-                        note="cuda peak" if engine.device.type == "cuda" else "RSS held after build + forward")
-            del view
+    # Memory: each N in a fresh process (peak RSS is a watermark; one process would hide later growth),
+    # against the same process computing the closed-set classes only.
+    base = _child_peak(args, 0)
+    for n in args.memory_classes:
+        peak = _child_peak(args, n)
+        results.add(measure="memory", classes=n, rows_mib=n * 63 * 512 * 4 / 2**20, peak_rss_mib=peak,
+                    growth_vs_closed_mib=peak - base)
     results.save()
 
 
@@ -161,7 +176,9 @@ def recall(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", choices=["speed", "recall"], default="speed")
+    parser.add_argument("mode", nargs="?", choices=["speed", "recall", "memory-child"], default="speed")
+    parser.add_argument("--threads", type=int, help="torch threads (1 on shared cores: see bench/README.md)")
+    parser.add_argument("--child-classes", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--images", type=int, default=8)
@@ -173,8 +190,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="ram_plus_swin_large_14m")
     parser.add_argument("--text-encoder", default=None)
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    (recall if args.mode == "recall" else speed)(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    {"speed": speed, "recall": recall, "memory-child": memory_child}[args.mode](args)
 
 
 if __name__ == "__main__":
