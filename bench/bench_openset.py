@@ -13,9 +13,10 @@ vocabulary. Encoding the templates is measured apart (texts per second of the te
 encoder: `random:tiny`, or `--clip-shape` for a random CLIP ViT-B text tower of the real
 width, 12 layers x 512, with the tiny tokenizer: the cost the real encoder has).
 
-Memory of N open-set classes (63 descriptions each): the bytes of their label rows, and the
-peak RSS of a fresh process that builds the engine and runs one forward over them, against
-the same process over 24 closed-set classes (on CUDA the allocator's peak).
+Memory of N open-set classes (63 descriptions each), each N in a fresh process against the
+same process over 24 closed-set classes: the bytes of their label rows, the resident memory
+the built view holds, and what one forward adds on top (peak RSS after resetting the
+watermark; on CUDA the allocator's peak).
 
 Recall: DIR holds one folder per class, named like the class ("golden retriever/",
 "scratch on the bumper/"); each class name is a text query ("a photo of a {name}.") over
@@ -69,17 +70,26 @@ def _clip_shape_encoder():
     return TextEncoder(tokenizer, CLIPTextModelWithProjection(config), "bench:clip-b-shape", random_weights=True)
 
 
-def _child_peak(args: argparse.Namespace, classes: int) -> float:
-    """Peak RSS (MiB) of a process that builds the engine and one forward over `classes` open-set classes."""
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
+def _child_memory(args: argparse.Namespace, classes: int) -> tuple[float, float]:
+    """(resident MiB once the view is built, peak MiB during one forward) of a fresh process."""
     import subprocess
 
     command = [sys.executable, __file__, "memory-child", "--size", args.size, "--device", args.device,
                "--child-classes", str(classes)]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return float(out.strip().splitlines()[-1])
+    held, peak = out.strip().splitlines()[-1].split()
+    return float(held), float(peak)
 
 
 def memory_child(args: argparse.Namespace) -> None:
+    """Build the engine and a view over N open-set classes (N=0: 24 closed-set classes), then
+    reset the peak-RSS watermark (Linux clear_refs) and run one forward."""
     with tempfile.TemporaryDirectory() as tmp:
         files = build_checkpoint(args.size, Path(tmp))
         engine = TaggingEngine.from_config(default_config(files, args.device, precision="fp32"))
@@ -90,11 +100,17 @@ def memory_child(args: argparse.Namespace) -> None:
             del rows
         else:
             view = engine.restricted(engine.vocab.names[:24])
-        view.predict_proba(picture)
+        import gc
+
+        gc.collect()
+        held = _status_mib("VmRSS")
         if engine.device.type == "cuda":
-            print(torch.cuda.max_memory_allocated() / 2**20)
-        else:
-            print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            torch.cuda.reset_peak_memory_stats()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+        view.predict_proba(picture)
+        peak = torch.cuda.max_memory_allocated() / 2**20 if engine.device.type == "cuda" else _status_mib("VmHWM")
+        print(held, peak)
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -135,13 +151,12 @@ def speed(args: argparse.Namespace) -> None:
             rate = len(pictures) / best[name]
             results.add(measure="speed", config=name, images_per_s=rate, ratio_vs_closed=rate / baseline)
 
-    # Memory: each N in a fresh process (peak RSS is a watermark; one process would hide later growth),
-    # against the same process computing the closed-set classes only.
-    base = _child_peak(args, 0)
+    # Memory: each N in a fresh process, against the same process over 24 closed-set classes.
+    base_held, base_peak = _child_memory(args, 0)
     for n in args.memory_classes:
-        peak = _child_peak(args, n)
-        results.add(measure="memory", classes=n, rows_mib=n * 63 * 512 * 4 / 2**20, peak_rss_mib=peak,
-                    growth_vs_closed_mib=peak - base)
+        held, peak = _child_memory(args, n)
+        results.add(measure="memory", classes=n, rows_mib=n * 63 * 512 * 4 / 2**20,
+                    held_vs_closed_mib=held - base_held, forward_extra_mib=(peak - held) - (base_peak - base_held))
     results.save()
 
 

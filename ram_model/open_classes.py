@@ -70,8 +70,8 @@ def pack_rows(groups: Sequence[Tensor]) -> ClassRows:
     width = max(counts)
     dim = groups[0].shape[1]
     with torch.no_grad():  # outside inference mode, so the derived-query cache can watch these tensors
-        if all(c == width for c in counts):
-            return ClassRows(torch.cat([g.detach() for g in groups]).clone(), None, len(groups))
+        if all(c == width for c in counts):  # cat writes a new (normal, not inference-mode) tensor
+            return ClassRows(torch.cat([g.detach() for g in groups]), None, len(groups))
         rows = torch.zeros(len(groups), width, dim, dtype=groups[0].dtype)
         mask = torch.zeros(len(groups), width, dtype=torch.bool)
         for i, g in enumerate(groups):
