@@ -27,11 +27,8 @@ when the real weights are reachable.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np

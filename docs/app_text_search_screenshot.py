@@ -14,7 +14,6 @@ from __future__ import annotations
 # ruff: noqa: I001  (FiftyOne reads its config at import: the environment is set up first)
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,6 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "docs"
 import app_screenshots as shots  # sets up the private MongoDB (fo_fixtures) before fiftyone is imported
 import fo_fixtures as fx
 
-import fiftyone as fo
 import fiftyone.operators as foo
 
 DATASET = "ram-annotate-text-search"
@@ -48,27 +46,6 @@ def build_dataset(workdir: Path) -> None:
     result.raise_exceptions()
 
 
-def launch_sorted_app(port: int, log: Path) -> subprocess.Popen:
-    code = (f"import fiftyone as fo; d = fo.load_dataset({DATASET!r}); "
-            f"v = d.sort_by_similarity({QUERY!r}, k=8, brain_key='ram_sim'); "
-            f"s = fo.launch_app(v, address='127.0.0.1', port={port}, remote=True, auto=False); s.wait(-1)")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    import socket
-
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise shots.ScreenshotError(f"the App server exited with {process.returncode}; see {log}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise shots.ScreenshotError("the App server did not listen within 180 s")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "screenshots")
@@ -79,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build_dataset(workdir)
         port = shots.free_port()
-        app = launch_sorted_app(port, workdir / "app.log")
+        target = f"fo.load_dataset({DATASET!r}).sort_by_similarity({QUERY!r}, k=8, brain_key='ram_sim')"
+        app = shots.launch_app(port, workdir / "app.log", target=target)
         driver = shots.start_browser()
         driver.get(f"http://127.0.0.1:{port}/datasets/{DATASET}")
         shots.wait_for_text(driver, ("8 samples",), 120, "the sorted view (k=8 of 12 samples)")

@@ -18,8 +18,7 @@ from ram_model import ConfigError, TaggingEngine
 from ram_model.cli import main
 from ram_model.errors import CheckpointNotFoundError
 from ram_model.open_classes import MAX_OPEN_SET_CLASSES, choose_class_texts, pack_rows
-from ram_model.testing import TINY_TAGS
-from ram_model.text import load_text_encoder, read_descriptions, template_descriptions
+from ram_model.text import load_text_encoder, template_descriptions
 from ram_model.text.cache import embedding_cache_folder
 
 from conftest import make_image
