@@ -103,7 +103,14 @@ def _load_pretrained(ref: str, cache_dir: str | None) -> TextEncoder:
     if ref.count("/") != 1:
         raise CheckpointNotFoundError(f"text encoder {ref!r} is not a folder, a Hugging Face repo (owner/name) "
                                       f"or {RANDOM_TEXT_ENCODER}")
+    from huggingface_hub import try_to_load_from_cache
+
+    # Not cached: decide before importing transformers (seconds), so a server answering
+    # Label Studio's /setup without the weights says so at once.
+    cached = isinstance(try_to_load_from_cache(ref, "config.json", cache_dir=cache_dir), str)
     try:
+        if not cached:
+            raise OSError("not in the cache")
         tokenizer, model = _from_pretrained(ref, cache_dir, True)
     except (OSError, ValueError):
         if _offline():
