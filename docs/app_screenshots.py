@@ -78,9 +78,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch_app(port: int, log: Path) -> subprocess.Popen:
-    """The App server in its own process, on loopback, with this process's private database."""
-    code = (f"import fiftyone as fo; s = fo.launch_app(fo.load_dataset({DATASET!r}), address='127.0.0.1', "
+def launch_app(port: int, log: Path, target: str = f"fo.load_dataset({DATASET!r})") -> subprocess.Popen:
+    """The App server in its own process, on loopback, with this process's private database;
+    `target` is the Python expression (a dataset or a view) it opens."""
+    code = (f"import fiftyone as fo; s = fo.launch_app({target}, address='127.0.0.1', "
             f"port={port}, remote=True, auto=False); s.wait(-1)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
