@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         build_dataset(workdir)
         port = shots.free_port()
         target = f"fo.load_dataset({DATASET!r}).sort_by_similarity({QUERY!r}, k=8, brain_key='ram_sim')"
-        app = shots.launch_app(port, workdir / "app.log", target=target)
+        # The App's process embeds the query before it listens: loading the model takes a while.
+        app = shots.launch_app(port, workdir / "app.log", target=target, wait_s=300)
         driver = shots.start_browser()
         driver.get(f"http://127.0.0.1:{port}/datasets/{DATASET}")
         shots.wait_for_text(driver, ("8 samples",), 120, "the sorted view (k=8 of 12 samples)")
