@@ -116,3 +116,25 @@ def test_a_real_label_studio_project_gets_pre_tags_for_labels_outside_rams_vocab
             (item,) = prediction["result"]
             assert set(item["value"]["choices"]) == set(LABELS)
             assert prediction["score"] == pytest.approx(float(expected[i].mean()), abs=1e-4)
+
+
+def test_ray_serve_proxy_leaves_unmapped_labels_unpredicted(engine, caplog) -> None:
+    """`serve --ray`: the app's engine is a proxy to the replicas, which cannot build open-set views
+    yet; the project is bound as without a text encoder (no crash), and the reason is logged."""
+    import functools
+    import logging
+
+    from backend.labelstudio.open_set_labels import with_open_set_labels
+    from backend.labelstudio.project import build_project_model
+    from backend.serving.ray_serve import ServeEngine
+
+    proxy = ServeEngine(None, engine.info(), engine.vocab, dataclasses.replace(engine.config, text_encoder="ray-only"))
+    assert proxy.open_set_classes == ()
+    thresholds = engine.vocab.thresholds
+    project = build_project_model(CONFIG, ram_names=engine.vocab.names, ram_names_zh=engine.vocab.names_zh,
+                                  ram_thresholds=thresholds, engine_version=proxy.model_version)
+    with caplog.at_level(logging.WARNING, logger="backend.labelstudio.open_set_labels"):
+        bound = with_open_set_labels(project, proxy, thresholds, functools.partial(build_project_model, CONFIG))
+    assert bound is project and bound.open_set_classes == ()
+    assert bound.unmapped() == {"tags": ["Scratch on the bumper", "Person without helmet"]}
+    assert "not scored through Ray Serve" in caplog.text
