@@ -84,7 +84,7 @@ def create_app(
             registry_root=settings.registry_root, batcher_factory=batcher_for,
             label_config_limits=settings.label_config_limits, file_synonyms=_load_synonyms(settings),
             label_studio_url=settings.label_studio_url, label_studio_api_key=settings.label_studio_api_key,
-            engine_loader=engine_loader or TaggingEngine.from_config,
+            engine_loader=engine_loader or TaggingEngine.from_config, open_set_labels=settings.open_set_labels,
         )
         app.state.ram = AppState(
             settings=settings,

@@ -27,6 +27,9 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
     (("--allowed-root",), {"dest": "allowed_roots", "action": "append",
                            "help": "directory whose files /v1/tag may read by path; repeatable"}),
     (("--mapping-file",), {"help": "JSON/YAML {project label: [RAM tag, ...]} used for every project"}),
+    (("--no-open-set-labels",), {"dest": "open_set_labels", "action": "store_const", "const": False,
+                                 "help": "labels that map onto no RAM tag stay unpredicted (default: they become "
+                                         "open-set classes through --text-encoder)"}),
     (("--max-wait-ms",), {"type": float, "help": "how long a request waits to share a batch (default 5)"}),
     (("--coalesce-max-batch",), {"type": int,
                                  "help": "most images one coalesced engine call takes (default 16)"}),

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
 
     # --- label mapping ---
     mapping_file: str | None = None
+    # Labels that map onto no RAM tag become open-set classes (CLIP text embeddings through RAM's head).
+    open_set_labels: bool = True
 
     # --- store and training (backend/README.md "Training") ---
     store: str | None = None  # a SQLite path or mongodb://HOST/DB; default MODEL_DIR/corrections.sqlite3

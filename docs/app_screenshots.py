@@ -78,13 +78,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch_app(port: int, log: Path) -> subprocess.Popen:
-    """The App server in its own process, on loopback, with this process's private database."""
-    code = (f"import fiftyone as fo; s = fo.launch_app(fo.load_dataset({DATASET!r}), address='127.0.0.1', "
+def launch_app(port: int, log: Path, target: str = f"fo.load_dataset({DATASET!r})",
+               wait_s: float = 120) -> subprocess.Popen:
+    """The App server in its own process, on loopback, with this process's private database;
+    `target` is the Python expression (a dataset or a view) it opens."""
+    code = (f"import fiftyone as fo; s = fo.launch_app({target}, address='127.0.0.1', "
             f"port={port}, remote=True, auto=False); s.wait(-1)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ScreenshotError(f"the App server exited with {process.returncode}; see {log}")
@@ -94,7 +96,7 @@ def launch_app(port: int, log: Path) -> subprocess.Popen:
         except OSError:
             time.sleep(0.5)
     process.kill()
-    raise ScreenshotError("the App server did not listen within 120 s")
+    raise ScreenshotError(f"the App server did not listen within {wait_s:.0f} s")
 
 
 def start_browser():

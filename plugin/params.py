@@ -107,6 +107,8 @@ class TagParams:
     # With a label field, only the RAM tags its labels map onto are computed and written
     # (the same scores, faster); True keeps every RAM tag.
     all_ram_tags: bool = False
+    # Labels that map onto no RAM tag are scored as open-set classes (plugin.models.open_set); False: never predicted.
+    open_set_labels: bool = True
 
     def __post_init__(self) -> None:
         check_field_name(self.field, "RAM field")
@@ -141,6 +143,7 @@ class TagParams:
             overwrite=bool(params.get("overwrite", False)),
             chunk_size=_opt_int(params.get("chunk_size"), "chunk_size") or cls.chunk_size,
             all_ram_tags=bool(params.get("all_ram_tags", False)),
+            open_set_labels=bool(params.get("open_set_labels", True)),
         )
 
 

@@ -67,7 +67,7 @@ class TestHealthAndSetup:
                                            "extra_params": None}).json()
         assert body["model_version"].startswith(client.get("/health").json()["model_version"])
         assert body["controls"] == [{"from_name": "tags", "to_name": "image", "type": "choices",
-                                     "labels": 4, "mapped": 3, "unmapped": ["Unicorn"]}]
+                                     "labels": 4, "mapped": 3, "unmapped": ["Unicorn"], "open_set": []}]
 
     def test_setup_with_unservable_config_is_422_with_advice(self, client: TestClient):
         response = client.post("/setup", json={"project": "1.1", "schema": "<View><Text name='t' value='$t'/></View>"})

@@ -53,7 +53,7 @@ def test_the_plugin_does_not_import_the_server() -> None:
 #
 # Which package may import which (docs/architecture.md draws the same picture):
 #   ram_model   imports only itself (and torch/numpy/Pillow/...): never backend, plugin, ram_client or an integration.
-#               Inside it, layers: model <- weights <- inference <- finetune <- cli; `review` is NumPy-only and
+#               Inside it, layers: model <- weights <- text <- inference <- finetune <- cli; `review` is NumPy-only and
 #               imports no other part; `errors` and `progress` are shared by all.
 #   ram_client  imports none of our packages (httpx and numpy only).
 #   backend     imports ram_model and ram_client (its Label Studio layer), never plugin or FiftyOne.
@@ -81,10 +81,11 @@ RAM_MODEL_LAYERS = {  # part -> the parts it may import (besides itself, ram_mod
     "model": set(),
     "review": set(),
     "weights": {"model", "review"},
-    "inference": {"model", "weights", "review"},
+    "text": {"model", "weights"},  # CLIP's text encoder: the engine builds open-set views through it
+    "inference": {"model", "weights", "text", "review"},
     "finetune": {"model", "weights", "inference", "review"},
     "scale": {"model", "weights", "inference"},
-    "cli": {"model", "weights", "inference", "review", "finetune", "scale"},
+    "cli": {"model", "weights", "text", "inference", "review", "finetune", "scale"},
 }
 
 

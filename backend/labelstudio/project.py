@@ -37,6 +37,7 @@ class ServedControl:
     columns: tuple[int, ...]
     thresholds: np.ndarray
     column_thresholds: np.ndarray
+    open_set: tuple[str, ...] = ()  # labels scored as open-set classes (labelstudio.open_set_labels)
 
     def report(self) -> dict:
         return {
@@ -46,6 +47,7 @@ class ServedControl:
             "labels": len(self.mapping.labels),
             "mapped": len(self.mapping.labels) - len(self.mapping.unmapped),
             "unmapped": list(self.mapping.unmapped),
+            "open_set": list(self.open_set),
         }
 
 
@@ -56,6 +58,8 @@ class ProjectModel:
     config_digest: str
     top_k: int | None = None  # at most this many choices per multiple-choice control
     score_text_to: str | None = None  # toName of a `<TextArea name="ram_scores">` (labelstudio.score_text)
+    # Labels that are classes past RAM's vocabulary, at indices K, K+1, ... (labelstudio.open_set_labels).
+    open_set_classes: tuple[str, ...] = ()
 
     @property
     def ram_classes(self) -> tuple[int, ...]:

@@ -163,14 +163,14 @@ async def _predict(state: AppState, served: ServedProject, jobs: list[ImageJob],
 
     # Only the RAM classes the project's labels map onto are computed (the same scores as the
     # full model's); `expand` puts them back at their vocabulary index, NaN elsewhere.
-    view = await state.projects.computing(served.runtime, served.model.ram_classes)
+    view = await state.projects.computing(served.runtime, served.model.ram_classes,
+                                           served.model.open_set_classes)
     outcomes = await predict_images(state, jobs, state.projects.label_studio(project_id),
                                     chunk_size=view.batcher.max_batch_size, batcher=view.batcher, on_image=keep)
     for job in jobs:
         pos, _ = job.slot
         if isinstance(outcome := outcomes[job.slot], str):
             errors.setdefault(pos, outcome)
-
 
     def probs_of(pos: int) -> dict[str, np.ndarray]:
         """One task's (K,) vectors, expanded when it is answered: a 10,000-task request
@@ -221,7 +221,7 @@ def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any],
         )
         if task_id is not None and project_id is not None:
             first_key = project.controls[0].spec.data_key
-            ram_probs = task_probs[first_key]
+            ram_probs = task_probs[first_key][:len(runtime.engine.vocab)]  # RAM's own tags, not open-set ones
             tags = state.policy.select(ram_probs, runtime.engine.vocab, runtime.ram_thresholds)
             stored.append(
                 StoredPrediction(

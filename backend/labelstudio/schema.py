@@ -69,6 +69,7 @@ class ControlReport(_Closed):
     labels: int
     mapped: int
     unmapped: list[str]
+    open_set: list[str] = []
 
 
 class SetupResponse(_Closed):

@@ -45,6 +45,7 @@ async def info(state: AppState = Depends(get_state)) -> InfoResponse:
         max_queue=state.batcher.max_queue,
         max_batch_size=state.batcher.max_batch_size,
         coalesce=state.batcher.coalesce,
+        open_set_classes=state.projects.open_set_classes(),
     )
 
 

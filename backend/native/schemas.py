@@ -52,3 +52,4 @@ class InfoResponse(_Closed):
     max_queue: int
     max_batch_size: int
     coalesce: bool
+    open_set_classes: list[str] = []

@@ -50,21 +50,23 @@ class ClassViews:
     def __init__(self, batcher_factory: Callable[[TaggingEngine], AsyncBatcher], max_views: int = 8) -> None:
         self._batcher_factory = batcher_factory
         self._max_views = max_views
-        self._views: OrderedDict[tuple[int, tuple[str, ...]], ClassView] = OrderedDict()
+        self._views: OrderedDict[tuple[int, tuple[str, ...], tuple[str, ...]], ClassView] = OrderedDict()
         self._lock = asyncio.Lock()
 
     def views(self) -> list[ClassView]:
         return list(self._views.values())
 
-    async def view(self, engine: TaggingEngine, batcher: AsyncBatcher, classes: Sequence[int]) -> ClassView:
+    async def view(self, engine: TaggingEngine, batcher: AsyncBatcher, classes: Sequence[int],
+                   open_set: Sequence[str] = ()) -> ClassView:
         """The view computing `classes` (indices of `engine.vocab`); the engine itself when
-        they are most of its vocabulary (`ram_model.model.restrict.FULL_VOCABULARY_SHARE`)."""
+        they are most of its vocabulary (`ram_model.model.restrict.FULL_VOCABULARY_SHARE`).
+        Indices K, K+1, ... name the project's `open_set` classes (labelstudio.open_set_labels)."""
         size = len(engine.vocab)
-        if not worth_restricting(classes, size):
+        if not open_set and not worth_restricting(classes, size):
             return ClassView(engine, batcher, None, size)
         columns = np.array(sorted(set(classes)), dtype=np.int64)
-        names = tuple(engine.vocab.names[i] for i in columns)
-        key = (id(engine), names)
+        names = tuple(engine.vocab.names[i] if i < size else open_set[i - size] for i in columns)
+        key = (id(engine), names, tuple(open_set))
         async with self._lock:
             found = self._views.get(key)
             if found is not None and found.engine.model is engine.model:
@@ -72,8 +74,8 @@ class ClassViews:
                 return found
             if found is not None:  # an evicted engine's id, reused
                 await self._views.pop(key).batcher.stop()
-            restricted = engine.restricted(names)
-            view = ClassView(restricted, self._batcher_factory(restricted), columns, size)
+            restricted = engine.open_set_view(names) if open_set else engine.restricted(names)
+            view = ClassView(restricted, self._batcher_factory(restricted), columns, size + len(open_set))
             await view.batcher.start()
             _log.info("computing %d of %d classes for a project (%s)", len(names), size, engine.model_version)
             self._views[key] = view

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from ram_model import EngineConfig, TaggingEngine, ThresholdPolicy
 from ram_model.inference.thresholds import thresholds_digest
 
 from ..labelstudio.config import ConfigLimits
+from ..labelstudio.open_set_labels import with_open_set_labels
 from ..labelstudio.project import ProjectModel, build_project_model
 from ..store import Store
 from ..training.params import registry_name
@@ -108,6 +110,7 @@ class Projects:
         label_studio_url: str | None = None,
         label_studio_api_key: str | None = None,
         engine_loader=TaggingEngine.from_config,  # (EngineConfig) -> engine; Ray Serve's keeps models remote
+        open_set_labels: bool = True,  # labels that map onto no RAM tag become open-set classes
     ) -> None:
         self._engine_loader = engine_loader
         self.base_engine = base_engine
@@ -126,6 +129,7 @@ class Projects:
         self.load_failures = LoadFailures()  # versions that failed to load, not retried per request
         self.label_config_limits = label_config_limits
         self.file_synonyms = file_synonyms
+        self.open_set_labels = open_set_labels
         self.label_studio_url = label_studio_url
         self.label_studio_api_key = label_studio_api_key
         self._bound: OrderedDict[tuple[str, str], ProjectModel] = OrderedDict()
@@ -165,6 +169,10 @@ class Projects:
                 top_k=self.policy.top_k,
                 limits=self.label_config_limits,
             )
+            if self.open_set_labels:
+                cached = with_open_set_labels(cached, runtime.engine, runtime.ram_thresholds, functools.partial(
+                    build_project_model, label_config, file_synonyms=self.file_synonyms, top_k=self.policy.top_k,
+                    limits=self.label_config_limits))
             with self._lock:
                 self._bound[key] = cached
                 while len(self._bound) > _PROJECT_CACHE_SIZE:
@@ -172,6 +180,13 @@ class Projects:
         if project_id is not None and label_config:
             _remember(self._configs, project_id, label_config)
         return cached
+
+    def open_set_classes(self) -> list[str]:
+        """Open-set classes served: the base engine's own (--open-set) and those of the bound labels."""
+        with self._lock:
+            bound = list(self._bound.values())
+        names = [*self.base_engine.open_set_classes, *(n for p in bound for n in p.open_set_classes)]
+        return list(dict.fromkeys(names))
 
     def known_config(self, project_id: str) -> str | None:
         """The last label config Label Studio sent for this project (from /setup, /predict or a webhook)."""
@@ -269,10 +284,11 @@ class Projects:
             return await run_in_threadpool(self._runtime, engine, batcher, project, candidate)
         return await run_in_threadpool(self.base_runtime, project)
 
-    async def computing(self, runtime: ProjectRuntime, classes: Sequence[int]) -> ClassView:
-        """What computes `classes` (indices of `runtime.engine.vocab`) for a prediction: a
-        restricted view of the runtime's engine, or the engine itself for most classes."""
-        return await self.class_views.view(runtime.engine, runtime.batcher, classes)
+    async def computing(self, runtime: ProjectRuntime, classes: Sequence[int],
+                        open_set: Sequence[str] = ()) -> ClassView:
+        """What computes `classes` (indices of `runtime.engine.vocab`, then of `open_set`) for a
+        prediction: a restricted view of the runtime's engine, or the engine itself for most classes."""
+        return await self.class_views.view(runtime.engine, runtime.batcher, classes, open_set)
 
     async def _engine_for(self, project: str, version: str) -> tuple[TaggingEngine, AsyncBatcher]:
         key = f"{registry_name(project)}@{version}"

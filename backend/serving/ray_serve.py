@@ -143,6 +143,7 @@ class ServeEngine:
     image_size = property(lambda self: self._info["image_size"])
     device = property(lambda self: f"ray-serve:{self._info['device']}")
     classes = property(lambda self: self._classes)
+    open_set_classes = property(lambda self: tuple(self._info.get("open_set_classes", ())))
 
     def info(self) -> dict[str, Any]:
         return {**self._info, "device": self.device, "restricted": self._classes is not None,
@@ -165,6 +166,13 @@ class ServeEngine:
 
     def tag_embeddings(self):
         raise NotImplementedError("tag embeddings are not served through Ray Serve yet")
+
+    def text_encoder(self):
+        """Open-set views of a project's labels are built on the replicas' engines, which this
+        proxy cannot do yet: the labels stay unpredicted (`labelstudio.open_set_labels` logs why)."""
+        from ram_model import ConfigError
+
+        raise ConfigError("labels outside RAM's tags are not scored through Ray Serve yet (serve without --ray)")
 
     @classmethod
     def connect(cls, handle: Any, model_id: str = BASE_MODEL_ID) -> "ServeEngine":

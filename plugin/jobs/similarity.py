@@ -26,7 +26,7 @@ __all__ = ["SimilarityResult", "compute_ram_similarity", "prompt_model"]
 
 # Options that decide the embeddings (not which tags fire): what the App needs to rebuild the model.
 _EMBEDDING_OPTIONS = ("checkpoint", "swin_config", "head_config", "tag_list", "tag_list_zh", "thresholds",
-                      "device", "precision", "no_exif_transpose", "trust_pickle")
+                      "device", "precision", "no_exif_transpose", "trust_pickle", "text_encoder")
 
 
 @dataclass
@@ -125,7 +125,8 @@ def compute_ram_similarity(collection: foc.SampleCollection, tagger: Tagger, par
         ensure_zoo_source()
         name, kwargs = prompt_model(model)
         result.text_queries = True
-        result.text_query_note = "Search by a RAM tag name (e.g. 'dog') in the App's similarity search"
+        result.text_query_note = ("Search by a RAM tag name (e.g. 'dog') or any text (e.g. 'a dog on a beach', "
+                                  "through CLIP's text encoder) in the App's similarity search")
     elif params.text_queries:
         result.text_query_note = ("Text queries need the model in this process (the server does not send tag "
                                   "embeddings); image similarity works")

@@ -48,6 +48,8 @@ class TagResult(JobResult):
     failed: int = 0
     failures: list[dict[str, str]] = dataclasses.field(default_factory=list)
     unmapped_labels: list[str] = dataclasses.field(default_factory=list)
+    open_set_labels: list[str] = dataclasses.field(default_factory=list)  # scored through CLIP's text encoder
+    open_set_note: str | None = None  # why unmapped labels could not become open-set classes
 
 
 def _mapping_for(collection: foc.SampleCollection, params: TagParams, tagger: Tagger) -> LabelMapping | None:
@@ -130,9 +132,18 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
         raise PluginInputError("The target view has no samples; nothing to tag")
     dataset = collection._root_dataset
     policy = params.policy
-    thresholds = policy.resolve(tagger.vocab)
     mapping = _mapping_for(dataset, params, tagger)
-    computing = _computing(tagger, params, mapping)
+    open_note = None
+    if mapping is not None and mapping.unmapped and params.open_set_labels:
+        from plugin.models.open_set import open_set_tagger
+
+        ram = tagger.vocab.names if params.all_ram_tags else [
+            tagger.vocab.names[i] for i in sorted({i for idx in mapping.ram_indices for i in idx})]
+        tagger, open_note = open_set_tagger(tagger, ram, list(mapping.unmapped))
+        if open_note is None:
+            mapping = _mapping_for(dataset, params, tagger)
+    thresholds = policy.resolve(tagger.vocab)
+    computing = tagger if getattr(tagger, "open_set_classes", ()) else _computing(tagger, params, mapping)
     settings = _settings(params, tagger, thresholds, mapping, computing)
     resume = _prepare_field(collection, params, settings)
     runs.record_run(
@@ -144,7 +155,8 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
     )
 
     result = TagResult(params.field, params.run_key, tagger.model_version, total,
-                       unmapped_labels=list(mapping.unmapped) if mapping else [])
+                       unmapped_labels=list(mapping.unmapped) if mapping else [],
+                       open_set_labels=list(getattr(tagger, "open_set_classes", ())), open_set_note=open_note)
     pending = collection.match(F(f"{params.field}.model_version") != tagger.model_version) if resume else collection
     ids, paths = pending.values(["id", "filepath"])
     result.skipped = total - len(ids)

@@ -174,17 +174,23 @@ class RamModel(fom.Model, fom.LogitsMixin, fom.EmbeddingsMixin, fom.PromptMixin)
         return self.embed_prompts([arg])[0]
 
     def embed_prompts(self, args: Sequence[str]) -> np.ndarray:
-        """One embedding per tag name; names are matched as labels are (case, plurals, separators)."""
+        """One embedding per prompt: a RAM tag name (matched as labels are: case, plurals,
+        separators) gives the tag's embedding; any other text its CLIP text embedding
+        (`ram_model.text`, the space RAM++'s image embedding is trained towards)."""
         if self._tag_embeddings is None:
             self._tag_embeddings = self._engine.tag_embeddings()
-        mapping = build_label_mapping(list(dict.fromkeys(args)), self._engine.vocab.names)
-        if mapping.unmapped:
-            raise PluginInputError(
-                f"Not RAM tags: {list(mapping.unmapped)}. Text queries take RAM tag names (e.g. 'dog', "
-                "'street sign'); RAM embeds its own tags, not free text"
-            )
-        rows = {label: indices for label, indices in zip(mapping.labels, mapping.ram_indices)}
-        return np.stack([self._tag_embeddings[list(rows[arg])].mean(axis=0) for arg in args])
+        unique = list(dict.fromkeys(args))
+        mapping = build_label_mapping(unique, self._engine.vocab.names)
+        rows = {label: list(indices) for label, indices in zip(mapping.labels, mapping.ram_indices) if indices}
+        vectors = {label: self._tag_embeddings[index].mean(axis=0) for label, index in rows.items()}
+        free = [arg for arg in unique if arg not in rows]
+        if free:
+            try:
+                vectors.update(zip(free, self._engine.embed_texts(free)))
+            except (CheckpointNotFoundError, ConfigError) as e:
+                raise PluginInputError(f"Not RAM tags: {free}, and free-text queries need CLIP's text encoder: "
+                                       f"{e}") from None
+        return np.stack([vectors[arg] for arg in args]).astype(np.float32, copy=False)
 
 
 def options_from_kwargs(kwargs: Mapping[str, Any]) -> ModelOptions:

@@ -56,6 +56,9 @@ class TagWithRam(foo.Operator):
             inputs.bool("all_ram_tags", label="Keep every RAM tag", default=False,
                         description="Off: only the RAM tags this field's labels map onto are computed and "
                                     "written (the same scores, faster). On: all of RAM's tags")
+            inputs.bool("open_set_labels", label="Score labels that are not RAM tags", default=True,
+                        description="Labels that map onto no RAM tag become open-set classes, scored through "
+                                    "CLIP's text encoder (RAM_ANNOTATE_TEXT_ENCODER, default CLIP ViT-B/16; threshold 0.5)")
         add_threshold_options(inputs)
         inputs.str("synonyms", label="Synonym file (optional)", required=False,
                    description="JSON/YAML mapping of label -> RAM tag(s)")

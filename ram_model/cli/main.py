@@ -26,7 +26,8 @@ __all__ = ["main", "build_parser"]
 
 # ram_model's own sub-commands that live in their own modules; each has `register(sub)`.
 # A module is imported only here, when the parser is built.
-_COMMAND_MODULES: tuple[str, ...] = ("ram_model.cli.thresholds", "ram_model.cli.finetune", "ram_model.cli.models")
+_COMMAND_MODULES: tuple[str, ...] = ("ram_model.cli.thresholds", "ram_model.cli.finetune", "ram_model.cli.models",
+                                     "ram_model.cli.search")
 
 
 def _add_tag_parser(sub: argparse._SubParsersAction) -> None:

@@ -40,6 +40,12 @@ def result_row(pred, engine, policy, thresholds, args: argparse.Namespace) -> di
         row.update(tags=[], error=pred.error)
         return row
     row["tags"] = [t.to_dict() for t in policy.select(pred.probs, engine.vocab, thresholds)]
+    if engine.open_set_classes:  # classes scored from text embeddings, not RAM's own tags
+        open_names = set(engine.open_set_classes)
+        for tag in row["tags"]:
+            if tag["name"] in open_names:
+                tag["open_set"] = True
+        row["open_set_classes"] = list(engine.open_set_classes)
     row["error"] = None
     if args.all_scores:
         row["scores"] = {n: round(float(p), 6) for n, p in zip(engine.vocab.names, pred.probs)}

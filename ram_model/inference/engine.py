@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import threading
 from collections.abc import Sized
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,8 @@ from ..errors import ConfigError, ImageLoadError, is_out_of_memory
 from .gpu_decode import EncodedJpeg, GpuJpegDecoder
 from .images import ImageSource, describe_source, load_image
 from ..weights.model_files import LoadedModel, load_model
+from ..model.class_rows import ClassRows, pack_rows
+from ..text.open_classes import OPEN_SET_THRESHOLD, choose_class_texts, reduce_for_ram, rows_digest
 from .pipeline import default_decode_workers, prefetch_batches
 from .precision import autocast_context, cast_for_inference, inference_dtype, precision_name, precision_tag
 from ..model.preprocess import normalize, to_uint8_tensor
@@ -120,7 +123,7 @@ class TaggingEngine:
         self._gpu_decoder = GpuJpegDecoder.create(
             self.device, self.image_size, exif_transpose=config.exif_transpose,
             max_pixels=config.max_image_pixels) if config.gpu_decode else None
-        self._restrict(config.classes)
+        self._select(config)
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> "TaggingEngine":
@@ -128,15 +131,33 @@ class TaggingEngine:
         return cls(load_model(config), config)
 
     # -- restricted vocabulary (issue 13) -----------------------------------------------
+    def _select(self, config: EngineConfig) -> None:
+        if not config.wants_open_set:
+            self._restrict(config.classes)
+            return
+        from ..text import read_descriptions
+
+        descriptions = read_descriptions(config.descriptions) if config.descriptions else {}
+        names = config.classes or tuple(descriptions)
+        if not names:
+            raise ConfigError("--open-set needs --classes naming the classes (or --descriptions FILE)")
+        self._open(names, descriptions, open_set=config.open_set)
+
     def _restrict(self, classes: Sequence[str] | None) -> None:
         """Compute only `classes` (None: all): the head has no attention between class
         queries, so their scores are the full model's. The index tensor is built once, on the
         engine's device, and handed to every forward."""
         full = self._loaded.vocab
+        self._open_classes: tuple[str, ...] = ()
+        self._open_digest: str | None = None
+        self._text_random = False
         if classes is None:
             self._vocab, self._class_index = full, None
             return
-        self._vocab = full.subset(classes)
+        try:
+            self._vocab = full.subset(classes)
+        except ConfigError as e:
+            raise ConfigError(f"{e}; pass --open-set to score names that are not RAM tags") from None
         self._class_index = torch.tensor([full.index_of(n) for n in self._vocab.names],
                                          dtype=torch.int64, device=self.device)
 
@@ -148,9 +169,96 @@ class TaggingEngine:
         `model_version` is unchanged: the scores are the full model's.
         """
         view = copy.copy(self)
-        view.config = dataclasses.replace(self.config, classes=None if classes is None else tuple(classes))
+        view.config = dataclasses.replace(self.config, classes=None if classes is None else tuple(classes),
+                                          open_set=False, descriptions=None)
         view._restrict(view.config.classes)
         return view
+
+    # -- open-set classes (issue 20) -----------------------------------------------------
+    def _open(self, names: Sequence[str], descriptions: dict[str, Sequence[str]], *, open_set: bool) -> None:
+        """Names that are RAM tags keep their own rows; the others (and any with descriptions)
+        are scored from CLIP embeddings of their descriptions or of the prompt templates."""
+        from ..text import template_descriptions
+        from ..text.cache import encode_descriptions
+
+        texts = choose_class_texts(names, self._loaded.vocab, descriptions, open_set=open_set,
+                                   templates=template_descriptions)
+        wanted = {n: t for n, t in texts.items() if t is not None}
+        if not wanted:
+            self._restrict(tuple(texts))
+            return
+        encoder = self.text_encoder()
+        groups = encode_descriptions(encoder, list(wanted.values()), cache_dir=self.config.cache_dir)
+        encoded = dict(zip(wanted, groups))
+        self._use_rows({n: encoded.get(n) for n in texts}, digest=rows_digest(encoder.identity, texts),
+                       text_random=encoder.random_weights)
+
+    def _use_rows(self, embeddings: "dict[str, torch.Tensor | None]", *, digest: str, text_random: bool) -> None:
+        full = self._loaded.vocab
+        label_embed = self.model.label_embed.detach()
+        per_class = label_embed.shape[0] // len(full)
+        groups, names_zh, thresholds, open_names = [], [], [], []
+        for name, rows in embeddings.items():
+            if rows is None:  # a RAM tag: its own label_embed rows, so its score is the closed-set one
+                i = full.index_of(name)
+                groups.append(label_embed[i * per_class:(i + 1) * per_class].cpu())
+                names_zh.append(full.names_zh[i])
+                thresholds.append(float(full.thresholds[i]))
+                continue
+            if rows.ndim != 2 or rows.shape[0] < 1 or rows.shape[1] != label_embed.shape[1]:
+                raise ConfigError(f"class {name!r}: embeddings must be [n >= 1, {label_embed.shape[1]}], "
+                                  f"not {list(rows.shape)}")
+            rows = rows.float()
+            groups.append((reduce_for_ram(rows) if self.variant == "ram" else rows).to(label_embed.dtype))
+            names_zh.append("")
+            thresholds.append(OPEN_SET_THRESHOLD)
+            open_names.append(name)
+        self._vocab = TagVocabulary(tuple(embeddings), tuple(names_zh), np.asarray(thresholds, dtype=np.float32))
+        self._class_index = pack_rows(groups).to(self.device, label_embed.dtype)
+        self._open_classes = tuple(open_names)
+        self._open_digest = digest
+        self._text_random = text_random
+
+    def with_class_embeddings(self, embeddings: "dict[str, torch.Tensor | None]", *,
+                              identity: str = "embeddings") -> "TaggingEngine":
+        """A view scoring these classes: None keeps a RAM tag's own rows; a [n, 512] tensor
+        holds a class's description embeddings (any n; RAM averages them into one row).
+
+        The lower half of `open_set_view`, for callers that encoded descriptions themselves.
+        """
+        view = copy.copy(self)
+        view.config = dataclasses.replace(self.config, classes=tuple(embeddings), open_set=True, descriptions=None)
+        h = hashlib.sha256(identity.encode())
+        for name, rows in embeddings.items():
+            h.update(b"\x00" + name.encode())
+            if rows is not None:
+                h.update(rows.detach().float().cpu().contiguous().numpy().tobytes())
+        view._use_rows(dict(embeddings), digest=h.hexdigest()[:8], text_random=False)
+        return view
+
+    def open_set_view(self, classes: Sequence[str], descriptions: dict[str, Sequence[str]] | None = None
+                      ) -> "TaggingEngine":
+        """A view computing `classes`: RAM tags as `restricted` does, other names as open-set classes
+        (their `descriptions`, else the prompt templates). Shares the model like `restricted`."""
+        view = copy.copy(self)
+        view.config = dataclasses.replace(self.config, classes=tuple(classes), open_set=True, descriptions=None)
+        view._open(view.config.classes or (), dict(descriptions or {}), open_set=True)
+        return view
+
+    def text_encoder(self):
+        """The CLIP text encoder (`ram_model.text`), loaded on first use and shared per process."""
+        from ..text import load_text_encoder
+
+        return load_text_encoder(self.config.text_encoder, cache_dir=self.config.cache_dir)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, 512) float32 unit CLIP text embeddings, comparable with RAM++'s image embeddings."""
+        return self.text_encoder().encode(list(texts)).numpy()
+
+    @property
+    def open_set_classes(self) -> tuple[str, ...]:
+        """The computed classes scored from text embeddings rather than RAM's own rows."""
+        return self._open_classes
 
     @property
     def classes(self) -> tuple[str, ...] | None:
@@ -169,14 +277,20 @@ class TaggingEngine:
 
     @property
     def model_version(self) -> str:
-        """The checkpoint's version, with `-bf16` / `-fp16` when inference runs in low precision.
+        """The checkpoint's version, with `-bf16` / `-fp16` when inference runs in low precision;
+        with open-set classes also a digest of their text encoder and descriptions (their scores
+        depend on both), and `random-` when that encoder is random.
 
         `--precision auto` runs bf16 on AMX CPUs and fp32 elsewhere; their scores differ by
         ~1e-3, so the precision is part of the version every output carries (JSONL rows, the
         FiftyOne labels and run record, Label Studio predictions) and the resume rules never
         mix the two.
         """
-        return self._loaded.model_version + precision_tag(self._autocast)
+        version = self._loaded.model_version + precision_tag(self._autocast)
+        if self._open_digest is None:
+            return version
+        version = f"{version}-open{self._open_digest}"
+        return version if not self._text_random or version.startswith("random-") else f"random-{version}"
 
     @property
     def precision(self) -> str:
@@ -185,8 +299,9 @@ class TaggingEngine:
 
     @property
     def random_weights(self) -> bool:
-        """True for checkpoints made by ram_model.weights.testing: their tags mean nothing."""
-        return self._loaded.random_weights
+        """True for checkpoints made by ram_model.weights.testing, or with a random text encoder
+        scoring open-set classes: their tags mean nothing."""
+        return self._loaded.random_weights or self._text_random
 
     @property
     def image_size(self) -> int:
@@ -202,6 +317,7 @@ class TaggingEngine:
             "num_classes": len(self.vocab),  # computed classes (the subset when restricted)
             "vocabulary_size": len(self._loaded.vocab),
             "restricted": self._class_index is not None,
+            "open_set_classes": list(self._open_classes),
             "image_size": self.image_size,
             "device": str(self.device),
             "precision": self.precision,
@@ -227,13 +343,15 @@ class TaggingEngine:
     def _decode_with_pillow(self, source: ImageSource) -> torch.Tensor | ImageLoadError:
         return decode_for_model(source, self.image_size, self.config)
 
-    def _forward(self, batch: torch.Tensor, classes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, batch: torch.Tensor, classes: torch.Tensor | ClassRows | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """(sigmoid probabilities, pooled embeddings) as float32 on the CPU; on CUDA out-of-memory,
         halve the batch and retry. `classes`: class indices on the device, None for all."""
         try:
             with torch.inference_mode(), autocast_context(self.device, self._autocast):
                 x = batch.to(self.device, non_blocking=True)
-                run = self._compiled or self.model.forward_with_embedding
+                compiled = self._compiled if not isinstance(classes, ClassRows) else None  # eager for own rows
+                run = compiled or self.model.forward_with_embedding
                 logits, pooled = run(x, classes)
                 return torch.sigmoid(logits.float()).cpu(), pooled.float().cpu()
         except RuntimeError as e:
@@ -322,6 +440,8 @@ class TaggingEngine:
     def tag_embeddings(self) -> np.ndarray:
         """(K, 512) float32: each tag's text embedding, comparable with `predict(..., with_embedding=True)`."""
         with self._lock, torch.inference_mode():
+            if isinstance(self._class_index, ClassRows):
+                return self._class_index.class_means().float().cpu().numpy()
             rows = self.model.tag_embeddings()
             if self._class_index is not None:
                 rows = rows.index_select(0, self._class_index)

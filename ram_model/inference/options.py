@@ -114,9 +114,10 @@ def parse_tag_thresholds(value: Any) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(pairs.items()))
 
 
-def parse_class_names(value: Any) -> tuple[str, ...] | None:
+def parse_class_names(value: Any, *, keep_repeats: bool = False) -> tuple[str, ...] | None:
     """Tag names from `a,b,c`, a file with one tag per line (a path that exists is a file;
-    blank lines and `#` comments are skipped), or a list of names; None when none are given."""
+    blank lines and `#` comments are skipped), or a list of names; None when none are given.
+    A repeated name is dropped unless `keep_repeats` (open-set classes refuse repeats)."""
     if not _given(value):
         return None
     texts = [value] if isinstance(value, str) else [str(v) for v in value]
@@ -131,7 +132,8 @@ def parse_class_names(value: Any) -> tuple[str, ...] | None:
             names.extend(line.strip() for line in lines if not line.strip().startswith("#"))
         else:
             names.extend(text.split(","))
-    chosen = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+    chosen = tuple(n.strip() for n in names if n.strip())
+    chosen = chosen if keep_repeats else tuple(dict.fromkeys(chosen))
     if not chosen:
         raise ConfigError(f"--classes names no tag: {value!r}")
     return chosen
@@ -197,6 +199,20 @@ class ModelOptions:
         "scores equal the full model's, and fewer tags run faster)", list, metavar="TAGS|FILE",
         label="Only these tags",
     )
+    open_set: bool = _option(
+        False, "--classes may name classes that are not RAM tags (open-set: scored from CLIP text embeddings "
+        "of prompt templates; threshold 0.5)", bool, in_form=False, label="Open-set classes",
+    )
+    descriptions: str | None = _option(
+        None, 'open-set classes from a JSON file {"tag": ["description", ...]} (the official RAM++ format; '
+        "its tags are the classes unless --classes is given)", str, metavar="FILE", in_form=False,
+        label="Class descriptions file",
+    )
+    text_encoder: str | None = _option(
+        None, "CLIP text encoder for open-set classes and text search: a Hugging Face repo, a local folder or "
+        "random:tiny (random weights) (default: openai/clip-vit-base-patch16)", str, in_form=False,
+        label="Text encoder",
+    )
     trust_pickle: bool = _option(
         False, "allow checkpoints that contain pickled Python objects (only for files you trust)", bool,
         in_form=False,
@@ -214,8 +230,14 @@ class ModelOptions:
     )
 
     def __post_init__(self) -> None:
+        raw_classes = self.classes
         for spec in MODEL_OPTIONS:
             object.__setattr__(self, spec.name, _parse(spec, getattr(self, spec.name)))
+        if (self.open_set or self.descriptions) and self.classes is not None:
+            given = parse_class_names(raw_classes, keep_repeats=True) or ()
+            if len(given) != len(self.classes):
+                twice = next(n for i, n in enumerate(given) if n in given[:i])
+                raise ConfigError(f"class {twice!r} is given twice")
 
     @classmethod
     def from_values(

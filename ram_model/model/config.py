@@ -245,14 +245,28 @@ class EngineConfig:
     # English tag names to compute, in this order (None: the whole vocabulary). The head has
     # no attention between class queries, so the scores equal the full model's for them.
     classes: tuple[str, ...] | None = None
+    # Open-set classes (ram_model.text.open_classes): names in `classes` that are not RAM tags are
+    # scored from CLIP text embeddings of templated descriptions; `descriptions` names a JSON
+    # file {tag: [descriptions]} (its tags are the classes when `classes` is None).
+    open_set: bool = False
+    descriptions: str | None = None
+    text_encoder: str | None = None  # ram_model.text: a Hugging Face repo, a folder or random:tiny
+
+    @property
+    def wants_open_set(self) -> bool:
+        return self.open_set or self.descriptions is not None
 
     def __post_init__(self) -> None:
         if self.classes is not None:
             if isinstance(self.classes, str):
                 raise ConfigError("classes must be a sequence of tag names, not one string")
-            names = tuple(dict.fromkeys(str(c).strip() for c in self.classes))
+            given = tuple(str(c).strip() for c in self.classes)
+            names = tuple(dict.fromkeys(given))
             if not names or not all(names):
                 raise ConfigError("classes must name at least one tag, and no empty names")
+            if self.wants_open_set and len(names) != len(given):
+                twice = next(n for i, n in enumerate(given) if n in given[:i])
+                raise ConfigError(f"class {twice!r} is given twice")
             object.__setattr__(self, "classes", names)
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError("batch_size must be >= 1")

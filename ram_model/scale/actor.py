@@ -28,6 +28,7 @@ class ModelFacts:
     vocab: TagVocabulary
     image_size: int
     variant: str
+    open_set_classes: tuple[str, ...] = ()  # classes scored from text embeddings (marked in the rows)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def describe_model(config: EngineConfig) -> ModelFacts | str:
         engine = TaggingEngine.from_config(_cpu_only(config))
     except RamModelError as e:
         return str(e)
-    return ModelFacts(engine.model_version, engine.random_weights, engine.vocab, engine.image_size, engine.variant)
+    return ModelFacts(engine.model_version, engine.random_weights, engine.vocab, engine.image_size, engine.variant,
+                      engine.open_set_classes)
 
 
 def decode_batch(batch: dict[str, np.ndarray], *, image_size: int, config: EngineConfig) -> dict[str, np.ndarray]:

@@ -1,0 +1,68 @@
+"""Free-text search over image embeddings: a text's CLIP embedding against RAM++'s pooled image
+embeddings (`ram-annotate tag --embedding` writes them), best cosine similarity first.
+
+RAM++'s pooled image token is trained towards CLIP's image embedding, the space CLIP's
+text encoder writes into, so a sentence ranks images without any tag in between. With
+random weights (either side) the order means nothing; the caller says so.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = ["EmbeddingIndex", "read_embedding_index", "rank_by_text"]
+
+
+@dataclass
+class EmbeddingIndex:
+    paths: list[str]
+    vectors: np.ndarray  # [N, 512] float32, unit rows
+    model_versions: set[str]
+    random_weights: bool
+    skipped: int  # rows without an embedding (errors, or tagged without --embedding)
+
+
+def read_embedding_index(path: str | Path) -> EmbeddingIndex:
+    """The rows of a `tag --embedding` JSON Lines file that carry an embedding."""
+    source = Path(path)
+    if not source.is_file():
+        raise ConfigError(f"index {path} is not a file (write one with `ram-annotate tag ... --embedding -o {path}`)")
+    paths, vectors, versions, skipped, random = [], [], set(), 0, False
+    with open(source, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}:{lineno} is not JSON ({e.msg})") from None
+            vector = row.get("embedding") if isinstance(row, dict) else None
+            if not vector:
+                skipped += 1
+                continue
+            paths.append(str(row.get("path")))
+            vectors.append(np.asarray(vector, dtype=np.float32))
+            versions.add(str(row.get("model_version")))
+            random = random or bool(row.get("random_weights"))
+    if not vectors:
+        raise ConfigError(f"no row of {path} has an embedding; tag the images with --embedding")
+    widths = {v.shape for v in vectors}
+    if len(widths) != 1:
+        raise ConfigError(f"{path} mixes embeddings of different widths: {sorted(w[0] for w in widths)}")
+    matrix = np.stack(vectors)
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return EmbeddingIndex(paths, matrix, versions, random, skipped)
+
+
+def rank_by_text(index: EmbeddingIndex, query: np.ndarray, top_k: int) -> list[tuple[int, float]]:
+    """(row, cosine similarity) of the `top_k` rows closest to one [512] text embedding."""
+    if query.shape != index.vectors.shape[1:]:
+        raise ConfigError(f"the text embedding has {query.shape[0]} dimensions, the index {index.vectors.shape[1]}")
+    scores = index.vectors @ (query / max(float(np.linalg.norm(query)), 1e-12))
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    return [(int(i), float(scores[i])) for i in order]
