@@ -44,6 +44,9 @@ def _add_tag_parser(sub: argparse._SubParsersAction) -> None:
                                           "file skips images already in it.")
     p.add_argument("--all-scores", action="store_true", help="include every class's probability")
     p.add_argument("--embedding", action="store_true", help="include the 512-d image embedding")
+    p.add_argument("--evidence", action="store_true",
+                   help="include an evidence map (token grid, 0..1) and a box per fired tag: where in the "
+                        "image the model sees it (README: Evidence maps)")
     p.add_argument("--retry-errors", action="store_true", help="on resume, redo images that failed before")
     p.add_argument("--overwrite", action="store_true", help="start the output file afresh")
     p.add_argument("--no-progress", action="store_true")
@@ -110,21 +113,26 @@ def _load_engine(args: argparse.Namespace):
     return engine
 
 
-def _policy_digest(thresholds, policy) -> str:
-    """Identifies the thresholds and top-k a result was cut with, so resume never mixes two."""
+def _policy_digest(thresholds, policy, evidence: bool = False) -> str:
+    """Identifies the thresholds and top-k a result was cut with (and whether rows carry evidence
+    maps), so resume never mixes two."""
     h = hashlib.sha256(thresholds.tobytes())
     h.update(str(policy.top_k).encode())
+    if evidence:  # only then, so files written before --evidence existed keep their digest
+        h.update(b"evidence")
     return h.hexdigest()[:8]
 
 
 def _result_row(pred, engine, policy, thresholds, args: argparse.Namespace) -> dict[str, Any]:
     row: dict[str, Any] = {"path": pred.source, "realpath": image_identity(pred.source),
                            "model_version": engine.model_version,
-                           "policy": _policy_digest(thresholds, policy)}
+                           "policy": _policy_digest(thresholds, policy, args.evidence)}
     if engine.random_weights:
         row["random_weights"] = True
     if pred.error is not None:
         row.update(tags=[], error=pred.error)
+        if args.evidence:
+            row["evidence"] = []
         return row
     row["tags"] = [t.to_dict() for t in policy.select(pred.probs, engine.vocab, thresholds)]
     row["error"] = None
@@ -132,7 +140,18 @@ def _result_row(pred, engine, policy, thresholds, args: argparse.Namespace) -> d
         row["scores"] = {n: round(float(p), 6) for n, p in zip(engine.vocab.names, pred.probs)}
     if args.embedding and pred.embedding is not None:
         row["embedding"] = [round(float(x), 6) for x in pred.embedding]
+    if args.evidence:
+        row["evidence"] = [e.to_dict() for e in pred.evidence or ()]
     return row
+
+
+def _evidence_request(args: argparse.Namespace, policy, thresholds):
+    """With --evidence: maps for exactly the tags the row lists (the policy's fired tags)."""
+    if not args.evidence:
+        return None
+    from .evidence import EvidenceRequest
+
+    return EvidenceRequest(select=lambda probs: policy.fired(probs, thresholds))
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
@@ -156,9 +175,10 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     todo = list(paths)
     if out_path is not None:
         state = read_resume_state(out_path)
-        others = state.versions - {(engine.model_version, _policy_digest(thresholds, policy))}
+        others = state.versions - {(engine.model_version, _policy_digest(thresholds, policy, args.evidence))}
         if others:
             return _fail(f"{out_path} holds results of another model version or other thresholds "
+                         f"(or rows {'without' if args.evidence else 'with'} --evidence) "
                          f"({', '.join(sorted('/'.join(v) for v in others))}); use a new --output or --overwrite")
         redo = state.failed if args.retry_errors else set()
         if redo:
@@ -172,7 +192,8 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     # One stream over the whole run (the decode look-ahead never restarts), written a chunk at a time.
     with stream_ctx as stream, tqdm(total=len(todo), unit="img", disable=args.no_progress,
                                     file=sys.stderr) as bar, \
-            closing(engine.predict_iter(todo, with_embedding=args.embedding)) as predictions:
+            closing(engine.predict_iter(todo, with_embedding=args.embedding,
+                                        evidence=_evidence_request(args, policy, thresholds))) as predictions:
         for preds in batched(predictions, _CHUNK):
             rows = [_result_row(p, engine, policy, thresholds, args) for p in preds]
             failures += sum(1 for r in rows if r["error"])

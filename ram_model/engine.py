@@ -43,6 +43,7 @@ class ImagePrediction:
     probs: np.ndarray | None = None
     embedding: np.ndarray | None = None
     error: str | None = None
+    evidence: list[Any] | None = None  # ram_model.evidence.TagEvidence per mapped tag, when asked for
 
     @property
     def ok(self) -> bool:
@@ -251,8 +252,11 @@ class TaggingEngine:
         return normalize(batch)
 
     def predict_iter(self, images: Iterable[ImageSource], *, with_embedding: bool = False,
-                     progress: ProgressFn | None = None) -> Iterator[ImagePrediction]:
+                     progress: ProgressFn | None = None, evidence: Any = None) -> Iterator[ImagePrediction]:
         """Results in input order, a batch at a time, as they are ready.
+
+        `evidence`: a `ram_model.evidence.EvidenceRequest` to also compute per-tag evidence
+        maps (`ImagePrediction.evidence`); None (the default) runs plain tagging only.
 
         `images` may be any iterable, read lazily: a generator of a million paths is never
         materialised, and at most `prefetch_batches` + 1 batches are decoded or held at once.
@@ -272,9 +276,14 @@ class TaggingEngine:
             if good:
                 batch = self._to_model_batch([prepared[i] for i in good])
                 with self._lock:
-                    probs, pooled = self._forward(batch, self._class_index)
+                    if evidence is None:
+                        probs, pooled = self._forward(batch, self._class_index)
+                    else:
+                        probs, pooled, maps = self._forward_evidence(batch, evidence)
                 for row, i in enumerate(good):
                     results[i].probs = probs[row].numpy()
+                    if evidence is not None:
+                        results[i].evidence = maps[row]
                     if with_embedding:
                         results[i].embedding = pooled[row].numpy()
             done += len(sources)
@@ -283,11 +292,26 @@ class TaggingEngine:
             yield from results
 
     def predict(self, images: Iterable[ImageSource], *, with_embedding: bool = False,
-                progress: ProgressFn | None = None) -> list[ImagePrediction]:
+                progress: ProgressFn | None = None, evidence: Any = None) -> list[ImagePrediction]:
         """Probabilities for every class of every image, in input order (all at once: see `predict_iter`)."""
         if not isinstance(images, Sized):
             images = list(images)  # progress gets its total
-        return list(self.predict_iter(images, with_embedding=with_embedding, progress=progress))
+        return list(self.predict_iter(images, with_embedding=with_embedding, progress=progress,
+                                      evidence=evidence))
+
+    def evidence(self, images: Iterable[ImageSource], tags: Sequence[str] | None = None,
+                 progress: ProgressFn | None = None) -> list[ImagePrediction]:
+        """Predictions with evidence maps for `tags` (None: the tags fired at the class thresholds)."""
+        from .evidence import EvidenceRequest
+
+        return self.predict(images, progress=progress, evidence=EvidenceRequest(tags=tags))
+
+    def _forward_evidence(self, batch: torch.Tensor, request: Any) -> tuple[torch.Tensor, torch.Tensor, list]:
+        """Probabilities, embeddings and evidence maps from one Swin pass (ram_model.evidence.run)."""
+        from .evidence.run import forward_with_evidence
+
+        return forward_with_evidence(self.model, batch, device=self.device, class_index=self._class_index,
+                                     vocab=self.vocab, request=request, autocast_dtype=self._autocast)
 
     def tag_embeddings(self) -> np.ndarray:
         """(K, 512) float32: each tag's text embedding, comparable with `predict(..., with_embedding=True)`."""
