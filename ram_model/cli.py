@@ -32,7 +32,8 @@ RANDOM_WEIGHTS_WARNING = (
 _CHUNK = 64
 # ram_model's own sub-commands that live in their own modules; each has `register(sub)`.
 # A module is imported only here, when the parser is built.
-_COMMAND_MODULES: tuple[str, ...] = ("ram_model.cli_thresholds", "ram_model.cli_finetune", "ram_model.cli_models")
+_COMMAND_MODULES: tuple[str, ...] = ("ram_model.cli_thresholds", "ram_model.cli_finetune", "ram_model.cli_models",
+                                     "ram_model.cli_detect")
 
 
 def _add_tag_parser(sub: argparse._SubParsersAction) -> None:
