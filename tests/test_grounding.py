@@ -167,3 +167,24 @@ def test_uncached_repo_is_one_line_naming_hf_download(monkeypatch, tmp_path: Pat
     with pytest.raises(CheckpointNotFoundError) as e:
         load_segmenter("sam", cache_dir=str(tmp_path))
     assert "hf download facebook/sam-vit-base" in str(e.value)
+
+
+def test_saved_folders_load_through_the_real_path(tmp_path: Path) -> None:
+    """`save_pretrained` folders load with the same code as cached repos (model type read from the config)."""
+    from ram_model.grounding import load_detector, load_segmenter
+    from ram_model.grounding.tiny import tiny_grounding_dino, tiny_sam
+
+    model, tokenizer, processor = tiny_grounding_dino(["dog", "cat"])
+    for part in (model, tokenizer, processor):
+        part.save_pretrained(tmp_path / "gd")
+    sam, sam_processor = tiny_sam()
+    sam.save_pretrained(tmp_path / "sam")
+    sam_processor.save_pretrained(tmp_path / "sam")
+    detector = load_detector(str(tmp_path / "gd"))
+    segmenter = load_segmenter(str(tmp_path / "sam"))
+    assert detector.family == "grounding-dino" and not detector.random_weights
+    picture = Image.new("RGB", (64, 48), "white")
+    (dets,) = detector.detect([picture], [["dog", "cat"]])
+    assert {d.label for d in dets} <= {"dog", "cat"}
+    (masks,) = segmenter.segment([picture], [np.array([[0.1, 0.1, 0.5, 0.9]], dtype=np.float32)])
+    assert len(masks) == 1 and masks[0].shape == (48, 64)
