@@ -19,6 +19,8 @@ from .errors import install_error_handlers
 from .limits import install_body_limit
 from .media import MediaFetcher
 from .project_runtime import ProjectModels
+from .grounding import build_grounding
+from .routes_detect import router as detect_router
 from .routes_ls import router as ls_router
 from .routes_native import router as native_router
 from .routes_train import router as train_router
@@ -45,10 +47,12 @@ def create_app(
     *,
     engine: TaggingEngine | None = None,
     policy: ThresholdPolicy | None = None,
+    grounding: object | None = None,
 ) -> FastAPI:
     """Build the app; `engine`/`policy` default to what `settings` describe.
 
-    Passing an engine lets a test or a benchmark share one loaded model between apps.
+    Passing an engine lets a test or a benchmark share one loaded model between apps;
+    `grounding` (a backend.grounding.GroundingService) likewise for the detector.
     """
     settings = settings or Settings()
 
@@ -89,6 +93,7 @@ def create_app(
             models=models,
             training=TrainingManager(settings, store, models, device=str(eng.device)),
             file_synonyms=_load_synonyms(settings),
+            grounding=grounding or build_grounding(settings, eng, pol),
         )
         await batcher.start()
         _log.info(
@@ -114,5 +119,6 @@ def create_app(
     install_body_limit(app, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.include_router(ls_router)
     app.include_router(native_router)
+    app.include_router(detect_router)
     app.include_router(train_router)
     return app

@@ -48,6 +48,7 @@ class AppState:
     store: Store
     models: ProjectModels
     training: object | None = None  # backend.training.TrainingManager
+    grounding: object | None = None  # backend.grounding.GroundingService (--detector)
     file_synonyms: Mapping[str, Sequence[str]] | None = None
     counters: Counters = field(default_factory=Counters)
     _projects: OrderedDict[tuple[str, str], ProjectModel] = field(default_factory=OrderedDict)

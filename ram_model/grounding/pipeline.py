@@ -56,19 +56,21 @@ class GroundedLabeler:
                 "segmenter": None if self.segmenter is None else self.segmenter.info()}
 
     def run(self, sources: Iterable[ImageSource], *, labels: Mapping[str, str] | None = None,
-            segment: bool | None = None) -> Iterator[GroundedResult]:
-        """Results in input order, a chunk at a time. `segment`: None = when a segmenter is loaded."""
+            segment: bool | None = None, policy: ThresholdPolicy | None = None) -> Iterator[GroundedResult]:
+        """Results in input order, a chunk at a time. `segment`: None = when a segmenter is loaded;
+        `policy`: which tags fire for this call (default: the labeler's)."""
         segment = self.segmenter is not None if segment is None else segment
+        cut = (self.policy, self.thresholds) if policy is None else (policy, policy.resolve(self.engine.vocab))
         if segment and self.segmenter is None:
             raise ValueError("masks were asked for but no segmenter is loaded")
         batch: list[ImageSource] = []
         for source in sources:
             batch.append(source)
             if len(batch) >= self.chunk:
-                yield from self._chunk(batch, labels, segment)
+                yield from self._chunk(batch, labels, segment, cut)
                 batch = []
         if batch:
-            yield from self._chunk(batch, labels, segment)
+            yield from self._chunk(batch, labels, segment, cut)
 
     def _load(self, source: ImageSource) -> Any:
         config = self.engine.config
@@ -84,7 +86,7 @@ class GroundedLabeler:
         return [t.name for t in kept], [labels[t.name] for t in kept]
 
     def _chunk(self, sources: Sequence[ImageSource], labels: Mapping[str, str] | None,
-               segment: bool) -> list[GroundedResult]:
+               segment: bool, cut: tuple[ThresholdPolicy, np.ndarray]) -> list[GroundedResult]:
         results = [GroundedResult(describe_source(s)) for s in sources]
         images: dict[int, Any] = {}
         for i, s in enumerate(sources):
@@ -105,7 +107,7 @@ class GroundedLabeler:
                 phrase_lists.append([])
                 label_lists.append([])
                 continue
-            results[i].tags = self.policy.select(pred.probs, self.engine.vocab, self.thresholds)
+            results[i].tags = cut[0].select(pred.probs, self.engine.vocab, cut[1])
             phrases, names = self._phrases(results[i].tags, labels)
             phrase_lists.append(phrases)
             label_lists.append(names)
