@@ -97,6 +97,19 @@ def _image_refs(project: ProjectModel, task: dict[str, Any]) -> dict[str, str]:
     return refs
 
 
+async def _regions(state: AppState, label_config: str | None, runtime: Any, images: dict) -> dict:
+    """Region results per task position when the server runs a detector and the config has region controls."""
+    if state.grounding is None or not images:
+        return {}
+    from .ls_regions import predict_regions, region_controls
+
+    vocab = runtime.engine.vocab
+    controls = region_controls(label_config, vocab.names, vocab.names_zh, state.file_synonyms)
+    if not controls:
+        return {}
+    return await run_in_threadpool(predict_regions, state.grounding, controls, images)
+
+
 @router.post("/predict", response_model=PredictResponse, response_model_exclude_none=True)
 async def predict(
     body: PredictRequest, background: BackgroundTasks, state: AppState = Depends(get_state)
@@ -157,6 +170,9 @@ async def predict(
         else:
             probs.setdefault(pos, {})[key] = view.expand(outcome)
 
+    regions = await _regions(state, body.label_config or state.known_config(project_id or ""), runtime,
+                             {pos: {k: cached[(pos, k)] for k in refs if (pos, k) in cached}
+                              for pos, refs in refs_by_task.items() if pos not in errors})
     results: list[TaskPrediction] = []
     stored: list[StoredPrediction] = []
     for pos, task in enumerate(tasks):
@@ -168,7 +184,7 @@ async def predict(
         outcome = predict_task(project, probs[pos], task)
         results.append(
             TaskPrediction(
-                result=outcome.result,
+                result=outcome.result + regions.get(pos, []),
                 score=outcome.score,
                 model_version=version,
                 mislabeling=outcome.mislabeling,
