@@ -91,7 +91,7 @@ def build_labeler(args: argparse.Namespace):
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .cli import _fail, _policy_digest
-    from .jsonl import append_lines, drop_paths, read_resume_state
+    from .jsonl import append_lines, resume_plan
 
     paths = expand_image_paths(args.paths)
     for item in paths.unmatched:
@@ -112,15 +112,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         out_path.unlink()
     todo = list(paths)
     if out_path is not None:
-        state = read_resume_state(out_path)
-        others = state.versions - {(version, policy)}
-        if others:
-            return _fail(f"{out_path} holds results of other models or thresholds "
-                         f"({', '.join(sorted('/'.join(v) for v in others))}); use a new --output or --overwrite")
-        redo = state.failed if args.retry_errors else set()
-        if redo:
-            drop_paths(out_path, redo)
-        todo = [p for p in paths if image_identity(p) not in state.done or image_identity(p) in redo]
+        todo = resume_plan(out_path, todo, (version, policy), retry_errors=args.retry_errors)
         if len(paths) - len(todo):
             print(f"resuming: {len(paths) - len(todo)} images already in {out_path}", file=sys.stderr)
     failures = 0
