@@ -1,0 +1,61 @@
+"""Evidence boxes as Label Studio RectangleLabels predictions, stored by the real Label Studio the tests start."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from labelstudio_server import LabelStudio
+from PIL import Image
+
+from ram_client.labelstudio.evidence_regions import EVIDENCE_MARK, EVIDENCE_SCORE_SCALE, evidence_rectangles
+from ram_model import TaggingEngine
+
+CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <RectangleLabels name="box" toName="image">
+    <Label value="Dog"/><Label value="Cat"/>
+  </RectangleLabels>
+</View>"""
+
+
+def test_rectangles_are_scaled_marked_and_skip_unmapped_or_boxless_tags() -> None:
+    evidence = [{"name": "dog", "box": [0.25, 0.5, 0.75, 1.0], "score": 0.8},
+                {"name": "tree", "box": [0, 0, 1, 1], "score": 0.9},
+                {"name": "cat", "box": None, "score": 0.7}]
+    (item,) = evidence_rectangles(evidence, from_name="box", to_name="image", width=400, height=200,
+                                  labels={"dog": "Dog", "cat": "Cat"})
+    v = item["value"]
+    assert (v["x"], v["y"], v["width"], v["height"], v["rotation"]) == pytest.approx((25, 50, 50, 50, 0))
+    assert v["rectanglelabels"] == ["Dog"] and item["type"] == "rectanglelabels"
+    assert item["score"] == pytest.approx(0.8 * EVIDENCE_SCORE_SCALE) and item["meta"] == {"text": [EVIDENCE_MARK]}
+    assert (item["original_width"], item["original_height"]) == (400, 200)
+    with pytest.raises(ValueError):
+        evidence_rectangles(evidence, from_name="box", to_name="image", width=1, height=1, labels={}, score_scale=0)
+
+
+def test_label_studio_stores_evidence_rectangles_as_a_prediction(label_studio: LabelStudio, tiny_files) -> None:
+    engine = TaggingEngine.from_config(tiny_files.engine_config(precision="fp32"))
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8))
+    (pred,) = engine.evidence([picture], tags=["dog", "cat"])
+    entries = [{**e.to_dict(), "score": e.score} for e in pred.evidence]
+    results = evidence_rectangles(entries, from_name="box", to_name="image", width=90, height=60,
+                                  labels={"dog": "Dog", "cat": "Cat"})
+    assert len(results) == 2
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    with label_studio.client() as ls:
+        project = ls.post("/api/projects", json={"title": "evidence boxes", "label_config": CONFIG}).json()["id"]
+        imported = ls.post(f"/api/projects/{project}/import", files={"file": ("p.png", buf.getvalue(), "image/png")})
+        assert imported.status_code == 201, imported.text
+        task = ls.get("/api/tasks", params={"project": project}).json()["tasks"][0]["id"]
+        made = ls.post("/api/predictions", json={"task": task, "result": results, "score": 0.0,
+                                                 "model_version": f"{engine.model_version}-evidence"})
+        assert made.status_code == 201, made.text
+        stored = ls.get("/api/predictions", params={"task": task}).json()
+    (prediction,) = stored
+    assert [r["value"]["rectanglelabels"] for r in prediction["result"]] == [["Dog"], ["Cat"]]
+    for sent, kept in zip(results, prediction["result"]):
+        for key in ("x", "y", "width", "height", "rotation"):
+            assert kept["value"][key] == pytest.approx(sent["value"][key])
+        assert kept["meta"] == {"text": [EVIDENCE_MARK]} and kept["score"] == pytest.approx(sent["score"])
