@@ -30,7 +30,7 @@ from ram_model import EngineConfig, TaggingEngine
 from ram_model.config import SwinConfig
 from ram_model.evidence import EvidenceRequest, token_grid
 from ram_model.finetune import FinetuneConfig, finetune
-from ram_model.testing import SHAPE_CLASSES, TINY_TAGS, make_tiny_checkpoint
+from ram_model.testing import SHAPE_CLASSES, TINY_TAGS, draw_shape, make_tiny_checkpoint
 
 SIZE = 128
 SWIN_128 = SwinConfig(image_res=SIZE, window_size=4, embed_dim=16, depths=(2, 2, 2, 2), num_heads=(2, 2, 4, 4),
@@ -55,12 +55,7 @@ def draw_scene(rng: np.random.Generator) -> tuple[Image.Image, dict[str, list[fl
         else:
             continue
         taken.append(box)
-        if shape == "square":
-            draw.rectangle(box, fill=colour)
-        elif shape == "circle":
-            draw.ellipse(box, fill=colour)
-        else:
-            draw.polygon([(x0, y0 + extent), (x0 + extent // 2, y0), (x0 + extent, y0 + extent)], fill=colour)
+        draw_shape(draw, box, colour, shape)
         boxes[str(name)] = [v / SIZE for v in (box[0], box[1], box[2], box[3])]
     return img, boxes
 

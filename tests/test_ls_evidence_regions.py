@@ -59,3 +59,32 @@ def test_label_studio_stores_evidence_rectangles_as_a_prediction(label_studio: L
         for key in ("x", "y", "width", "height", "rotation"):
             assert kept["value"][key] == pytest.approx(sent["value"][key])
         assert kept["meta"] == {"text": [EVIDENCE_MARK]} and kept["score"] == pytest.approx(sent["score"])
+
+
+def test_backend_evidence_regions_fill_only_rectangle_controls_with_mapped_fired_tags(tiny_files, tmp_path) -> None:
+    from backend.ls_evidence import predict_evidence_regions
+    from backend.ls_regions import region_controls
+    from ram_model import ThresholdPolicy
+
+    engine = TaggingEngine.from_config(tiny_files.engine_config(precision="fp32"))
+    config = CONFIG.replace("</View>", '<BrushLabels name="brush" toName="image"><Label value="Dog"/></BrushLabels>'
+                                       "</View>")
+    controls = region_controls(config, engine.vocab.names, engine.vocab.names_zh)
+    assert [c.kind for c in controls] == ["rectanglelabels", "brushlabels"]
+    rng = np.random.default_rng(1)
+    paths = []
+    for i, size in enumerate([(90, 60), (40, 120)]):
+        path = tmp_path / f"t{i}.png"
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    policy = ThresholdPolicy(threshold=0.0)  # every tag fires; only dog and cat map onto labels
+    regions = predict_evidence_regions(engine, controls, {0: {"image": paths[0]}, 1: {"image": paths[1]}},
+                                       policy, policy.resolve(engine.vocab))
+    for pos, (width, height) in zip((0, 1), [(90, 60), (40, 120)]):
+        items = regions[pos]
+        assert sorted(i["value"]["rectanglelabels"][0] for i in items) == ["Cat", "Dog"]
+        assert all(i["from_name"] == "box" and i["meta"] == {"text": [EVIDENCE_MARK]} for i in items)
+        assert all((i["original_width"], i["original_height"]) == (width, height) for i in items)
+    none_fire = ThresholdPolicy(threshold=1.0)
+    assert predict_evidence_regions(engine, controls, {0: {"image": paths[0]}}, none_fire,
+                                    none_fire.resolve(engine.vocab)) == {0: []}
