@@ -29,6 +29,14 @@ class RegionControl:
     kind: str  # a REGION_TYPES key
     data_key: str
     labels: Mapping[str, str]  # RAM tag name -> the value written (alias or value); unmapped labels absent
+    ram_indices: tuple[int, ...]  # the RAM classes those tags are
+    label_count: int = 0
+    unmapped: tuple[str, ...] = ()  # labels that match no RAM tag (never predicted)
+
+    def report(self) -> dict:
+        """The /setup report, in the shape of the Choices controls' (backend.ls_project.ServedControl)."""
+        return {"from_name": self.name, "to_name": self.to_name, "type": self.kind, "labels": self.label_count,
+                "mapped": self.label_count - len(self.unmapped), "unmapped": list(self.unmapped)}
 
 
 def region_controls(label_config: str | None, ram_names: Sequence[str], ram_names_zh: Sequence[str] | None = None,
@@ -62,7 +70,9 @@ def region_controls(label_config: str | None, ram_names: Sequence[str], ram_name
         for label, indices in zip(mapping.labels, mapping.ram_indices):
             for i in indices:
                 tag_to_value.setdefault(ram_names[i], values[label])
-        out.append(RegionControl(el.get("name"), el.get("toName"), kind, images[el.get("toName")], tag_to_value))
+        indices = tuple(sorted({i for idx in mapping.ram_indices for i in idx}))
+        out.append(RegionControl(el.get("name"), el.get("toName"), kind, images[el.get("toName")], tag_to_value,
+                                 indices, len(values), tuple(mapping.unmapped)))
     return tuple(out)
 
 

@@ -78,7 +78,8 @@ async def setup(body: SetupRequest, state: AppState = Depends(get_state)) -> Set
         raise BadRequest(f"/setup hostname: {exc.message}") from None
     runtime = await state.models.runtime(project_id)
     project = await run_in_threadpool(state.project_model, body.label_config, project_id, runtime)
-    return SetupResponse(model_version=project.model_version, controls=[c.report() for c in project.controls])
+    return SetupResponse(model_version=project.model_version,
+                         controls=[c.report() for c in project.controls] + [r.report() for r in project.regions])
 
 
 def _image_refs(project: ProjectModel, task: dict[str, Any]) -> dict[str, str]:
@@ -86,8 +87,7 @@ def _image_refs(project: ProjectModel, task: dict[str, Any]) -> dict[str, str]:
     if not isinstance(data, dict):
         raise BackendError("the task has no `data` object")
     refs: dict[str, str] = {}
-    for control in project.controls:
-        key = control.spec.data_key
+    for key in [c.spec.data_key for c in project.controls] + [r.data_key for r in project.regions]:
         value = data.get(key)
         if value is None:
             raise BackendError(f"task data has no {key!r} field (the <Image> reads ${key})")
@@ -97,17 +97,17 @@ def _image_refs(project: ProjectModel, task: dict[str, Any]) -> dict[str, str]:
     return refs
 
 
-async def _regions(state: AppState, label_config: str | None, runtime: Any, images: dict) -> dict:
+async def _regions(state: AppState, project: ProjectModel, images: dict) -> dict:
     """Region results per task position when the server runs a detector and the config has region controls."""
-    if state.grounding is None or not images:
+    if state.grounding is None or not project.regions or not images:
         return {}
-    from .ls_regions import predict_regions, region_controls
+    from .ls_regions import predict_regions
 
-    vocab = runtime.engine.vocab
-    controls = region_controls(label_config, vocab.names, vocab.names_zh, state.file_synonyms)
-    if not controls:
-        return {}
-    return await run_in_threadpool(predict_regions, state.grounding, controls, images)
+    return await run_in_threadpool(predict_regions, state.grounding, project.regions, images)
+
+
+def _mean_score(items: list[dict[str, Any]] | None) -> float | None:
+    return float(np.mean([i["score"] for i in items])) if items else None
 
 
 @router.post("/predict", response_model=PredictResponse, response_model_exclude_none=True)
@@ -170,8 +170,7 @@ async def predict(
         else:
             probs.setdefault(pos, {})[key] = view.expand(outcome)
 
-    regions = await _regions(state, body.label_config or state.known_config(project_id or ""), runtime,
-                             {pos: {k: cached[(pos, k)] for k in refs if (pos, k) in cached}
+    regions = await _regions(state, project, {pos: {k: cached[(pos, k)] for k in refs if (pos, k) in cached}
                               for pos, refs in refs_by_task.items() if pos not in errors})
     results: list[TaskPrediction] = []
     stored: list[StoredPrediction] = []
@@ -185,13 +184,13 @@ async def predict(
         results.append(
             TaskPrediction(
                 result=outcome.result + regions.get(pos, []),
-                score=outcome.score,
+                score=outcome.score if outcome.score is not None else _mean_score(regions.get(pos)),
                 model_version=version,
                 mislabeling=outcome.mislabeling,
                 task=task_id,
             )
         )
-        if task_id is not None and project_id is not None:
+        if task_id is not None and project_id is not None and project.controls:
             first_key = project.controls[0].spec.data_key
             ram_probs = probs[pos][first_key]
             tags = state.policy.select(ram_probs, runtime.engine.vocab, runtime.ram_thresholds)

@@ -82,6 +82,7 @@ class AppState:
                 file_synonyms=self.file_synonyms,
                 top_k=self.policy.top_k,
                 limits=self.settings.label_config_limits,
+                detector_version=getattr(self.grounding, "model_version", None),
             )
             with self._lock:
                 self._projects[key] = cached

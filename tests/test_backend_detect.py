@@ -75,3 +75,56 @@ def test_segmenter_without_detector_is_refused(tmp_path) -> None:
 
     with pytest.raises(BackendError, match="--segmenter needs --detector"):
         build_grounding(make_settings(tmp_path, segmenter="random:tiny"), None, ThresholdPolicy())
+
+
+def test_region_controls_map_like_choices_and_region_only_configs(backend_engine: TaggingEngine) -> None:
+    from backend.errors import LabelConfigError
+    from backend.ls_project import build_project_model
+
+    config = """<View><Image name="image" value="$photo"/>
+      <RectangleLabels name="box" toName="image">
+        <Label value="Dog" alias="d"/><Label value="Kitty" predicted_values="cat"/><Label value="Unicorn"/>
+      </RectangleLabels></View>"""
+    vocab = backend_engine.vocab
+    common = dict(ram_names=vocab.names, ram_names_zh=vocab.names_zh, ram_thresholds=vocab.thresholds,
+                  engine_version="v")
+    with pytest.raises(LabelConfigError, match="need a server started with --detector"):
+        build_project_model(config, **common)
+    project = build_project_model(config, **common, detector_version="det-1")
+    (region,) = project.regions
+    assert project.controls == () and region.data_key == "photo"
+    assert dict(region.labels) == {"dog": "d", "cat": "Kitty"} and region.unmapped == ("Unicorn",)
+    assert set(project.ram_classes) == {vocab.index_of("dog"), vocab.index_of("cat")}
+    assert build_project_model(config, **common, detector_version="det-2").model_version != project.model_version
+
+
+def test_region_only_project_through_predict(backend_engine: TaggingEngine, grounding, file_server, tmp_path) -> None:
+    """/setup reports the region control; /predict fills it (boxes mapped to the labels), a label that maps
+    onto no tag adds nothing, and a config whose labels all map to nothing gets no regions."""
+    from fastapi.testclient import TestClient
+
+    from backend.app import create_app
+    from backend_fixtures import Route
+
+    token = "b" * 40
+    file_server.routes["/data/upload/1/a.png"] = Route(body=image_bytes(0), require_auth=f"Token {token}")
+    settings = make_settings(tmp_path, label_studio_url=file_server.url, label_studio_api_key=token)
+    app = create_app(settings, engine=backend_engine, policy=ThresholdPolicy(), grounding=grounding)
+    config = """<View><Image name="image" value="$image"/>
+      <RectangleLabels name="box" toName="image"><Label value="Dog"/><Label value="Unicorn"/></RectangleLabels>
+    </View>"""
+    nothing = config.replace('<Label value="Dog"/>', "")
+    task = {"id": 1, "data": {"image": "/data/upload/1/a.png"}, "project": 7}
+    with TestClient(app) as client:
+        setup = client.post("/setup", json={"project": "7.1", "schema": config}).json()
+        assert setup["controls"] == [{"from_name": "box", "to_name": "image", "type": "rectanglelabels",
+                                      "labels": 2, "mapped": 1, "unmapped": ["Unicorn"]}]
+        answer = client.post("/predict", json={"tasks": [task], "label_config": config, "project": "7.1"})
+        assert answer.status_code == 200, answer.text
+        (pred,) = answer.json()["results"]
+        assert pred["result"] and {r["value"]["rectanglelabels"][0] for r in pred["result"]} == {"Dog"}
+        assert 0 < pred["score"] <= 1
+        answer = client.post("/predict", json={"tasks": [task], "label_config": nothing, "project": "8.1"})
+        assert answer.status_code == 200, answer.text
+        (pred,) = answer.json()["results"]
+        assert pred.get("result", []) == []
