@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_disagreements(jobs)
     _add_export(jobs)
     _add_similarity(jobs)
+    from plugin.cli_detect import add_detect_command
+
+    add_detect_command(jobs, add_target=_add_target, run=_run, target=_target, model=_model, progress=_progress)
     from plugin.cli_review import add_review_commands
 
     add_review_commands(jobs, add_target=_add_target, add_server=_add_server)

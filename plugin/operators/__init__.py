@@ -1,5 +1,6 @@
 """The plugin's operators, in the order fiftyone.yml lists them."""
 from plugin.operators.compute_similarity import ComputeRamSimilarity
+from plugin.operators.detect_with_ram import DetectWithRam
 from plugin.operators.export_finetune import ExportRamFinetune
 from plugin.operators.finetune_ram import FinetuneRam
 from plugin.operators.find_disagreements import FindRamDisagreements
@@ -9,7 +10,7 @@ from plugin.operators.tag_with_ram import TagWithRam
 from plugin.operators.tune_thresholds import TuneRamThresholds
 
 OPERATORS = (TagWithRam, FindRamDisagreements, ExportRamFinetune, ComputeRamSimilarity,
-             SendReviewBatch, LoadLabelStudioReviews, FinetuneRam, TuneRamThresholds)
+             SendReviewBatch, LoadLabelStudioReviews, FinetuneRam, TuneRamThresholds, DetectWithRam)
 
-__all__ = ["OPERATORS", "ComputeRamSimilarity", "ExportRamFinetune", "FindRamDisagreements", "FinetuneRam",
+__all__ = ["OPERATORS", "ComputeRamSimilarity", "DetectWithRam", "ExportRamFinetune", "FindRamDisagreements", "FinetuneRam",
            "LoadLabelStudioReviews", "SendReviewBatch", "TagWithRam", "TuneRamThresholds"]

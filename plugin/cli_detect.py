@@ -1,0 +1,45 @@
+"""`ram-annotate fiftyone detect`: the Detect RAM's tags operator's job without the App."""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from ram_model.cli_options import add_model_options
+
+__all__ = ["add_detect_command"]
+
+
+def add_detect_command(jobs: argparse._SubParsersAction, *, add_target: Callable, run: Callable, target: Callable,
+                       model: Callable, progress: Callable) -> None:
+    p = jobs.add_parser("detect", help="write boxes (and SAM masks) of RAM's tags into a Detections field (resumable)")
+    add_target(p)
+    p.add_argument("--field", default="ram_detections", help="output field (default: ram_detections)")
+    p.add_argument("--detector", default="grounding-dino-tiny",
+                   help="grounding-dino-tiny (default), grounding-dino-base, owlv2, a repo id, a folder, random:tiny")
+    p.add_argument("--segmenter", help="sam, sam-large, a repo id, a folder or random:tiny: adds instance masks")
+    p.add_argument("--box-threshold", type=float, help="Grounding DINO 0.25, OWLv2 0.1 by default")
+    p.add_argument("--text-threshold", type=float, help="Grounding DINO 0.2 by default")
+    p.add_argument("--label-field", help="prompt only RAM tags mapping onto this field's classes; boxes take their names")
+    p.add_argument("--synonyms", help="JSON/YAML mapping of label -> RAM tag(s)")
+    p.add_argument("--overwrite", action="store_true", help="replace detections made by other models or settings")
+    p.add_argument("--chunk-size", type=int, default=16, help="samples per write (default: 16)")
+    add_model_options(p)
+
+    def command(args: argparse.Namespace) -> int:
+        from plugin.engine_cache import engine_config
+        from plugin.jobs.detect import DetectParams, detect_samples, get_labeler
+
+        def job() -> Any:
+            options = model(args)
+            params = DetectParams(field=args.field, detector=args.detector, segmenter=args.segmenter,
+                                  box_threshold=args.box_threshold, text_threshold=args.text_threshold,
+                                  label_field=args.label_field, synonyms=args.synonyms,
+                                  policy=options.options.threshold_policy(), overwrite=args.overwrite,
+                                  chunk_size=args.chunk_size)
+            labeler = get_labeler(engine_config(options), params)
+            return detect_samples(target(args), labeler, params, progress=progress(args, "detecting"))
+
+        return run(job)
+
+    p.set_defaults(func=command, server_url=None)  # in-process models only (no --server-url)
