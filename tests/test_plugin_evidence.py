@@ -77,3 +77,17 @@ def test_where_ram_sees_a_tag(dataset, tiny_files, thresholds) -> None:
         where_ram_sees(dataset, "bus")
     with pytest.raises(PluginInputError, match="Evidence maps"):
         where_ram_sees(dataset, "cat", field="other")
+
+
+def test_evidence_of_a_run_computing_only_the_label_fields_tags(dataset, tiny_files, thresholds) -> None:
+    """With a label field only its tags are computed (a restricted engine view): the maps are the full model's."""
+    model = {**fx.model_params(tiny_files, thresholds=thresholds), "precision": "fp32"}
+    _tag(dataset, {**model, "evidence": True, "label_field": "ground_truth"})
+    engine = TaggingEngine.from_config(tiny_files.engine_config(thresholds=str(thresholds), precision="fp32"))
+    expected = engine.evidence(dataset.values("filepath"), tags=["dog", "cat"])
+    for sample, pred in zip(dataset, expected):
+        boxes = {d.label: d for d in sample["ram_evidence"].detections}
+        assert set(boxes) == {"dog", "cat"}  # sky fires on the whole vocabulary but is not computed here
+        for ev in pred.evidence:
+            np.testing.assert_allclose(boxes[ev.name]["evidence_map"], ev.map, atol=1e-3)
+            assert boxes[ev.name].confidence == pytest.approx(ev.score, abs=1e-5)
