@@ -2,6 +2,8 @@
 PolygonLabels on one Image gets all four from our server running RAM + a tiny random detector and SAM."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -78,3 +80,39 @@ def test_label_studio_stores_regions_and_choices(label_studio: LabelStudio, dete
                for i in by_type.get("polygonlabels", []))
     assert by_type.get("brushlabels") or by_type.get("polygonlabels")
     assert set(FIRING) == {"dog", "cat"}
+
+
+@pytest.mark.skipif(__import__("ls_browser").browser_available() is not None,
+                    reason=str(__import__("ls_browser").browser_available()))
+def test_regions_are_drawn_in_the_labeling_view(label_studio: LabelStudio, detect_server, tmp_path) -> None:
+    """Headless Chromium opens the task: the predicted regions are listed and drawn on the image.
+    `RAM_ANNOTATE_SCREENSHOTS=DIR` also keeps the picture (docs/screenshots/ls_detect_regions.png)."""
+    import os
+    import shutil
+
+    from ls_browser import browser, labeling_screenshot, login
+    from selenium.webdriver.common.by import By
+    from synthetic_shapes import shape_dataset
+
+    config = REGION_CONFIG.replace('<BrushLabels name="brush" toName="image"><Label value="Dogs"/></BrushLabels>', "")
+    with label_studio.client() as ls:
+        project = _ok(ls.post("/api/projects", json={"title": "RAM boxes", "label_config": config}))["id"]
+        ((png, _),) = shape_dataset(1, seed=2)
+        _ok(ls.post(f"/api/projects/{project}/import", files=[("file", ("shapes.png", png, "image/png"))]))
+        _ok(ls.post("/api/ml", json={"project": project, "url": detect_server, "title": "RAM"}))
+        _ok(ls.post("/api/dm/actions", params={"id": "retrieve_tasks_predictions", "project": project},
+                    json={"selectedItems": {"all": True, "excluded": []}}))
+        body = _ok(ls.get("/api/tasks", params={"project": project}))
+        (task,) = body["tasks"] if isinstance(body, dict) else body
+        (prediction,) = _ok(ls.get("/api/predictions", params={"task": task["id"]}))
+    regions = [r for r in prediction["result"] if r["type"] in ("rectanglelabels", "polygonlabels")]
+    assert regions
+    shot = tmp_path / "ls_detect_regions.png"
+    with browser(width=1400, height=1000) as chrome:
+        login(chrome, label_studio.url)
+        text = labeling_screenshot(chrome, label_studio.url, project, task["id"], shot)
+        shapes = chrome.find_elements(By.CSS_SELECTOR, "canvas")
+    assert shot.stat().st_size > 10_000 and shapes, "the image and its regions are drawn on canvases"
+    assert "Kitty" in text or "Dogs" in text
+    if os.environ.get("RAM_ANNOTATE_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["RAM_ANNOTATE_SCREENSHOTS"]) / shot.name)
