@@ -91,3 +91,13 @@ def test_evidence_of_a_run_computing_only_the_label_fields_tags(dataset, tiny_fi
         for ev in pred.evidence:
             np.testing.assert_allclose(boxes[ev.name]["evidence_map"], ev.map, atol=1e-3)
             assert boxes[ev.name].confidence == pytest.approx(ev.score, abs=1e-5)
+
+
+def test_where_ram_sees_operator_runs_in_fiftyone(dataset, tiny_files, thresholds) -> None:
+    _tag(dataset, {**fx.model_params(tiny_files, thresholds=thresholds), "precision": "fp32", "evidence": True})
+    uri = f"{fx.PLUGIN_NAME}/where_ram_sees"
+    result = foo.execute_operator(uri, {"dataset": dataset.name, "params": {"ram_field": "ram", "tag": "sky"}})
+    assert result.error is None and result.result == {"samples": 4, "tag": "sky", "heatmap_field": "ram_heatmap"}
+    for sample in dataset:
+        (sky,) = [d for d in sample["ram_evidence"].detections if d.label == "sky"]
+        np.testing.assert_allclose(sample["ram_heatmap"].map, np.array(sky["evidence_map"]), atol=1e-6)

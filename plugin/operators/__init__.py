@@ -8,9 +8,11 @@ from plugin.operators.load_reviews import LoadLabelStudioReviews
 from plugin.operators.send_review import SendReviewBatch
 from plugin.operators.tag_with_ram import TagWithRam
 from plugin.operators.tune_thresholds import TuneRamThresholds
+from plugin.operators.where_ram_sees import WhereRamSees
 
 OPERATORS = (TagWithRam, FindRamDisagreements, ExportRamFinetune, ComputeRamSimilarity,
-             SendReviewBatch, LoadLabelStudioReviews, FinetuneRam, TuneRamThresholds, DetectWithRam)
+             SendReviewBatch, LoadLabelStudioReviews, FinetuneRam, TuneRamThresholds, DetectWithRam,
+             WhereRamSees)
 
 __all__ = ["OPERATORS", "ComputeRamSimilarity", "DetectWithRam", "ExportRamFinetune", "FindRamDisagreements", "FinetuneRam",
-           "LoadLabelStudioReviews", "SendReviewBatch", "TagWithRam", "TuneRamThresholds"]
+           "LoadLabelStudioReviews", "SendReviewBatch", "TagWithRam", "TuneRamThresholds", "WhereRamSees"]
