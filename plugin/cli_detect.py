@@ -1,4 +1,4 @@
-"""`ram-annotate fiftyone detect`: the Detect RAM's tags operator's job without the App."""
+"""`ram-annotate fiftyone detect` and `detect-disagreements`: the grounded-detection jobs without the App."""
 from __future__ import annotations
 
 import argparse
@@ -43,3 +43,24 @@ def add_detect_command(jobs: argparse._SubParsersAction, *, add_target: Callable
         return run(job)
 
     p.set_defaults(func=command, server_url=None)  # in-process models only (no --server-url)
+
+    q = jobs.add_parser("detect-disagreements", help="flag likely missing / wrong boxes against a Detections "
+                                                    "field (FiftyOne's evaluate_detections) and save a ranked view")
+    add_target(q)
+    q.add_argument("--pred-field", default="ram_detections", help="RAM's detections (default: ram_detections)")
+    q.add_argument("--gt-field", default="ground_truth", help="the existing boxes (default: ground_truth)")
+    q.add_argument("--iou", type=float, default=0.5, help="match IoU (default: 0.5)")
+    q.add_argument("--min-score", type=float, default=0.5, help="confidence a detection needs to count as "
+                                                                 "likely missing (default: 0.5)")
+    q.add_argument("--output", help="output prefix (default: <pred>_vs_<gt>)")
+    q.add_argument("--overwrite", action="store_true")
+
+    def disagreements(args: argparse.Namespace) -> int:
+        from plugin.jobs.detect_disagreements import DetectDisagreementParams, find_detection_disagreements
+
+        params = DetectDisagreementParams(pred_field=args.pred_field, gt_field=args.gt_field, iou=args.iou,
+                                          min_score=args.min_score, output=args.output, overwrite=args.overwrite)
+        return run(lambda: find_detection_disagreements(target(args), params,
+                                                        progress=progress(args, "comparing")))
+
+    q.set_defaults(func=disagreements)

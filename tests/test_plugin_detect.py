@@ -90,3 +90,44 @@ def test_cli_twin(dataset: fo.Dataset, model, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["detected"] == 4 and out["field"] == "cli_boxes"
     assert main(["fiftyone", "detect", "--dataset", "no-such-dataset", "--detector", "random:tiny", *flags]) == 2
+    # The disagreements twin needs boxes on both sides: a Classifications field is one line, exit 2.
+    capsys.readouterr()
+    assert main(["fiftyone", "detect-disagreements", "--dataset", dataset.name, "--pred-field", "cli_boxes",
+                 "--gt-field", "ground_truth", "--no-progress"]) == 2
+    assert "must be an fo.Detections field" in capsys.readouterr().err
+
+
+def test_detection_disagreements(images, model) -> None:
+    """FiftyOne's matching flags confident unmatched detections (likely missing) and unmatched existing boxes
+    (likely wrong; 1.0 when RAM sees that label nowhere in the image), ranked in a saved view."""
+    from plugin.jobs.detect import DetectParams, detect_samples, get_labeler
+    from plugin.jobs.detect_disagreements import DetectDisagreementParams, find_detection_disagreements
+    from plugin.engine_cache import engine_config
+    from plugin.params import ModelParams
+
+    ds = fx.make_dataset("det-disagree", images[:4])
+    for sample in ds:
+        sample["gt"] = fo.Detections(detections=[fo.Detection(label="Dog", bounding_box=[0.1, 0.1, 0.3, 0.3]),
+                                                 fo.Detection(label="Unicorn", bounding_box=[0.5, 0.5, 0.2, 0.2])])
+        sample.save()
+    try:
+        options = ModelParams.from_mapping(model)
+        params = DetectParams(field="pred", detector="random:tiny", label_field="gt",
+                              policy=options.options.threshold_policy())
+        detect_samples(ds, get_labeler(engine_config(options), params), params)
+        result = find_detection_disagreements(ds, DetectDisagreementParams(pred_field="pred", gt_field="gt",
+                                                                           min_score=0.3))
+        assert result.flagged_samples == 4 and result.likely_wrong >= 4
+        for sample in ds:
+            wrong = {d.label: d.confidence for d in sample[result.wrong_field].detections}
+            assert wrong["Unicorn"] == 1.0  # no RAM tag maps onto it: never detected
+            for d in sample[result.missing_field].detections:
+                assert d.label == "Dog" and d.confidence >= 0.3
+            preds = sample["pred"].detections
+            assert len(sample[result.missing_field].detections) == sum(
+                1 for d in preds if d[f"{result.saved_view}_eval"] == "fp" and d.confidence >= 0.3)
+        view = ds.load_saved_view(result.saved_view)
+        ranked = view.values(result.score_field)
+        assert ranked == sorted(ranked, reverse=True) and len(ranked) == 4
+    finally:
+        ds.delete()
