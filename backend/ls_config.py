@@ -193,7 +193,8 @@ def parse_label_config(
         if regions and regions_ok:
             return specs  # region controls only: ls_regions serves them
         have = ", ".join(seen_controls) or "no controls"
-        hint = " (RectangleLabels/BrushLabels/PolygonLabels need a server started with --detector)" if regions else ""
+        hint = (" (RectangleLabels/BrushLabels/PolygonLabels need a server started with --detector; "
+                "RectangleLabels also with --evidence-boxes)") if regions else ""
         raise LabelConfigError(
             f"no <Choices> or <Taxonomy> control is bound to an <Image> (the config has {have}){hint}; "
             f'add e.g. <Choices name="tags" toName="{next(iter(images))}" choice="multiple"> with <Choice> values'

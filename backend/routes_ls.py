@@ -97,13 +97,24 @@ def _image_refs(project: ProjectModel, task: dict[str, Any]) -> dict[str, str]:
     return refs
 
 
-async def _regions(state: AppState, project: ProjectModel, images: dict) -> dict:
-    """Region results per task position when the server runs a detector and the config has region controls."""
-    if state.grounding is None or not project.regions or not images:
+async def _regions(state: AppState, project: ProjectModel, images: dict, runtime: Any) -> dict:
+    """Region results per task position when the config has region controls and the server runs a
+    detector, or has evidence boxes on (RectangleLabels from RAM's attention: backend.ls_evidence)."""
+    if not project.regions or not images:
         return {}
-    from .ls_regions import predict_regions
+    out: dict = {}
+    if state.grounding is not None:
+        from .ls_regions import predict_regions
 
-    return await run_in_threadpool(predict_regions, state.grounding, project.regions, images)
+        out = await run_in_threadpool(predict_regions, state.grounding, project.regions, images)
+    if state.settings.evidence_boxes:
+        from .ls_evidence import predict_evidence_regions
+
+        extra = await run_in_threadpool(predict_evidence_regions, runtime.engine, project.regions, images,
+                                        state.policy, runtime.ram_thresholds)
+        for pos, items in extra.items():
+            out.setdefault(pos, []).extend(items)
+    return out
 
 
 def _mean_score(items: list[dict[str, Any]] | None) -> float | None:
@@ -171,7 +182,7 @@ async def predict(
             probs.setdefault(pos, {})[key] = view.expand(outcome)
 
     regions = await _regions(state, project, {pos: {k: cached[(pos, k)] for k in refs if (pos, k) in cached}
-                              for pos, refs in refs_by_task.items() if pos not in errors})
+                              for pos, refs in refs_by_task.items() if pos not in errors}, runtime)
     results: list[TaskPrediction] = []
     stored: list[StoredPrediction] = []
     for pos, task in enumerate(tasks):

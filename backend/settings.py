@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     # --- label mapping ---
     mapping_file: str | None = None
+    # RectangleLabels controls also get RAM's evidence boxes (backend.ls_evidence): half the
+    # tag's score, meta "RAM evidence"; coarse boxes from attention, not a detector's.
+    evidence_boxes: bool = False
     # --- grounded detection (ram_model.grounding): loaded once for all projects when set ---
     detector: str | None = None  # grounding-dino-tiny, owlv2, a repo id, a folder, random:tiny
     segmenter: str | None = None  # sam, a repo id, a folder, random:tiny (needs detector)

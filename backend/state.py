@@ -82,7 +82,7 @@ class AppState:
                 file_synonyms=self.file_synonyms,
                 top_k=self.policy.top_k,
                 limits=self.settings.label_config_limits,
-                detector_version=getattr(self.grounding, "model_version", None),
+                detector_version=self.region_source_version(),
             )
             with self._lock:
                 self._projects[key] = cached
@@ -91,6 +91,12 @@ class AppState:
         if project_id is not None and label_config:
             _remember(self._configs, project_id, label_config)
         return cached
+
+    def region_source_version(self) -> str | None:
+        """What fills region controls: the detector's version, "+ram-evidence" with evidence boxes on; None: nothing."""
+        parts = [getattr(self.grounding, "model_version", None),
+                 "ram-evidence" if self.settings.evidence_boxes else None]
+        return "+".join(p for p in parts if p) or None
 
     def known_config(self, project_id: str) -> str | None:
         """The last label config Label Studio sent for this project (from /setup, /predict or a webhook)."""

@@ -88,3 +88,35 @@ def test_backend_evidence_regions_fill_only_rectangle_controls_with_mapped_fired
     none_fire = ThresholdPolicy(threshold=1.0)
     assert predict_evidence_regions(engine, controls, {0: {"image": paths[0]}}, none_fire,
                                     none_fire.resolve(engine.vocab)) == {0: []}
+
+
+def test_predict_fills_rectangles_with_evidence_boxes_only_when_turned_on(backend_engine, file_server,
+                                                                          tmp_path) -> None:
+    """Without a detector: RectangleLabels get evidence boxes when the setting is on, nothing when off."""
+    from backend_fixtures import Route, image_bytes, make_settings
+    from fastapi.testclient import TestClient
+
+    from backend.app import create_app
+    from ram_model import ThresholdPolicy
+
+    token = "c" * 40
+    file_server.routes["/data/upload/1/e.png"] = Route(body=image_bytes(2, size=(80, 40)),
+                                                       require_auth=f"Token {token}")
+    task = {"id": 1, "data": {"image": "/data/upload/1/e.png"}, "project": 9}
+    both = CONFIG.replace("</View>", '<Choices name="tags" toName="image" choice="multiple"><Choice value="dog"/>'
+                                     "</Choices></View>")
+    answers = {}
+    for on in (True, False):
+        settings = make_settings(tmp_path / str(on), label_studio_url=file_server.url, label_studio_api_key=token,
+                                 evidence_boxes=on)
+        app = create_app(settings, engine=backend_engine, policy=ThresholdPolicy())
+        with TestClient(app) as client:
+            answer = client.post("/predict", json={"tasks": [task], "label_config": both, "project": "9.1"})
+        assert answer.status_code == 200, answer.text
+        answers[on] = answer.json()["results"][0]
+    items = [i for i in answers[True]["result"] if i["type"] == "rectanglelabels"]
+    assert sorted(i["value"]["rectanglelabels"][0] for i in items) == ["Cat", "Dog"]  # the firing tags, mapped
+    assert all(i["meta"] == {"text": [EVIDENCE_MARK]} and i["original_width"] == 80 for i in items)
+    assert [i["type"] for i in answers[False]["result"]] == ["choices"]  # off: the Choices only
+    (choices,) = [i for i in answers[True]["result"] if i["type"] == "choices"]
+    assert choices["value"] == answers[False]["result"][0]["value"]
