@@ -188,3 +188,19 @@ def test_saved_folders_load_through_the_real_path(tmp_path: Path) -> None:
     assert {d.label for d in dets} <= {"dog", "cat"}
     (masks,) = segmenter.segment([picture], [np.array([[0.1, 0.1, 0.5, 0.9]], dtype=np.float32)])
     assert len(masks) == 1 and masks[0].shape == (48, 64)
+
+
+def test_bad_detector_values_are_one_line(tmp_path: Path, images: Path, capsys) -> None:
+    from ram_model import ConfigError
+    from ram_model.grounding import load_detector, load_segmenter
+
+    with pytest.raises(ConfigError, match="random presets"):
+        load_detector("random:huge")
+    with pytest.raises(ConfigError, match="holds no transformers model"):
+        load_detector(str(tmp_path))
+    with pytest.raises(ConfigError, match="random preset is random:tiny"):
+        load_segmenter("random:tiny-owlv2")
+    argv = ["detect", str(images), *RANDOM_FLAGS[:-3], "--detector", "random:huge", "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --detector 'random:huge'")

@@ -42,6 +42,14 @@ def _not_cached(kind: str, repo: str, error: Exception) -> CheckpointNotFoundErr
         f"folder; to try without weights use --{kind} random:tiny")
 
 
+def _need_transformers() -> None:
+    try:
+        import transformers  # noqa: F401
+    except ImportError as e:
+        raise ConfigError("grounded detection needs Hugging Face transformers: "
+                          "pip install 'ram-annotate[grounding]' (transformers, tokenizers)") from e
+
+
 def _words_digest(words: list[str]) -> str:
     return hashlib.sha256("\n".join(words).encode()).hexdigest()[:8]
 
@@ -68,6 +76,7 @@ def load_detector(ref: str, *, device: torch.device | str = "cpu", words: Iterab
                   text_threshold: float | None = None, nms_iou: float = 0.5,
                   batch_size: int | None = None) -> ZeroShotDetector:
     """A Grounding DINO or OWLv2 detector. `words`: the tag names a `random:` tokenizer is built from."""
+    _need_transformers()
     device = torch.device(device)
     options = dict(device=device, box_threshold=box_threshold, text_threshold=text_threshold, nms_iou=nms_iou,
                    batch_size=batch_size)
@@ -104,6 +113,7 @@ def load_detector(ref: str, *, device: torch.device | str = "cpu", words: Iterab
 def load_segmenter(ref: str, *, device: torch.device | str = "cpu", cache_dir: str | None = None,
                    batch_size: int | None = None) -> SamSegmenter:
     """A SAM segmenter (`random:tiny`, a SAM repo id or folder)."""
+    _need_transformers()
     device = torch.device(device)
     if ref.startswith(_RANDOM):
         if ref != f"{_RANDOM}tiny":
