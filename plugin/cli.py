@@ -57,6 +57,8 @@ def _add_tag(jobs: argparse._SubParsersAction) -> None:
                    help="with --label-field, still compute and write every RAM tag (slower)")
     p.add_argument("--synonyms", help="JSON/YAML mapping of label -> RAM tag(s)")
     p.add_argument("--chinese-names", action="store_true", help="store each tag's Chinese name as name_zh")
+    p.add_argument("--evidence", action="store_true",
+                   help="also write evidence maps: a box per fired tag (FIELD_evidence) and a heatmap (FIELD_heatmap)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the field on every sample even if other settings wrote it")
     p.add_argument("--chunk-size", type=int, default=64, help="samples per write (default: 64)")
@@ -163,7 +165,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     def job():
         params = TagParams(field=args.field, label_field=args.label_field, policy=_model(args).options.threshold_policy(),
                            synonyms=args.synonyms, chinese_names=args.chinese_names, overwrite=args.overwrite,
-                           chunk_size=args.chunk_size, all_ram_tags=args.all_ram_tags)
+                           chunk_size=args.chunk_size, all_ram_tags=args.all_ram_tags, evidence=args.evidence)
         collection = _target(args)
         return tag_samples(collection, get_tagger(_model(args)), params, progress=_progress(args, "tagging"))
 

@@ -101,3 +101,15 @@ def test_where_ram_sees_operator_runs_in_fiftyone(dataset, tiny_files, threshold
     for sample in dataset:
         (sky,) = [d for d in sample["ram_evidence"].detections if d.label == "sky"]
         np.testing.assert_allclose(sample["ram_heatmap"].map, np.array(sky["evidence_map"]), atol=1e-6)
+
+
+def test_evidence_from_the_command_line(dataset, tiny_files, thresholds, capsys) -> None:
+    from ram_model.cli import main
+
+    flags = []
+    for key, value in {**fx.model_params(tiny_files, thresholds=thresholds), "precision": "fp32"}.items():
+        flags += [f"--{key.replace('_', '-')}", value]
+    assert main(["fiftyone", "tag", "--dataset", dataset.name, "--evidence", "--no-progress", *flags]) == 0
+    capsys.readouterr()
+    assert all(sorted(d.label for d in e.detections) == sorted(FIRED) for e in dataset.values("ram_evidence"))
+    assert all(isinstance(h, fo.Heatmap) for h in dataset.values("ram_heatmap"))
