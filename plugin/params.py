@@ -107,6 +107,8 @@ class TagParams:
     # With a label field, only the RAM tags its labels map onto are computed and written
     # (the same scores, faster); True keeps every RAM tag.
     all_ram_tags: bool = False
+    # Evidence maps (ram_model.evidence): a box and a heatmap per fired tag (plugin.fo_evidence).
+    evidence: bool = False
 
     def __post_init__(self) -> None:
         check_field_name(self.field, "RAM field")
@@ -126,6 +128,16 @@ class TagParams:
         return f"{self.field}_error"
 
     @property
+    def evidence_field(self) -> str:
+        """fo.Detections: each fired tag's evidence box and map (with `evidence`)."""
+        return f"{self.field}_evidence"
+
+    @property
+    def heatmap_field(self) -> str:
+        """fo.Heatmap: the best tag's evidence map, or the one `where_ram_sees` chose."""
+        return f"{self.field}_heatmap"
+
+    @property
     def run_key(self) -> str:
         return f"ram_tag_{self.field}"
 
@@ -141,6 +153,7 @@ class TagParams:
             overwrite=bool(params.get("overwrite", False)),
             chunk_size=_opt_int(params.get("chunk_size"), "chunk_size") or cls.chunk_size,
             all_ram_tags=bool(params.get("all_ram_tags", False)),
+            evidence=bool(params.get("evidence", False)),
         )
 
 

@@ -107,6 +107,7 @@ class Projects:
         label_studio_url: str | None = None,
         label_studio_api_key: str | None = None,
         engine_loader=TaggingEngine.from_config,  # (EngineConfig) -> engine; Ray Serve's keeps models remote
+        region_version: str | None = None,  # what fills region controls (serving.grounding); None: nothing
     ) -> None:
         self._engine_loader = engine_loader
         self.base_engine = base_engine
@@ -126,6 +127,7 @@ class Projects:
         self.file_synonyms = file_synonyms
         self.label_studio_url = label_studio_url
         self.label_studio_api_key = label_studio_api_key
+        self.region_version = region_version
         self._bound: OrderedDict[tuple[str, str], ProjectModel] = OrderedDict()
         self._configs: OrderedDict[str, str] = OrderedDict()  # project id -> last label config
         self._access: OrderedDict[str, LabelStudioAccess] = OrderedDict()  # project id -> from /setup
@@ -162,6 +164,7 @@ class Projects:
                 file_synonyms=self.file_synonyms,
                 top_k=self.policy.top_k,
                 limits=self.label_config_limits,
+                detector_version=self.region_version,
             )
             with self._lock:
                 self._bound[key] = cached
