@@ -2,6 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python bench/bench_detect.py                    # tiny models (~1 min)
     PYTHONPATH=. .venv/bin/python bench/bench_detect.py --size full --images 2
+    PYTHONPATH=. .venv/bin/python bench/bench_detect.py --size full --ram tiny --images 1   # detector/SAM cost only
 
 tiny: RAM++ test architecture + the random:tiny Grounding DINO and SAM (what the tests run).
 full: real architectures with random weights: RAM++ Swin-L @ 384 (all 4,585 tags),
@@ -64,6 +65,8 @@ def _time(fn, repeat: int = 2) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=["tiny", "full"], default="tiny")
+    ap.add_argument("--ram", choices=["tiny", "full"], default=None,
+                    help="RAM's size when it should differ from --size (full RAM++ takes minutes to build)")
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--fire", type=int, default=8, help="tags fired per image (phrases prompted)")
     ap.add_argument("--threads", type=int, default=None)
@@ -72,7 +75,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        files = build_checkpoint(args.size, Path(tmp) / "ckpt")
+        files = build_checkpoint(args.ram or args.size, Path(tmp) / "ckpt")
         engine = TaggingEngine.from_config(files.engine_config(precision="fp32", device="cpu"))
         paths = write_jpegs(Path(tmp) / "img", args.images, (640, 480))
         # Fire the same `--fire` tags on every image: threshold 0 for them, 1 for the rest.
@@ -100,7 +103,7 @@ def main() -> int:
 
         t_tag, t_det, t_seg = _time(tag), _time(detect), _time(detect_segment)
         n = len(paths)
-        out = {"size": args.size, "images": n, "fired_tags": args.fire, "threads": torch.get_num_threads(),
+        out = {"size": args.size, "ram": args.ram or args.size, "images": n, "fired_tags": args.fire, "threads": torch.get_num_threads(),
                "boxes_per_image": sum(counts) / n,
                "s_per_image": {"tag": round(t_tag / n, 4), "tag+detect": round(t_det / n, 4),
                                "tag+detect+sam": round(t_seg / n, 4)},

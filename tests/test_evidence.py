@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from finetune_fixtures import one_torch_thread
 import torch
 from PIL import Image
 
@@ -15,6 +16,13 @@ from ram_model.model.config import SwinConfig
 from ram_model.evidence import EvidenceRequest, attention_head_forward, box_from_map, evidence_for, token_grid
 from ram_model.model.preprocess import to_model_input
 from ram_model.weights.testing import TINY_HEAD, TINY_SWIN, make_tiny_checkpoint
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Two spinning OpenMP threads on a shared 2-core machine make tiny models many times slower."""
+    with one_torch_thread():
+        yield
+
 
 # 128 px: a 4 x 4 token grid, so maps and boxes have room to differ (the stock tiny model has 2 x 2).
 GRID4_SWIN = SwinConfig(image_res=128, window_size=4, embed_dim=16, depths=(2, 2, 2, 2), num_heads=(2, 2, 4, 4),

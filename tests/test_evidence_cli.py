@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from finetune_fixtures import one_torch_thread
 from PIL import Image
 
 from ram_model.cli.main import main
@@ -19,6 +20,13 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _random_tiny_cache(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))  # random:tiny is built once, here
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Two spinning OpenMP threads on a shared 2-core machine make tiny models many times slower."""
+    with one_torch_thread():
+        yield
 
 
 def _images(folder: Path, count: int) -> list[str]:

@@ -101,7 +101,7 @@ def test_detection_disagreements(images, model) -> None:
     """FiftyOne's matching flags confident unmatched detections (likely missing) and unmatched existing boxes
     (likely wrong; 1.0 when RAM sees that label nowhere in the image), ranked in a saved view."""
     from plugin.jobs.detect import DetectParams, detect_samples, get_labeler
-    from plugin.jobs.detect_disagreements import DetectDisagreementParams, find_detection_disagreements
+    from plugin.jobs.detect_disagreements import DetectDisagreementResult
     from plugin.models.engine_cache import engine_config
     from plugin.params import ModelParams
 
@@ -115,8 +115,10 @@ def test_detection_disagreements(images, model) -> None:
         params = DetectParams(field="pred", detector="random:tiny", label_field="gt",
                               policy=options.options.threshold_policy())
         detect_samples(ds, get_labeler(engine_config(options), params), params)
-        result = find_detection_disagreements(ds, DetectDisagreementParams(pred_field="pred", gt_field="gt",
-                                                                           min_score=0.3))
+        # Through the operator, as the App runs it (the job function is what it calls).
+        answer = foo.execute_operator(f"{fx.PLUGIN_NAME}/find_ram_detection_disagreements", {
+            "dataset": ds.name, "params": {"pred_field": "pred", "gt_field": "gt", "min_score": 0.3}})
+        result = DetectDisagreementResult(**answer.result)
         assert result.flagged_samples == 4 and result.likely_wrong >= 4
         for sample in ds:
             wrong = {d.label: d.confidence for d in sample[result.wrong_field].detections}
