@@ -93,3 +93,11 @@ def test_empty_image_list_is_one_clear_error(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     assert main(["tag", str(tmp_path / "empty"), *BASE, "--evidence"]) == 2
     assert "no image files found" in capsys.readouterr().err
+
+
+def test_evidence_on_a_ray_cluster_is_refused_before_any_cluster_starts(tmp_path: Path, capsys) -> None:
+    """The maps need the model's gradients in this process; `--ray` runs it elsewhere."""
+    images = _images(tmp_path / "img", 1)
+    assert main(["tag", *images, *BASE, "--evidence", "--ray", "local", "-o", str(tmp_path / "o.jsonl")]) == 2
+    assert "--evidence runs in this process only" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()

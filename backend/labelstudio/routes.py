@@ -9,6 +9,8 @@ from fastapi import APIRouter, BackgroundTasks, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from ram_client.labelstudio.results import prediction_score
+
 from ..errors import BackendError, BadRequest, PayloadTooLarge
 from ..serving.image_cache import cache_image
 from .project import ProjectModel
@@ -121,10 +123,6 @@ async def _regions(state: AppState, served: ServedProject, refs_by_task: dict[in
         for pos, items in extra.items():
             out.setdefault(pos, []).extend(items)
     return out
-
-
-def _mean_score(items: list[dict[str, Any]] | None) -> float | None:
-    return float(np.mean([i["score"] for i in items])) if items else None
 
 
 @router.post("/predict", response_model=PredictResponse, response_model_exclude_none=True)
@@ -240,7 +238,7 @@ def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any],
         results.append(
             TaskPrediction(
                 result=outcome.result + regions.get(pos, []),
-                score=outcome.score if outcome.score is not None else _mean_score(regions.get(pos)),
+                score=outcome.score if outcome.score is not None else prediction_score(regions.get(pos, [])),
                 model_version=version,
                 mislabeling=outcome.mislabeling,
                 task=task_id,
