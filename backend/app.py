@@ -17,9 +17,11 @@ from .auth import install_basic_auth
 from .serving.batcher import AsyncBatcher
 from .errors import install_error_handlers
 from .limits import install_body_limit
+from .serving.grounding import build_grounding, region_source_version
 from .serving.media import MediaFetcher
 from .serving.projects import Projects
 from .labelstudio.routes import router as ls_router
+from .native.detect_routes import router as detect_router
 from .native.routes import router as native_router
 from .training.model_routes import router as model_router
 from .training.routes import router as train_router
@@ -48,10 +50,12 @@ def create_app(
     engine: TaggingEngine | None = None,
     policy: ThresholdPolicy | None = None,
     engine_loader=None,
+    grounding: object | None = None,
 ) -> FastAPI:
     """Build the app; `engine`/`policy` default to what `settings` describe.
 
-    Passing an engine lets a test or a benchmark share one loaded model between apps.
+    Passing an engine lets a test or a benchmark share one loaded model between apps;
+    `grounding` (a backend.serving.grounding.GroundingService) likewise for the detector.
     `engine_loader(config)` loads a project's fine-tuned model (default `TaggingEngine.from_config`;
     Ray Serve passes one that leaves the model on its replicas: backend/serving/ray_serve.py).
     """
@@ -79,12 +83,14 @@ def create_app(
             max_bytes=settings.max_download_bytes,
         )
         store = open_store(settings.store_spec)
+        detector = grounding or build_grounding(settings, eng, pol)
         projects = Projects(
             base_engine=eng, base_batcher=batcher, policy=pol, store=store,
             registry_root=settings.registry_root, batcher_factory=batcher_for,
             label_config_limits=settings.label_config_limits, file_synonyms=_load_synonyms(settings),
             label_studio_url=settings.label_studio_url, label_studio_api_key=settings.label_studio_api_key,
             engine_loader=engine_loader or TaggingEngine.from_config, open_set_labels=settings.open_set_labels,
+            region_version=region_source_version(detector, settings.evidence_boxes),
         )
         app.state.ram = AppState(
             settings=settings,
@@ -96,6 +102,7 @@ def create_app(
             store=store,
             projects=projects,
             training=TrainingManager(settings, store, projects, device=str(eng.device)),
+            grounding=detector,
         )
         await batcher.start()
         _log.info(
@@ -122,6 +129,7 @@ def create_app(
                        max_predict_body_bytes=settings.max_predict_body_bytes)
     app.include_router(ls_router)
     app.include_router(native_router)
+    app.include_router(detect_router)
     app.include_router(train_router)
     app.include_router(model_router)
     app.include_router(threshold_router)

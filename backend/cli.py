@@ -26,10 +26,17 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
                            "help": "extra host (or host:port) task image URLs may point at; repeatable"}),
     (("--allowed-root",), {"dest": "allowed_roots", "action": "append",
                            "help": "directory whose files /v1/tag may read by path; repeatable"}),
+    (("--detector",), {"help": "also load a zero-shot detector for /v1/detect and region configs: "
+                                "grounding-dino-tiny, grounding-dino-base, owlv2, a repo id or random:tiny"}),
+    (("--segmenter",), {"help": "also load SAM for masks (sam, sam-large, a repo id or random:tiny); needs --detector"}),
     (("--mapping-file",), {"help": "JSON/YAML {project label: [RAM tag, ...]} used for every project"}),
     (("--no-open-set-labels",), {"dest": "open_set_labels", "action": "store_const", "const": False,
                                  "help": "labels that map onto no RAM tag stay unpredicted (default: they become "
                                          "open-set classes through --text-encoder)"}),
+    (("--evidence-boxes",), {"action": "store_const", "const": True,
+                             "help": "fill RectangleLabels controls with RAM's evidence boxes too (coarse, from "
+                                     "attention; half the tag's score, meta 'RAM evidence') "
+                                     "[RAM_ANNOTATE_EVIDENCE_BOXES]"}),
     (("--max-wait-ms",), {"type": float, "help": "how long a request waits to share a batch (default 5)"}),
     (("--coalesce-max-batch",), {"type": int,
                                  "help": "most images one coalesced engine call takes (default 16)"}),

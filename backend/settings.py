@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     mapping_file: str | None = None
     # Labels that map onto no RAM tag become open-set classes (CLIP text embeddings through RAM's head).
     open_set_labels: bool = True
+    # RectangleLabels controls also get RAM's evidence boxes (backend.labelstudio.evidence): half the
+    # tag's score, meta "RAM evidence"; coarse boxes from attention, not a detector's.
+    evidence_boxes: bool = False
+    # --- grounded detection (ram_model.grounding): loaded once for all projects when set ---
+    detector: str | None = None  # grounding-dino-tiny, owlv2, a repo id, a folder, random:tiny
+    segmenter: str | None = None  # sam, a repo id, a folder, random:tiny (needs detector)
 
     # --- store and training (backend/README.md "Training") ---
     store: str | None = None  # a SQLite path or mongodb://HOST/DB; default MODEL_DIR/corrections.sqlite3

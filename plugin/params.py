@@ -109,6 +109,8 @@ class TagParams:
     all_ram_tags: bool = False
     # Labels that map onto no RAM tag are scored as open-set classes (plugin.models.open_set); False: never predicted.
     open_set_labels: bool = True
+    # Evidence maps (ram_model.evidence): a box and a heatmap per fired tag (plugin.fo_evidence).
+    evidence: bool = False
 
     def __post_init__(self) -> None:
         check_field_name(self.field, "RAM field")
@@ -128,6 +130,16 @@ class TagParams:
         return f"{self.field}_error"
 
     @property
+    def evidence_field(self) -> str:
+        """fo.Detections: each fired tag's evidence box and map (with `evidence`)."""
+        return f"{self.field}_evidence"
+
+    @property
+    def heatmap_field(self) -> str:
+        """fo.Heatmap: the best tag's evidence map, or the one `where_ram_sees` chose."""
+        return f"{self.field}_heatmap"
+
+    @property
     def run_key(self) -> str:
         return f"ram_tag_{self.field}"
 
@@ -144,6 +156,7 @@ class TagParams:
             chunk_size=_opt_int(params.get("chunk_size"), "chunk_size") or cls.chunk_size,
             all_ram_tags=bool(params.get("all_ram_tags", False)),
             open_set_labels=bool(params.get("open_set_labels", True)),
+            evidence=bool(params.get("evidence", False)),
         )
 
 

@@ -160,10 +160,49 @@ class RamClient:
     def _tag_chunk(
         self, chunk: Sequence[ImageInput], all_scores: bool, embedding: bool, threshold: float | None, top_k: int | None
     ) -> list[RemotePrediction]:
+        data: dict[str, Any] = {"all_scores": str(all_scores).lower(), "embedding": str(embedding).lower()}
+        if threshold is not None:
+            data["threshold"] = str(threshold)
+        if top_k is not None:
+            data["top_k"] = str(top_k)
+        return [RemotePrediction(source=os.fspath(item), error=answer) if isinstance(answer, str)
+                else _to_prediction(answer, item) for item, answer in zip(chunk, self._post_chunk("/v1/tag", chunk, data))]
+
+    def detect(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        masks: bool = False,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """`/v1/detect`: per input, `{"source", "ok", "error"?, "tags", "width", "height", "detections":
+        [{"label", "score", "box": [x0, y0, x1, y1] normalised, "mask"?: COCO RLE}]}` (a local read
+        error is `ok: false` too). Needs a server started with `--detector` (`--segmenter` for masks)."""
+        images = list(images)
+        data: dict[str, Any] = {"masks": str(masks).lower()}
+        if threshold is not None:
+            data["threshold"] = str(threshold)
+        if top_k is not None:
+            data["top_k"] = str(top_k)
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(images), self.chunk_size):
+            chunk = images[start : start + self.chunk_size]
+            for item, answer in zip(chunk, self._post_chunk("/v1/detect", chunk, data)):
+                out.append({"source": os.fspath(item), "ok": False, "error": answer, "detections": []}
+                           if isinstance(answer, str) else answer)
+            if progress is not None:
+                progress(len(out), len(images))
+        return out
+
+    def _post_chunk(self, route: str, chunk: Sequence[ImageInput], data: dict[str, Any]) -> list[dict[str, Any] | str]:
+        """Send one chunk (bytes and local files uploaded, or paths when `server_paths`); per input,
+        the server's result or the error of reading it here, in input order."""
         files: list[tuple[str, tuple[str, bytes, str]]] = []
         paths: list[str] = []
         order: list[tuple[str, int]] = []  # the server answers uploads first, then paths
-        local_errors: dict[int, RemotePrediction] = {}
+        answered: dict[int, dict[str, Any] | str] = {}
         for i, item in enumerate(chunk):
             if isinstance(item, (bytes, bytearray)):
                 files.append(("images", (f"image-{i}", bytes(item), "application/octet-stream")))
@@ -177,23 +216,16 @@ class RamClient:
                     files.append(("images", (str(path), path.read_bytes(), "application/octet-stream")))
                     order.append(("file", i))
                 except OSError as exc:
-                    local_errors[i] = RemotePrediction(source=str(path), error=f"cannot read {path}: {exc}")
-        data: dict[str, Any] = {"all_scores": str(all_scores).lower(), "embedding": str(embedding).lower()}
-        if threshold is not None:
-            data["threshold"] = str(threshold)
-        if top_k is not None:
-            data["top_k"] = str(top_k)
-        if paths:
-            data["paths"] = paths
+                    answered[i] = f"cannot read {path}: {exc}"
+        data = dict(data, paths=paths) if paths else data
         results: list[dict[str, Any]] = []
         if files or paths:
-            body = self._check(self._send(lambda: self._http.post("/v1/tag", data=data, files=files or None)))
+            body = self._check(self._send(lambda: self._http.post(route, data=data, files=files or None)))
             results = body["results"]
-        uploads = iter(r for r in results[: len(files)])
+        uploads = iter(results[: len(files)])
         by_path = iter(results[len(files) :])
-        answered: dict[int, RemotePrediction] = dict(local_errors)
         for kind, i in order:
-            answered[i] = _to_prediction(next(uploads) if kind == "file" else next(by_path), chunk[i])
+            answered[i] = next(uploads) if kind == "file" else next(by_path)
         return [answered[i] for i in range(len(chunk))]
 
     def _send(self, request: Callable[[], httpx.Response]) -> httpx.Response:

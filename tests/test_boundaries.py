@@ -53,7 +53,8 @@ def test_the_plugin_does_not_import_the_server() -> None:
 #
 # Which package may import which (docs/architecture.md draws the same picture):
 #   ram_model   imports only itself (and torch/numpy/Pillow/...): never backend, plugin, ram_client or an integration.
-#               Inside it, layers: model <- weights <- text <- inference <- finetune <- cli; `review` is NumPy-only and
+#               Inside it, layers: model <- weights <- text <- inference <- finetune/scale/evidence/grounding <- cli;
+#               `review` is NumPy-only and
 #               imports no other part; `errors` and `progress` are shared by all.
 #   ram_client  imports none of our packages (httpx and numpy only).
 #   backend     imports ram_model and ram_client (its Label Studio layer), never plugin or FiftyOne.
@@ -85,7 +86,9 @@ RAM_MODEL_LAYERS = {  # part -> the parts it may import (besides itself, ram_mod
     "inference": {"model", "weights", "text", "review"},
     "finetune": {"model", "weights", "inference", "review"},
     "scale": {"model", "weights", "inference"},
-    "cli": {"model", "weights", "text", "inference", "review", "finetune", "scale"},
+    "evidence": {"model", "weights", "inference", "review"},  # the engine takes a request, never imports it
+    "grounding": {"model", "weights", "inference", "review"},
+    "cli": {"model", "weights", "text", "inference", "review", "finetune", "scale", "evidence", "grounding"},
 }
 
 

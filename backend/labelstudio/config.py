@@ -17,6 +17,8 @@ from xml.parsers import expat
 
 from label_studio_sdk.label_interface import LabelInterface
 
+from ram_client.labelstudio.regions import REGION_TYPES
+
 from ..errors import LabelConfigError, LabelConfigTooLarge
 
 __all__ = ["ConfigLimits", "ControlSpec", "Deadline", "config_digest", "parse_label_config"]
@@ -129,10 +131,12 @@ def _check_structure(text: str, limits: ConfigLimits, deadline: Deadline) -> Non
 
 
 def parse_label_config(
-    label_config: str | None, *, limits: ConfigLimits = ConfigLimits(), deadline: Deadline | None = None
+    label_config: str | None, *, limits: ConfigLimits = ConfigLimits(), deadline: Deadline | None = None,
+    regions_ok: bool = False,
 ) -> list[ControlSpec]:
     """All controls RAM can serve, in config order; raise `LabelConfigError` if none
-    (`LabelConfigTooLarge` when over `limits`).
+    (`LabelConfigTooLarge` when over `limits`). `regions_ok`: the server runs a detector, so a
+    config whose only controls are RectangleLabels/BrushLabels/PolygonLabels is servable (no specs).
 
     The error names what the config has and what to add, since the person reading it
     is editing that config in Label Studio's UI.
@@ -184,9 +188,15 @@ def parse_label_config(
             f"{limits.max_controls}"
         )
     if not specs:
+        regions = [c for c in interface.controls if c.tag.lower() in REGION_TYPES
+                   and any(name in images for name in c.to_name)]
+        if regions and regions_ok:
+            return specs  # region controls only: labelstudio.regions serves them
         have = ", ".join(seen_controls) or "no controls"
+        hint = (" (RectangleLabels/BrushLabels/PolygonLabels need a server started with --detector; "
+                "RectangleLabels also with --evidence-boxes)") if regions else ""
         raise LabelConfigError(
-            f"no <Choices> or <Taxonomy> control is bound to an <Image> (the config has {have}); "
+            f"no <Choices> or <Taxonomy> control is bound to an <Image> (the config has {have}){hint}; "
             f'add e.g. <Choices name="tags" toName="{next(iter(images))}" choice="multiple"> with <Choice> values'
         )
     return specs

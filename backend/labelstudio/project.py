@@ -60,11 +60,13 @@ class ProjectModel:
     score_text_to: str | None = None  # toName of a `<TextArea name="ram_scores">` (labelstudio.score_text)
     # Labels that are classes past RAM's vocabulary, at indices K, K+1, ... (labelstudio.open_set_labels).
     open_set_classes: tuple[str, ...] = ()
+    regions: tuple = ()  # labelstudio.regions.RegionControl, filled by the server's detector / evidence boxes
 
     @property
     def ram_classes(self) -> tuple[int, ...]:
         """The RAM class indices the controls' labels map onto, sorted: all a prediction needs."""
-        return tuple(sorted({i for c in self.controls for idx in c.mapping.ram_indices for i in idx}))
+        return tuple(sorted({i for c in self.controls for idx in c.mapping.ram_indices for i in idx}
+                            | {i for r in self.regions for i in r.ram_indices}))
 
     def unmapped(self) -> dict[str, list[str]]:
         return {c.spec.name: list(c.mapping.unmapped) for c in self.controls if c.mapping.unmapped}
@@ -116,15 +118,18 @@ def build_project_model(
     file_synonyms: Mapping[str, Sequence[str]] | None = None,
     top_k: int | None = None,
     limits: ConfigLimits = ConfigLimits(),
+    detector_version: str | None = None,
 ) -> ProjectModel:
     """Parse, map and stamp a version that changes whenever a prediction could.
 
     The version joins the engine's (checkpoint content and class-threshold file) with a
     digest of the thresholds actually applied and of every control's mapping, so Label
     Studio re-predicts after any of them changes and keeps predictions otherwise.
+    `detector_version` (the server runs a detector): region controls are served too, and
+    their mapping and the detector's version join the digest.
     """
     deadline = Deadline(limits.timeout_s)
-    specs = parse_label_config(label_config, limits=limits, deadline=deadline)
+    specs = parse_label_config(label_config, limits=limits, deadline=deadline, regions_ok=detector_version is not None)
     bound: list[ServedControl] = []
     for spec in specs:
         deadline.check(f"mapping control {spec.name!r} onto RAM's tags")
@@ -140,6 +145,13 @@ def build_project_model(
                  control.spec.values, control.mapping.digest)
             ).encode()
         )
+    regions: tuple = ()
+    if detector_version is not None:
+        from .regions import region_controls
+
+        regions = region_controls(label_config, ram_names, ram_names_zh, file_synonyms)
+        if regions:
+            digest.update(repr((detector_version, [(r.name, r.kind, sorted(r.labels.items())) for r in regions])).encode())
     version = f"{engine_version}-{digest.hexdigest()[:8]}"
     for control in controls:
         if control.mapping.unmapped:
@@ -152,4 +164,4 @@ def build_project_model(
     if score_text_to is not None:
         digest.update(b"ram_scores")
         version = f"{engine_version}-{digest.hexdigest()[:8]}"
-    return ProjectModel(controls, version, config_digest(label_config or ""), top_k, score_text_to)
+    return ProjectModel(controls, version, config_digest(label_config or ""), top_k, score_text_to, regions)

@@ -9,6 +9,8 @@ from fastapi import APIRouter, BackgroundTasks, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from ram_client.labelstudio.results import prediction_score
+
 from ..errors import BackendError, BadRequest, PayloadTooLarge
 from ..serving.image_cache import cache_image
 from .project import ProjectModel
@@ -79,7 +81,8 @@ async def setup(body: SetupRequest, state: AppState = Depends(get_state)) -> Set
     except BackendError as exc:
         raise BadRequest(f"/setup hostname: {exc.message}") from None
     project = (await state.projects.serve(project_id, body.label_config)).model
-    return SetupResponse(model_version=project.model_version, controls=[c.report() for c in project.controls])
+    return SetupResponse(model_version=project.model_version,
+                         controls=[c.report() for c in project.controls] + [r.report() for r in project.regions])
 
 
 def _image_refs(project: ProjectModel, task: dict[str, Any]) -> dict[str, str]:
@@ -87,8 +90,7 @@ def _image_refs(project: ProjectModel, task: dict[str, Any]) -> dict[str, str]:
     if not isinstance(data, dict):
         raise BackendError("the task has no `data` object")
     refs: dict[str, str] = {}
-    for control in project.controls:
-        key = control.spec.data_key
+    for key in [c.spec.data_key for c in project.controls] + [r.data_key for r in project.regions]:
         value = data.get(key)
         if value is None:
             raise BackendError(f"task data has no {key!r} field (the <Image> reads ${key})")
@@ -96,6 +98,31 @@ def _image_refs(project: ProjectModel, task: dict[str, Any]) -> dict[str, str]:
             raise BackendError(f"task data field {key!r} must be one image URL, got {type(value).__name__}")
         refs[key] = value
     return refs
+
+
+async def _regions(state: AppState, served: ServedProject, refs_by_task: dict[int, dict[str, str]],
+                   cached: dict[Any, str], errors: dict[int, str]) -> dict[int, list[dict[str, Any]]]:
+    """Region results per task position when the config has region controls and the server runs a
+    detector, or has evidence boxes on (RectangleLabels from RAM's attention: labelstudio.evidence).
+    They are computed on the images as fetched for RAM (`cached`), so nothing is fetched twice."""
+    project, runtime = served.model, served.runtime
+    images = {pos: {k: cached[(pos, k)] for k in refs if (pos, k) in cached}
+              for pos, refs in refs_by_task.items() if pos not in errors}
+    if not project.regions or not images:
+        return {}
+    out: dict[int, list[dict[str, Any]]] = {}
+    if state.grounding is not None:
+        from .regions import predict_regions
+
+        out = await run_in_threadpool(predict_regions, state.grounding, project.regions, images)
+    if state.settings.evidence_boxes:
+        from .evidence import predict_evidence_regions
+
+        extra = await run_in_threadpool(predict_evidence_regions, runtime.engine, project.regions, images,
+                                        state.policy, runtime.ram_thresholds)
+        for pos, items in extra.items():
+            out.setdefault(pos, []).extend(items)
+    return out
 
 
 @router.post("/predict", response_model=PredictResponse, response_model_exclude_none=True)
@@ -118,8 +145,9 @@ async def predict(
     errors: dict[int, str] = {}
     tasks, refs_by_task, jobs = _parse_tasks(served.model, body.tasks, errors)
     probs_of, cached = await _predict(state, served, jobs, refs_by_task, project_id, errors)
+    regions = await _regions(state, served, refs_by_task, cached, errors)
     results, stored = _build_results(state, served, body.tasks, tasks, refs_by_task, probs_of, cached, project_id,
-                                     errors)
+                                     errors, regions)
     if stored:
         await run_in_threadpool(lambda: [state.store.record_prediction(s) for s in stored])
         background.add_task(sync_connection_title, state, project_id, served.model.model_version)
@@ -194,9 +222,11 @@ def _stored_choices(spec: ControlSpec, chosen: list[ChosenLabel]) -> list[dict[s
 
 def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any], tasks: list[dict[str, Any] | None],
                    refs_by_task: dict[int, dict[str, str]], probs_of: Callable[[int], dict[str, np.ndarray]],
-                   cached: dict[Any, str], project_id: str | None, errors: dict[int, str]
+                   cached: dict[Any, str], project_id: str | None, errors: dict[int, str],
+                   regions: dict[int, list[dict[str, Any]]],
                    ) -> tuple[list[TaskPrediction], list[StoredPrediction]]:
-    """One answer per task, in order, and what the store keeps of the successful ones."""
+    """One answer per task, in order (Choices results, then `regions`'), and what the store keeps
+    of the successful ones (Choices only: a region-only config stores nothing)."""
     project, runtime = served.model, served.runtime
     version = project.model_version
     specs = {control.spec.name: control.spec for control in project.controls}
@@ -212,14 +242,14 @@ def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any],
         outcome = predict_task(project, task_probs, task)
         results.append(
             TaskPrediction(
-                result=outcome.result,
-                score=outcome.score,
+                result=outcome.result + regions.get(pos, []),
+                score=outcome.score if outcome.score is not None else prediction_score(regions.get(pos, [])),
                 model_version=version,
                 mislabeling=outcome.mislabeling,
                 task=task_id,
             )
         )
-        if task_id is not None and project_id is not None:
+        if task_id is not None and project_id is not None and project.controls:
             first_key = project.controls[0].spec.data_key
             ram_probs = task_probs[first_key][:len(runtime.engine.vocab)]  # RAM's own tags, not open-set ones
             tags = state.policy.select(ram_probs, runtime.engine.vocab, runtime.ram_thresholds)

@@ -18,7 +18,7 @@ from .schemas import InfoResponse, InfoVocabulary, NativeImageResult, NativeTag,
 from ..serving.media import resolve_allowed_path
 from ..state import AppState, get_state
 
-__all__ = ["router"]
+__all__ = ["router", "read_inputs"]
 
 router = APIRouter(prefix="/v1", tags=["native"])
 
@@ -61,30 +61,7 @@ async def tag(
 ) -> NativeTagResponse:
     """Tag uploaded images and/or files under the allowed roots; one result per input,
     uploads first. A bad image gets `ok: false` and an `error`, never a failed request."""
-    images = images or []
-    paths = paths or []
-    if not images and not paths:
-        raise BadRequest("send at least one `images` file or `paths` entry (multipart/form-data)")
-    if len(images) + len(paths) > state.settings.max_upload_images:
-        raise PayloadTooLarge(f"at most {state.settings.max_upload_images} images per request")
-    limit = state.settings.max_download_bytes
-    sources: list[str] = []
-    inputs: list[bytes | str | None] = []
-    errors: dict[int, str] = {}
-    for upload in images:
-        if upload.size is not None and upload.size > limit:
-            raise PayloadTooLarge(f"{upload.filename}: over the {limit}-byte limit")
-        sources.append(upload.filename or f"upload-{len(sources)}")
-        inputs.append(await upload.read())
-    for path in paths:
-        sources.append(path)
-        try:
-            inputs.append(str(await run_in_threadpool(resolve_allowed_path, path, state.settings.allowed_roots)))
-        except BackendError as exc:
-            if exc.code == "host_not_allowed" and not state.settings.allowed_roots:
-                raise  # the whole feature is off: say so once, as a 403
-            errors[len(inputs)] = exc.message
-            inputs.append(None)
+    sources, inputs, errors = await read_inputs(state, images, paths)
     state.counters.native_requests += 1
     state.counters.native_images += len(inputs)
 
@@ -119,3 +96,36 @@ async def tag(
             )
         )
     return NativeTagResponse(model_version=state.engine.model_version, results=results)
+
+
+async def read_inputs(state: AppState, images: list[UploadFile] | None, paths: list[str] | None
+                      ) -> tuple[list[str], list[bytes | str | None], dict[int, str]]:
+    """The request's uploads (first) and allowed server-side paths: (names, inputs, errors by position).
+
+    An input that cannot be read is None with its error, so the caller answers it as one
+    failed result instead of failing the request (/v1/tag and /v1/detect share this)."""
+    images = images or []
+    paths = paths or []
+    if not images and not paths:
+        raise BadRequest("send at least one `images` file or `paths` entry (multipart/form-data)")
+    if len(images) + len(paths) > state.settings.max_upload_images:
+        raise PayloadTooLarge(f"at most {state.settings.max_upload_images} images per request")
+    limit = state.settings.max_download_bytes
+    sources: list[str] = []
+    inputs: list[bytes | str | None] = []
+    errors: dict[int, str] = {}
+    for upload in images:
+        if upload.size is not None and upload.size > limit:
+            raise PayloadTooLarge(f"{upload.filename}: over the {limit}-byte limit")
+        sources.append(upload.filename or f"upload-{len(sources)}")
+        inputs.append(await upload.read())
+    for path in paths:
+        sources.append(path)
+        try:
+            inputs.append(str(await run_in_threadpool(resolve_allowed_path, path, state.settings.allowed_roots)))
+        except BackendError as exc:
+            if exc.code == "host_not_allowed" and not state.settings.allowed_roots:
+                raise  # the whole feature is off: say so once, as a 403
+            errors[len(inputs)] = exc.message
+            inputs.append(None)
+    return sources, inputs, errors

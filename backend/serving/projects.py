@@ -111,6 +111,7 @@ class Projects:
         label_studio_api_key: str | None = None,
         engine_loader=TaggingEngine.from_config,  # (EngineConfig) -> engine; Ray Serve's keeps models remote
         open_set_labels: bool = True,  # labels that map onto no RAM tag become open-set classes
+        region_version: str | None = None,  # what fills region controls (serving.grounding); None: nothing
     ) -> None:
         self._engine_loader = engine_loader
         self.base_engine = base_engine
@@ -132,6 +133,7 @@ class Projects:
         self.open_set_labels = open_set_labels
         self.label_studio_url = label_studio_url
         self.label_studio_api_key = label_studio_api_key
+        self.region_version = region_version
         self._bound: OrderedDict[tuple[str, str], ProjectModel] = OrderedDict()
         self._configs: OrderedDict[str, str] = OrderedDict()  # project id -> last label config
         self._access: OrderedDict[str, LabelStudioAccess] = OrderedDict()  # project id -> from /setup
@@ -168,6 +170,7 @@ class Projects:
                 file_synonyms=self.file_synonyms,
                 top_k=self.policy.top_k,
                 limits=self.label_config_limits,
+                detector_version=self.region_version,
             )
             if self.open_set_labels:
                 cached = with_open_set_labels(cached, runtime.engine, runtime.ram_thresholds, functools.partial(

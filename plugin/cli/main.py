@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_disagreements(jobs)
     _add_export(jobs)
     _add_similarity(jobs)
+    from plugin.cli.detect import add_detect_commands
+
+    add_detect_commands(jobs)
     from plugin.cli.review import add_review_commands
 
     add_review_commands(jobs, add_target=add_target, add_server=add_server)
@@ -40,6 +43,8 @@ def _add_tag(jobs: argparse._SubParsersAction) -> None:
                    help="with --label-field, still compute and write every RAM tag (slower)")
     p.add_argument("--synonyms", help="JSON/YAML mapping of label -> RAM tag(s)")
     p.add_argument("--chinese-names", action="store_true", help="store each tag's Chinese name as name_zh")
+    p.add_argument("--evidence", action="store_true",
+                   help="also write evidence maps: a box per fired tag (FIELD_evidence) and a heatmap (FIELD_heatmap)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the field on every sample even if other settings wrote it")
     p.add_argument("--chunk-size", type=int, default=64, help="samples per write (default: 64)")
@@ -93,6 +98,7 @@ def _add_similarity(jobs: argparse._SubParsersAction) -> None:
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
+    from plugin.errors import PluginInputError
     from plugin.models.engine_cache import get_tagger
     from plugin.jobs.tag import tag_samples
     from plugin.params import TagParams
@@ -100,9 +106,11 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     def job():
         params = TagParams(field=args.field, label_field=args.label_field, policy=model_params(args).options.threshold_policy(),
                            synonyms=args.synonyms, chinese_names=args.chinese_names, overwrite=args.overwrite,
-                           chunk_size=args.chunk_size, all_ram_tags=args.all_ram_tags)
+                           chunk_size=args.chunk_size, all_ram_tags=args.all_ram_tags, evidence=args.evidence)
         collection = target(args)
         if args.ray:  # the model on a Ray cluster (ram_model.scale), results written here in bulk
+            if args.evidence:  # before a cluster starts: the maps need the model's gradients here
+                raise PluginInputError("--evidence runs in this process only; drop --ray (or --evidence)")
             from plugin.ray_tagger import ray_tagger
             from ram_model.scale.run import RaySettings
 

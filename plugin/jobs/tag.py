@@ -22,17 +22,18 @@ from fiftyone import ViewField as F
 from plugin.models.engine_cache import Tagger, computing_only
 from plugin.errors import PluginInputError, RunConflictError
 from plugin.fo_convert import distinct_labels, label_kind, tags_to_classifications
+from plugin.fo_evidence import evidence_detections, evidence_heatmap
 from plugin.jobs import JobResult, runs
 from plugin.params import TagParams
 from ram_model import TagVocabulary, ThresholdPolicy
 from ram_model.review import LabelMapping, build_label_mapping, load_synonyms
 from ram_model.progress import ProgressFn
 
-__all__ = ["TAG_RUN_SETTINGS", "TagResult", "fired_tags", "tag_samples", "write_results"]
+__all__ = ["TAG_RUN_SETTINGS", "TagResult", "fired_tags", "tag_samples", "write_evidence", "write_results"]
 
 # Settings that must match for two runs to write into the same field.
 TAG_RUN_SETTINGS = ("model_version", "thresholds_digest", "top_k", "label_field", "mapping_digest",
-                    "computed_classes")
+                    "computed_classes", "evidence")
 
 MAX_REPORTED_FAILURES = 20
 
@@ -92,6 +93,7 @@ def _settings(params: TagParams, tagger: Tagger, thresholds: np.ndarray,
         "field": params.field,
         "scores_field": params.scores_field if mapping else None,
         "score_labels": mapped,
+        "evidence": True if params.evidence else None,  # None, not False: runs recorded before it still match
     }
 
 
@@ -118,7 +120,8 @@ def _prepare_field(collection: foc.SampleCollection, params: TagParams, settings
         )
     compatible = previous is not None and not changed
     if not compatible:
-        for name in (params.field, params.scores_field, params.error_field):
+        for name in (params.field, params.scores_field, params.error_field, params.evidence_field,
+                     params.heatmap_field):
             if dataset.has_sample_field(name):
                 dataset.delete_sample_field(name)
     return compatible and not params.overwrite
@@ -132,6 +135,9 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
         raise PluginInputError("The target view has no samples; nothing to tag")
     dataset = collection._root_dataset
     policy = params.policy
+    if params.evidence and not getattr(tagger, "supports_evidence", False):
+        raise PluginInputError("Evidence maps are computed by the in-process model only (not a server or a Ray "
+                               "cluster); clear the server URL (or --ray) or turn evidence maps off")
     mapping = _mapping_for(dataset, params, tagger)
     open_note = None
     if mapping is not None and mapping.unmapped and params.open_set_labels:
@@ -166,11 +172,13 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
     if progress is not None:
         progress(result.skipped, total)
     # one stream, so the decode look-ahead spans chunks; over the whole vocabulary, NaN for classes not computed
-    with closing(computing.predict_iter(paths)) as stream:
+    request = _evidence_request(params, thresholds)
+    with closing(computing.predict_iter(paths, evidence=request) if request else computing.predict_iter(paths)) \
+            as stream:
         for start in range(0, len(ids), params.chunk_size):
             chunk_ids = ids[start:start + params.chunk_size]
             predictions = list(islice(stream, len(chunk_ids)))
-            labels, scores, errors = {}, {}, {}
+            labels, scores, errors, evidence = {}, {}, {}, {}
             for sample_id, prediction in zip(chunk_ids, predictions):
                 probs = prediction.probs
                 if probs is None or not prediction.ok:
@@ -181,9 +189,12 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
                     continue
                 labels[sample_id] = fired_tags(probs, tagger.vocab, policy, thresholds,
                                                model_version=tagger.model_version, chinese=params.chinese_names)
+                if request is not None:
+                    evidence[sample_id] = prediction.evidence or []
                 if mapping is not None:
                     projected = mapping.project_probs(probs)
                     scores[sample_id] = [round(float(projected[c]), 5) for c in columns]
+            write_evidence(dataset, params, evidence)
             write_results(dataset, params, labels, scores, errors)
             result.tagged += len(labels)
             result.failed += len(errors)
@@ -199,6 +210,25 @@ def fired_tags(probs: np.ndarray, vocab: TagVocabulary, policy: ThresholdPolicy,
     return tags_to_classifications([vocab.names[i] for i in fired], [float(probs[i]) for i in fired],
                                    model_version=model_version,
                                    names_zh=[vocab.names_zh[i] for i in fired] if chinese else None)
+
+
+def _evidence_request(params: TagParams, thresholds: np.ndarray):
+    """Maps for exactly the tags the label lists (the policy's fired tags), or None."""
+    if not params.evidence:
+        return None
+    from ram_model.evidence import EvidenceRequest
+
+    return EvidenceRequest.for_fired(params.policy, thresholds)
+
+
+def write_evidence(dataset: fod.Dataset, params: TagParams, evidence: dict) -> None:
+    """Boxes (Detections) and the best tag's heatmap; before the label field, which marks a sample done."""
+    if not evidence:
+        return
+    dataset.set_values(params.evidence_field, {i: evidence_detections(e) for i, e in evidence.items()},
+                       key_field="id")
+    dataset.set_values(params.heatmap_field, {i: evidence_heatmap(e[0].map) if e else None
+                                              for i, e in evidence.items()}, key_field="id")
 
 
 def write_results(dataset: fod.Dataset, params: TagParams, labels: dict, scores: dict, errors: dict) -> None:

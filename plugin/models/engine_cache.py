@@ -53,6 +53,8 @@ class LocalTagger:
     so thresholds and run records keep their meaning.
     """
 
+    supports_evidence = True  # evidence maps need the model's gradients: in-process only
+
     def __init__(self, engine: TaggingEngine, classes: Sequence[str] | None = None) -> None:
         self._engine = engine
         self._computing = engine if classes is None else engine.restricted(classes)
@@ -86,14 +88,30 @@ class LocalTagger:
         predictions = self._computing.predict(images, with_embedding=with_embedding, progress=progress)
         return [self._over_vocabulary(p) for p in predictions]
 
-    def predict_iter(self, images: Iterable[Any], *, with_embedding: bool = False) -> Iterator[ImagePrediction]:
-        with closing(self._computing.predict_iter(images, with_embedding=with_embedding)) as stream:
+    def predict_iter(self, images: Iterable[Any], *, with_embedding: bool = False,
+                     evidence: Any = None) -> Iterator[ImagePrediction]:
+        """`evidence`: a `ram_model.evidence.EvidenceRequest` whose `select` reads whole-vocabulary probabilities."""
+        request = self._computing_request(evidence)
+        with closing(self._computing.predict_iter(images, with_embedding=with_embedding,
+                                                  evidence=request)) as stream:
             for prediction in stream:
                 yield self._over_vocabulary(prediction)
+
+    def _computing_request(self, evidence: Any) -> Any:
+        """The request in the computing view's class positions (the same as the caller's unless restricted)."""
+        if evidence is None or self._columns is None or evidence.select is None:
+            return evidence
+        columns, size = self._columns, len(self._engine.vocab)
+        position = {int(c): i for i, c in enumerate(columns)}
+        select = evidence.select
+        return type(evidence)(select=lambda probs: [position[int(i)] for i in select(expand_probs(probs, columns, size))
+                                                    if int(i) in position])
 
     def _over_vocabulary(self, prediction: ImagePrediction) -> ImagePrediction:
         if self._columns is not None and prediction.probs is not None:
             prediction.probs = expand_probs(prediction.probs, self._columns, len(self._engine.vocab))
+            for item in prediction.evidence or ():
+                item.index = int(self._columns[item.index])
         return prediction
 
 

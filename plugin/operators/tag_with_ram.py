@@ -64,6 +64,9 @@ class TagWithRam(foo.Operator):
                    description="JSON/YAML mapping of label -> RAM tag(s)")
         inputs.bool("chinese_names", label="Store Chinese tag names", default=False,
                     description="Adds name_zh to each tag (writing gets slower)")
+        inputs.bool("evidence", label="Evidence maps", default=False,
+                    description="Also write where in the image RAM sees each fired tag: a coarse box per tag "
+                                "(<field>_evidence) and a heatmap (<field>_heatmap); in-process model only")
         inputs.bool("overwrite", label="Overwrite", default=False,
                     description="Replace the output field on every sample, even if other settings made it")
         add_model_options(ctx, inputs)

@@ -20,14 +20,15 @@ from ..inference.inputs import IMAGE_EXTENSIONS as _IMAGE_SUFFIXES
 from ..inference.inputs import expand_image_paths
 from ..inference.pipeline import batched
 from ..scale.options import add_ray_options
-from .tag_rows import CHUNK, RANDOM_WEIGHTS_WARNING, plan_todo, policy_digest, result_row, write_rows
+from .tag_rows import (CHUNK, RANDOM_WEIGHTS_WARNING, evidence_request, plan_todo, policy_digest, result_row,
+                       write_rows)
 
 __all__ = ["main", "build_parser"]
 
 # ram_model's own sub-commands that live in their own modules; each has `register(sub)`.
 # A module is imported only here, when the parser is built.
 _COMMAND_MODULES: tuple[str, ...] = ("ram_model.cli.thresholds", "ram_model.cli.finetune", "ram_model.cli.models",
-                                     "ram_model.cli.search")
+                                     "ram_model.cli.search", "ram_model.cli.detect")
 
 
 def _add_tag_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +40,9 @@ def _add_tag_parser(sub: argparse._SubParsersAction) -> None:
                                           "file skips images already in it.")
     p.add_argument("--all-scores", action="store_true", help="include every class's probability")
     p.add_argument("--embedding", action="store_true", help="include the 512-d image embedding")
+    p.add_argument("--evidence", action="store_true",
+                   help="include an evidence map (token grid, 0..1) and a box per fired tag: where in the "
+                        "image the model sees it (README: Evidence maps)")
     p.add_argument("--retry-errors", action="store_true", help="on resume, redo images that failed before")
     p.add_argument("--overwrite", action="store_true", help="start the output file afresh")
     p.add_argument("--no-progress", action="store_true")
@@ -119,14 +123,18 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         return _fail(f"--output {out_path}: folder {out_path.absolute().parent} does not exist")
     policy = threshold_policy_from_args(args)
     if getattr(args, "ray", None):  # the same run on a Ray cluster (ram_model.scale; needs the [ray] extra)
+        if args.evidence:
+            return _fail("--evidence runs in this process only; drop --ray (or --evidence)")
         from .ray_tag import tag_on_ray
 
         return tag_on_ray(args, paths, out_path, policy)
     engine = _load_engine(args)
     thresholds = policy.resolve(engine.vocab)
-    todo = plan_todo(args, paths, out_path, (engine.model_version, policy_digest(thresholds, policy)))
+    todo = plan_todo(args, paths, out_path,
+                     (engine.model_version, policy_digest(thresholds, policy, args.evidence)))
     # One stream over the whole run (the decode look-ahead never restarts), written a chunk at a time.
-    with closing(engine.predict_iter(todo, with_embedding=args.embedding)) as predictions:
+    with closing(engine.predict_iter(todo, with_embedding=args.embedding,
+                                     evidence=evidence_request(args, policy, thresholds))) as predictions:
         row_batches = ([result_row(p, engine, policy, thresholds, args) for p in preds]
                        for preds in batched(predictions, CHUNK))
         return write_rows(args, out_path, row_batches, len(todo))

@@ -46,6 +46,7 @@ class ImagePrediction:
     probs: np.ndarray | None = None
     embedding: np.ndarray | None = None
     error: str | None = None
+    evidence: list[Any] | None = None  # ram_model.evidence.TagEvidence per mapped tag, when asked for
 
     @property
     def ok(self) -> bool:
@@ -389,8 +390,13 @@ class TaggingEngine:
         return normalize(batch)
 
     def predict_iter(self, images: Iterable[ImageSource], *, with_embedding: bool = False,
-                     progress: ProgressFn | None = None) -> Iterator[ImagePrediction]:
+                     progress: ProgressFn | None = None, evidence: Any = None) -> Iterator[ImagePrediction]:
         """Results in input order, a batch at a time, as they are ready.
+
+        `evidence`: a `ram_model.evidence.EvidenceRequest` to also compute per-tag evidence
+        maps (`ImagePrediction.evidence`); None (the default) runs plain tagging only. The
+        request runs its own forward (`request.forward(model, batch, ...)`), so the engine never
+        imports `ram_model.evidence` (it sits above `inference` in the layers).
 
         `images` may be any iterable, read lazily: a generator of a million paths is never
         materialised, and at most `prefetch_batches` + 1 batches are decoded or held at once.
@@ -402,14 +408,14 @@ class TaggingEngine:
         for sources, prepared in batches:
             if self._gpu_decoder is not None:
                 prepared = self._decode_on_device(prepared)
-            results = self.predict_prepared(sources, prepared, with_embedding=with_embedding)
+            results = self.predict_prepared(sources, prepared, with_embedding=with_embedding, evidence=evidence)
             done += len(sources)
             if progress is not None:
                 progress(done, total)
             yield from results
 
     def predict_prepared(self, sources: Sequence[ImageSource], prepared: Sequence[torch.Tensor | ImageLoadError],
-                         *, with_embedding: bool = False) -> list[ImagePrediction]:
+                         *, with_embedding: bool = False, evidence: Any = None) -> list[ImagePrediction]:
         """One model batch from images already decoded by `decode_for_model` (errors pass through).
 
         `predict_iter` calls this per batch; a Ray actor (`ram_model.scale`) calls it on
@@ -423,19 +429,27 @@ class TaggingEngine:
         if good:
             batch = self._to_model_batch([prepared[i] for i in good])
             with self._lock:
-                probs, pooled = self._forward(batch, self._class_index)
+                if evidence is None:
+                    probs, pooled = self._forward(batch, self._class_index)
+                else:
+                    probs, pooled, maps = evidence.forward(self.model, batch, device=self.device,
+                                                           class_index=self._class_index, vocab=self.vocab,
+                                                           autocast_dtype=self._autocast)
             for row, i in enumerate(good):
                 results[i].probs = probs[row].numpy()
+                if evidence is not None:
+                    results[i].evidence = maps[row]
                 if with_embedding:
                     results[i].embedding = pooled[row].numpy()
         return results
 
     def predict(self, images: Iterable[ImageSource], *, with_embedding: bool = False,
-                progress: ProgressFn | None = None) -> list[ImagePrediction]:
+                progress: ProgressFn | None = None, evidence: Any = None) -> list[ImagePrediction]:
         """Probabilities for every class of every image, in input order (all at once: see `predict_iter`)."""
         if not isinstance(images, Sized):
             images = list(images)  # progress gets its total
-        return list(self.predict_iter(images, with_embedding=with_embedding, progress=progress))
+        return list(self.predict_iter(images, with_embedding=with_embedding, progress=progress,
+                                      evidence=evidence))
 
     def tag_embeddings(self) -> np.ndarray:
         """(K, 512) float32: each tag's text embedding, comparable with `predict(..., with_embedding=True)`."""

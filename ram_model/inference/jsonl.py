@@ -14,7 +14,7 @@ from ..errors import RamModelError
 from .inputs import image_identity
 from ..review.atomic_io import atomic_write_text
 
-__all__ = ["ResumeState", "read_resume_state", "drop_paths", "append_lines", "row_identity"]
+__all__ = ["ResumeState", "read_resume_state", "drop_paths", "append_lines", "row_identity", "resume_plan"]
 
 
 def row_identity(row: dict[str, Any]) -> str:
@@ -69,3 +69,21 @@ def append_lines(stream: Any, rows: Iterable[dict[str, Any]]) -> None:
     for row in rows:
         stream.write(json.dumps(row, ensure_ascii=False) + "\n")
     stream.flush()
+
+
+def resume_plan(path: Path, paths: list[str], version: tuple[str, str], *, retry_errors: bool,
+                hint: str = "") -> list[str]:
+    """The images of `paths` still to do when appending to `path` (`tag` and `detect` share this).
+
+    A file holding results of another (model_version, policy) is refused with a
+    RamModelError, so two runs never mix (`hint` names what else the policy covers); with
+    `retry_errors` the failed images' lines are dropped and they are redone."""
+    state = read_resume_state(path)
+    others = state.versions - {version}
+    if others:
+        raise RamModelError(f"{path} holds results of another model version or other thresholds{hint} "
+                            f"({', '.join(sorted('/'.join(v) for v in others))}); use a new --output or --overwrite")
+    redo = state.failed if retry_errors else set()
+    if redo:
+        drop_paths(path, redo)
+    return [p for p in paths if image_identity(p) not in state.done or image_identity(p) in redo]

@@ -28,6 +28,7 @@ __all__ = [
     "make_tiny_checkpoint",
     "official_state_dict",
     "random_init_",
+    "draw_shape",
 ]
 
 # 48 real RAM tags (their official class thresholds and Chinese names are kept).
@@ -186,14 +187,19 @@ def draw_shapes(classes: list[tuple[str, tuple[tuple[int, int, int], str]]], siz
         extent = int(half * rng.uniform(0.7, 0.95))
         x0 = (q % 2) * half + int(rng.integers(0, half - extent + 1))
         y0 = (q // 2) * half + int(rng.integers(0, half - extent + 1))
-        box = (x0, y0, x0 + extent, y0 + extent)
-        if shape == "square":
-            draw.rectangle(box, fill=colour)
-        elif shape == "circle":
-            draw.ellipse(box, fill=colour)
-        else:
-            draw.polygon([(x0, y0 + extent), (x0 + extent // 2, y0), (x0 + extent, y0 + extent)], fill=colour)
+        draw_shape(draw, (x0, y0, x0 + extent, y0 + extent), colour, shape)
     return img
+
+
+def draw_shape(draw, box: tuple[int, int, int, int], colour: tuple[int, int, int], shape: str) -> None:
+    """One filled square, circle or triangle (apex at the top) in the square `box` of a PIL ImageDraw."""
+    x0, y0, x1, y1 = box
+    if shape == "square":
+        draw.rectangle(box, fill=colour)
+    elif shape == "circle":
+        draw.ellipse(box, fill=colour)
+    else:
+        draw.polygon([(x0, y1), ((x0 + x1) // 2, y0), (x1, y1)], fill=colour)
 
 
 def make_shapes_dataset(directory: str | Path, count: int, *, seed: int = 0, image_size: int = 64,
