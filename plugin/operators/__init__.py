@@ -1,5 +1,6 @@
 """The plugin's operators, in the order fiftyone.yml lists them."""
 from plugin.operators.compute_similarity import ComputeRamSimilarity
+from plugin.operators.failures import reports_failures
 from plugin.operators.export_finetune import ExportRamFinetune
 from plugin.operators.finetune_ram import FinetuneRam
 from plugin.operators.find_disagreements import FindRamDisagreements
@@ -8,8 +9,10 @@ from plugin.operators.send_review import SendReviewBatch
 from plugin.operators.tag_with_ram import TagWithRam
 from plugin.operators.tune_thresholds import TuneRamThresholds
 
-OPERATORS = (TagWithRam, FindRamDisagreements, ExportRamFinetune, ComputeRamSimilarity,
-             SendReviewBatch, LoadLabelStudioReviews, FinetuneRam, TuneRamThresholds)
+# Every operator answers a known error as one line (plugin/operators/failures.py).
+OPERATORS = tuple(reports_failures(op) for op in (
+    TagWithRam, FindRamDisagreements, ExportRamFinetune, ComputeRamSimilarity,
+    SendReviewBatch, LoadLabelStudioReviews, FinetuneRam, TuneRamThresholds))
 
 __all__ = ["OPERATORS", "ComputeRamSimilarity", "ExportRamFinetune", "FindRamDisagreements", "FinetuneRam",
            "LoadLabelStudioReviews", "SendReviewBatch", "TagWithRam", "TuneRamThresholds"]
