@@ -42,7 +42,7 @@ class AppState:
     projects: Projects  # everything per project: model, thresholds, class views, label config, access
     training: object | None = None  # backend.training.manager.TrainingManager
     counters: Counters = field(default_factory=Counters)
-    # (Label Studio URL, project id) -> model_version its connection was last renamed to (labelstudio.version_sync)
+    # (Label Studio URL, project id) -> model_version last synced (labelstudio.version_sync)
     version_sync: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
