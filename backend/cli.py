@@ -62,8 +62,8 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
     (("--max-train-workers",), {"type": int, "help": "training workers at once, all projects together; more jobs "
                                                      "wait queued (default: one per GPU, one on CPU)"}),
     (("--no-sync-label-studio-version",), {"dest": "sync_label_studio_version", "action": "store_const",
-                                           "const": False, "help": "do not rename the Label Studio model "
-                                           "connection to the current model_version"}),
+                                           "const": False, "help": "do not point the Label Studio project at "
+                                           "the current model_version (nor append it to the connection's title)"}),
     (("--max-body-mb",), {"type": float, "help": "size cap of a JSON request body (default 8)"}),
     (("--max-upload-mb",), {"type": float, "help": "size cap of a whole multipart /v1/tag request (default 256)"}),
     (("--max-upload-images",), {"type": int, "help": "most images in one /v1/tag request (default 256)"}),

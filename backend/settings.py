@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     max_train_workers: int | None = Field(None, ge=1, le=64)
     train_heartbeat_s: float = Field(10.0, gt=0.0, le=3600.0)  # how often a worker says it is alive
     train_stale_after_s: float = Field(120.0, gt=0.0)  # no heartbeat this long: the job is orphaned
-    sync_label_studio_version: bool = True  # keep the connection's title = model_version (Prediction score)
+    sync_label_studio_version: bool = True  # project's model version = ours, title suffix (version_sync)
 
     host: str = "127.0.0.1"
     port: int = Field(9090, ge=1, le=65535)

@@ -43,7 +43,7 @@ class AppState:
     training: object | None = None  # backend.training.manager.TrainingManager
     grounding: object | None = None  # backend.serving.grounding.GroundingService (--detector)
     counters: Counters = field(default_factory=Counters)
-    # (Label Studio URL, project id) -> model_version its connection was last renamed to (labelstudio.version_sync)
+    # (Label Studio URL, project id) -> model_version last synced (labelstudio.version_sync)
     version_sync: dict[tuple[str, str], str] = field(default_factory=dict)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,16 @@ PLUGIN_NAME = "@ram-annotate/ram"
 TAG_URI = f"{PLUGIN_NAME}/tag_with_ram"
 DISAGREE_URI = f"{PLUGIN_NAME}/find_ram_disagreements"
 EXPORT_URI = f"{PLUGIN_NAME}/export_ram_finetune"
+
+
+def assert_failed(result: object, pattern: str) -> str:
+    """An immediate run that stopped on a known error answers `{"error": <one line>}`
+    (plugin/operators/failures.py); returns that line once it matches `pattern`."""
+    assert isinstance(result, dict) and set(result) == {"error"}, result
+    message = result["error"]
+    assert "\n" not in message and "Traceback" not in message, message
+    assert re.search(pattern, message), (pattern, message)
+    return message
 
 
 def write_thresholds(path: Path, values: dict[str, float], *, default: float = 1.0) -> Path:

@@ -41,9 +41,10 @@ def test_prediction_scores_are_visible_in_label_studio(label_studio: LabelStudio
                 json={"selectedItems": {"all": True, "excluded": []}}).raise_for_status()
         version = httpx.post(f"{url}/setup", json={"project": f"{project}.0", "schema": CONFIG}).json()["model_version"]
         deadline = time.monotonic() + 30
-        while ls.get(f"/api/ml/{backend['id']}").json()["title"] != version:
-            assert time.monotonic() < deadline, "the connection was not renamed to our model_version"
+        while ls.get(f"/api/projects/{project}").json()["model_version"] != version:
+            assert time.monotonic() < deadline, "the project was not pointed at our model_version"
             time.sleep(0.3)
+        assert ls.get(f"/api/ml/{backend['id']}").json()["title"] == f"RAM · {version}"
         tasks = ls.get("/api/tasks", params={"project": project, "fields": "all"}).json()["tasks"]
         expected = sorted(f"{t['predictions_score']:.3f}" for t in tasks)
         first = min(tasks, key=lambda t: t["id"])

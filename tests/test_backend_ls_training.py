@@ -62,13 +62,14 @@ def _retrieve(ls: httpx.Client, project: int) -> None:
                 json={"selectedItems": {"all": True, "excluded": []}}))
 
 
-def _labelled_project(ls: httpx.Client, url: str, count: int, seed: int) -> tuple[int, int, list[dict]]:
+def _labelled_project(ls: httpx.Client, url: str, count: int, seed: int, title: str = "RAM"
+                      ) -> tuple[int, int, list[dict]]:
     """A project of `count` shape images, connected to our server, pre-annotated and annotated."""
     data = shape_dataset(count, seed=seed)
     project = _ok(ls.post("/api/projects", json={"title": f"train {uuid.uuid4().hex[:6]}", "label_config": CONFIG}))["id"]
     files = [(f"f{i}", (f"shape{i}.png", png, "image/png")) for i, (png, _) in enumerate(data)]
     _ok(ls.post(f"/api/projects/{project}/import", files=files))
-    backend = _ok(ls.post("/api/ml", json={"project": project, "url": url, "title": "RAM", "is_interactive": False}))
+    backend = _ok(ls.post("/api/ml", json={"project": project, "url": url, "title": title, "is_interactive": False}))
     hooks = _ok(ls.get("/api/webhooks/", params={"project": project}))
     assert any(h["url"] == f"{url}/webhook" for h in hooks), "Label Studio creates the backend's webhook itself"
     _retrieve(ls, project)
@@ -124,12 +125,13 @@ def _needs_training() -> None:
     pytest.importorskip("ram_model.weights.registry")
 
 
-def _check_score_column(ls: httpx.Client, project: int, backend_id: int, version: str) -> None:
+def _check_score_column(ls: httpx.Client, project: int, backend_id: int, version: str, title: str = "RAM") -> None:
     """The data manager's Prediction score column reads predictions whose model_version is
-    the project's; the server renames its connection so that they match."""
-    _wait("the connection renamed to our version",
-          lambda: _ok(ls.get(f"/api/ml/{backend_id}"))["title"] == version, timeout=30)
-    assert _ok(ls.get(f"/api/projects/{project}"))["model_version"] == version
+    the project's; the server points the project at its version, and keeps the connection
+    title the user gave with the version after it."""
+    _wait("the project pointed at our version",
+          lambda: _ok(ls.get(f"/api/projects/{project}"))["model_version"] == version, timeout=30)
+    assert _ok(ls.get(f"/api/ml/{backend_id}"))["title"] == f"{title} · {version}"
     scores = [t["predictions_score"] for t in _dm_tasks(ls, project)]
     assert all(s is not None and 0 < s <= 1 for s in scores), scores
 
@@ -137,8 +139,9 @@ def _check_score_column(ls: httpx.Client, project: int, backend_id: int, version
 def test_prediction_score_column_shows_our_scores(label_studio: LabelStudio, sqlite_server):
     url, store_spec, _ = sqlite_server
     with label_studio.client() as ls:
-        project, backend_id, _ = _labelled_project(ls, url, 3, seed=5)
-        _check_score_column(ls, project, backend_id, _setup_version(url, project))
+        title = "Shapes · team A"  # the user's own separator stays: only a version of ours is a suffix of ours
+        project, backend_id, _ = _labelled_project(ls, url, 3, seed=5, title=title)
+        _check_score_column(ls, project, backend_id, _setup_version(url, project), title)
 
 
 def _train_and_repredict(ls: httpx.Client, url: str, store_spec: str, count: int, seed: int) -> tuple[int, dict]:
@@ -160,6 +163,7 @@ def _train_and_repredict(ls: httpx.Client, url: str, store_spec: str, count: int
 
     second = _setup_version(url, project)
     assert second != first and job["model_version"] in second
+    assert second.startswith("ft1-") and not first.startswith("ft"), (first, second)  # told apart at the start
     _retrieve(ls, project)  # Label Studio re-predicts the tasks whose predictions are of an old version
     for task in tasks:
         versions = {p["model_version"] for p in _ok(ls.get("/api/predictions", params={"task": task["id"]}))}

@@ -96,3 +96,28 @@ def test_compile_is_refused_for_training(shapes_model, shapes_data: Path, tmp_pa
                        *model_flags(shapes_model)])
     assert code == 2 and "--compile applies to tagging" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_fine_tune_reads_ft_n_first_and_keeps_the_random_mark(finetune_run, tmp_path: Path) -> None:
+    """Base and tuned versions differ in their first characters (Label Studio's tabs cut the middle);
+    `random` still marks random weights, after the `ft<N>-` of a fine-tune of them."""
+    from dataclasses import replace
+
+    from ram_model.weights.convert import convert_checkpoint
+    from ram_model.weights.model_files import load_model
+    from ram_model.weights.versions import is_random_version
+
+    out, _ = finetune_run
+    card = json.loads((out / "card.json").read_text())
+    base, tuned = card["base_model_version"], card["model_version"]
+    assert base.startswith("random-ram_plus-") and tuned.startswith("ft1-random-ram_plus-")
+    assert tuned.removeprefix("ft1-") != base and is_random_version(tuned) and is_random_version(base)
+    assert not is_random_version(tuned.replace("random-", "")) and not is_random_version("ram_plus-random-x")
+
+    loaded = load_model(EngineConfig(checkpoint=str(out / "model.safetensors"), device="cpu", precision="fp32"))
+    assert loaded.generation == 1 and loaded.model_version == tuned
+    converted = convert_checkpoint(loaded, tmp_path / "converted.safetensors", dtype="fp32")
+    again = load_model(EngineConfig(checkpoint=str(converted), device="cpu", precision="fp32"))
+    assert again.generation == 1 and again.model_version.startswith("ft1-random-ram_plus-")
+    # A fine-tune of that fine-tune (the trainer counts base.generation + 1) reads ft2-.
+    assert replace(loaded, generation=2).model_version == "ft2-" + tuned.removeprefix("ft1-")

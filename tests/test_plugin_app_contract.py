@@ -98,3 +98,30 @@ def test_export_form_asks_for_tag_lists_only_without_a_tag_run(dataset, tiny_fil
                                                                           "field": "ram"}})
     with_run = _resolve(fx.EXPORT_URI, dataset, target="inputs").type.properties
     assert "tag_list" not in with_run and "checkpoint" not in with_run
+
+
+def test_a_known_error_is_one_line_first_in_the_result_panel(dataset, tmp_path, caplog) -> None:
+    """FiftyOne shows an exception from `execute` as its raw traceback; a bad input instead answers
+    the one-line message, the output form shows it first, and the traceback goes to the log."""
+    missing = tmp_path / "no_such_checkpoint.safetensors"
+    with caplog.at_level("WARNING", logger="plugin.operators"):
+        run = foo.execute_operator(fx.TAG_URI, {"dataset": dataset.name, "params": {
+            "checkpoint": str(missing), "device": "cpu", "precision": "fp32", "field": "ram"}})
+    assert run.error is None  # no traceback in the execution's own error either
+    message = fx.assert_failed(run.result, "no_such_checkpoint")
+    resolved = _resolve(fx.TAG_URI, dataset, target="outputs", results=run.result)
+    first_name, first = next(iter(resolved.type.properties.items()))
+    assert first_name == "error" and first.view.label == message
+    assert "Traceback" in caplog.text and message in caplog.text
+    assert not dataset.has_sample_field("ram")
+
+
+def test_a_delegated_failure_is_marked_failed_with_the_short_message(dataset, tmp_path) -> None:
+    """The Runs list marks it failed; its error is the short message, not the chain that led to it."""
+    missing = tmp_path / "no_such_checkpoint.safetensors"
+    operation = fx.run_delegated(fx.TAG_URI, dataset, {"checkpoint": str(missing), "device": "cpu", "field": "ram"})
+    assert operation.run_state == "failed", operation.result
+    error = operation.result.error
+    last = error.rstrip().splitlines()[-1]
+    assert last.startswith("plugin.operators.failures.OperatorFailure: checkpoint ") and str(missing) in last, error
+    assert "CheckpointNotFoundError" not in error and "resolve_checkpoint" not in error, error  # no chained cause

@@ -140,7 +140,7 @@ def test_detections_and_sample_tags_count_as_present_tags(dataset, model, kind) 
 def test_unsupported_label_type_is_a_clear_error(dataset, model) -> None:
     _tag(dataset, model, field="ram")
     dataset.set_values("caption", ["a dog"] * len(dataset))
-    with pytest.raises(ExecutionError):
+    with pytest.raises(ExecutionError):  # refused by the form's validation, before `execute`
         _run(fx.DISAGREE_URI, dataset, {"ram_field": "ram", "label_field": "caption"})
     dataset.set_values("mask", [fo.Segmentation(mask=np.zeros((2, 2), dtype=np.uint8))] * len(dataset))
     from plugin.jobs.disagreements import find_sample_disagreements
@@ -152,15 +152,15 @@ def test_unsupported_label_type_is_a_clear_error(dataset, model) -> None:
 
 
 def test_a_ram_field_without_a_tag_run_is_refused(dataset) -> None:
-    with pytest.raises(ExecutionError, match="Tag with RAM"):
+    with pytest.raises(ExecutionError, match="Tag with RAM"):  # the form's validation, before `execute`
         _run(fx.DISAGREE_URI, dataset, {"ram_field": "ram", "label_field": "ground_truth"})
 
 
 def test_fields_the_user_owns_are_not_overwritten(dataset, model) -> None:
     _tag(dataset, model, field="ram")
     dataset.set_values("ram_vs_ground_truth_score", [42.0] * len(dataset))
-    with pytest.raises(ExecutionError, match="not written by Find disagreements"):
-        _run(fx.DISAGREE_URI, dataset, {"ram_field": "ram", "label_field": "ground_truth"})
+    fx.assert_failed(_run(fx.DISAGREE_URI, dataset, {"ram_field": "ram", "label_field": "ground_truth"}),
+                     "not written by Find disagreements")
     assert dataset.values("ram_vs_ground_truth_score") == [42.0] * len(dataset)
     _run(fx.DISAGREE_URI, dataset, {"ram_field": "ram", "label_field": "ground_truth", "overwrite": True})
     _assert_expected_flags(dataset, "ram_vs_ground_truth")
@@ -185,9 +185,8 @@ def test_delegated_run(dataset, model) -> None:
 
 def test_zero_samples_is_a_clear_error(dataset, model) -> None:
     _tag(dataset, model, field="ram")
-    with pytest.raises(ExecutionError, match="no samples"):
-        foo.execute_operator(fx.DISAGREE_URI, {"view": dataset.limit(0), "params": {
-            "ram_field": "ram", "label_field": "ground_truth", "view_target": "CURRENT_VIEW"}})
+    fx.assert_failed(foo.execute_operator(fx.DISAGREE_URI, {"view": dataset.limit(0), "params": {
+        "ram_field": "ram", "label_field": "ground_truth", "view_target": "CURRENT_VIEW"}}).result, "no samples")
     assert not dataset.has_sample_field("ram_vs_ground_truth_score")
 
 

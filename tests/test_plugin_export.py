@@ -12,7 +12,7 @@ import pytest
 
 import fiftyone as fo
 import fiftyone.operators as foo
-from fiftyone.operators.executor import ExecutionError, ExecutionRunState
+from fiftyone.operators.executor import ExecutionRunState
 from ram_model import TagVocabulary
 from ram_model.review import read_finetune_json
 
@@ -129,8 +129,7 @@ def test_missing_media_is_skipped_and_listed(dataset, model, vocab, tmp_path) ->
 
 def test_unmapped_labels_can_fail_the_export_and_nothing_is_written(dataset, model, tmp_path) -> None:
     out = tmp_path / "strict"
-    with pytest.raises(ExecutionError, match="unicorn"):
-        _export(dataset, model, out, on_unmapped="fail")
+    fx.assert_failed(_export(dataset, model, out, on_unmapped="fail"), "unicorn")
     assert not out.exists()
 
 
@@ -141,8 +140,8 @@ def test_failure_halfway_leaves_the_previous_export_untouched(dataset, model, tm
     dataset.set_values("ground_truth", [fo.Classifications(classifications=[fo.Classification(label="cat")])]
                        * len(dataset))
     # Images are copied into staging, then the task paths cannot be made relative: the job fails late.
-    with pytest.raises(ExecutionError, match="outside the Label Studio document root"):
-        _export(dataset, model, out, copy_images=True, overwrite=True, ls_document_root=str(tmp_path / "elsewhere"))
+    fx.assert_failed(_export(dataset, model, out, copy_images=True, overwrite=True,
+                             ls_document_root=str(tmp_path / "elsewhere")), "outside the Label Studio document root")
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
 
@@ -150,16 +149,15 @@ def test_failure_halfway_leaves_the_previous_export_untouched(dataset, model, tm
 def test_existing_export_needs_overwrite(dataset, model, tmp_path) -> None:
     out = tmp_path / "export"
     _export(dataset, model, out)
-    with pytest.raises(ExecutionError, match="already exist"):
-        _export(dataset, model, out)
+    fx.assert_failed(_export(dataset, model, out), "already exist")
     _export(dataset, model, out, overwrite=True)
 
 
 def test_zero_samples_is_a_clear_error(dataset, model, tmp_path) -> None:
     empty = dataset.limit(0)
-    with pytest.raises(ExecutionError, match="no samples"):
-        foo.execute_operator(fx.EXPORT_URI, {"view": empty, "params": {
-            **model, "label_field": "ground_truth", "output_dir": str(tmp_path / "o"), "view_target": "CURRENT_VIEW"}})
+    fx.assert_failed(foo.execute_operator(fx.EXPORT_URI, {"view": empty, "params": {
+        **model, "label_field": "ground_truth", "output_dir": str(tmp_path / "o"), "view_target": "CURRENT_VIEW"}}
+    ).result, "no samples")
     assert not (tmp_path / "o").exists()
 
 

@@ -1,4 +1,4 @@
-"""Keep the Label Studio model connection's title equal to the model_version we serve.
+"""Point the Label Studio project at the model_version we serve, keeping the connection title the user gave.
 
 Label Studio 1.23 fills the data manager's "Prediction score" column (and orders
 uncertainty sampling, and turns predictions into annotations) only from predictions
@@ -9,24 +9,57 @@ what the backend's `/setup` answers (`ml/api.py: perform_create`; the
 off). So with any title but our exact `model_version`, every prediction of ours is
 filtered out of the column.
 
-After predictions of a version are handed over, this renames the connection to that
-version (`PATCH /api/ml/{id}`). Label Studio itself carries a title change over to the
-project's model version when the project was following the connection (`MLBackend.save`),
-so the project stays on the live model, the column shows our scores, and after a
-promotion the next version takes over the same way. A project an operator pointed at
-some other predictions is left alone; `--no-sync-label-studio-version` turns this off.
+After predictions of a version are handed over, this:
+1. keeps the connection's title the user gave and appends the version to it,
+   `<user title> · ft1-ram_plus-...`, replacing only a suffix of this form (one of
+   our versions after ` · `) that an earlier version left (`PATCH /api/ml/{id}`), so
+   the Model settings page shows what serves;
+2. then sets the project's model version to that version (`PATCH /api/projects/{id}`).
+   Label Studio accepts it only once it has stored predictions of that version (its
+   serializer checks), and stores ours after our answer, so this is retried briefly.
+
+A project pointed at anything but this connection, an earlier version of ours or
+nothing is left alone. The cost, documented in backend/README.md: a project on a stored
+version shows those predictions when a task opens, rather than asking the server live
+(Retrieve predictions asks it); `--no-sync-label-studio-version` turns all this off.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+from typing import Any
 
 import httpx
 
 from ..serving.media import redact_url
 
-__all__ = ["sync_connection_title"]
+__all__ = ["SEPARATOR", "sync_connection_title", "titled_with_version", "user_title"]
 
 _log = logging.getLogger("backend.labelstudio.version_sync")
+
+SEPARATOR = " · "
+# One of our versions: [ft<N>-][random-]<variant>-<10 hex>-<digest>[-bf16][:<thresholds digest>].
+_OUR_VERSION = re.compile(r"(ft\d+-)?(random-)?[a-z][a-z_]*-[0-9a-f]{10}-[0-9a-f]+\S*")
+_PROJECT_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each retry: Label Studio stores our predictions
+
+
+def user_title(title: str) -> str:
+    """The title the user gave: a suffix we added (` · <one of our versions>`) removed; a title that is
+    only a version of ours (what releases before this one renamed it to) gives "ram-annotate"."""
+    head, sep, tail = title.rpartition(SEPARATOR)
+    if sep and _OUR_VERSION.fullmatch(tail):
+        return head
+    return "ram-annotate" if _OUR_VERSION.fullmatch(title) else title
+
+
+def titled_with_version(title: str, version: str) -> str:
+    return f"{user_title(title)}{SEPARATOR}{version}"
+
+
+def _is_ours(backend: dict[str, Any], version: str) -> bool:
+    title = str(backend.get("title") or "")
+    return backend.get("model_version") == version or title == version or title.endswith(SEPARATOR + version)
 
 
 async def sync_connection_title(state, project_id: str | None, version: str) -> None:
@@ -36,7 +69,8 @@ async def sync_connection_title(state, project_id: str | None, version: str) -> 
     if not ls.base_url or not ls.token:
         return
     key = (ls.base_url, project_id)
-    if state.version_sync.get(key) == version:
+    previous = state.version_sync.get(key)
+    if previous == version:
         return
     state.version_sync[key] = version  # one attempt per version; a failure is logged, not retried each request
     try:
@@ -45,21 +79,44 @@ async def sync_connection_title(state, project_id: str | None, version: str) -> 
             listed = await client.get("/api/ml", params={"project": project_id})
             listed.raise_for_status()
             backends = [b for b in listed.json() if isinstance(b, dict)]
-            ours = [b for b in backends if b.get("model_version") == version or b.get("title") == version]
+            ours = [b for b in backends if _is_ours(b, version)]
             if not ours and len(backends) == 1:
                 ours = backends
             if len(ours) != 1:
-                _log.info("project %s: cannot tell which of %d model connections is this server; title left as is",
+                _log.info("project %s: cannot tell which of %d model connections is this server; left as is",
                           project_id, len(backends))
                 return
             backend = ours[0]
-            if backend.get("title") != version:
+            old_title = str(backend.get("title") or "")
+            title = titled_with_version(old_title, version)
+            if old_title != title:  # first: Label Studio moves a project that follows the title along with it
                 response = await client.patch(f"/api/ml/{backend['id']}", json={
-                    "title": version, "url": backend["url"], "project": int(project_id)})
+                    "title": title, "url": backend["url"], "project": int(project_id)})
                 response.raise_for_status()
-                _log.info("project %s: Label Studio model connection %s renamed %r -> %r (its Prediction score "
-                          "column follows the connection's title)", project_id, backend["id"], backend.get("title"),
-                          version)
+                _log.info("project %s: Label Studio model connection %s titled %r (was %r)", project_id,
+                          backend["id"], title, old_title)
+            await _point_project(client, project_id, version, {old_title, title, user_title(old_title), previous})
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         _log.warning("project %s: could not update the model connection at %s: %s", project_id,
                      redact_url(ls.base_url), exc)
+
+
+async def _point_project(client: httpx.AsyncClient, project_id: str, version: str, followed: set[Any]) -> None:
+    """Set the project's model version to `version` if it follows this connection, an earlier version
+    of ours or nothing; Label Studio refuses (400) until it has stored predictions of the version."""
+    current = (await client.get(f"/api/projects/{project_id}")).raise_for_status().json().get("model_version")
+    if current == version:
+        return
+    if current not in followed and current not in ("", None) and not _OUR_VERSION.fullmatch(str(current)):
+        _log.info("project %s: its model version %r is not this server's; left as is", project_id, current)
+        return
+    for delay in (0.0, *_PROJECT_RETRIES):
+        await asyncio.sleep(delay)
+        response = await client.patch(f"/api/projects/{project_id}", json={"model_version": version})
+        if response.status_code != 400:
+            response.raise_for_status()
+            _log.info("project %s: Label Studio's model version %r -> %r (its Prediction score column reads "
+                      "predictions of this version)", project_id, current, version)
+            return
+    _log.warning("project %s: Label Studio did not accept model version %r (no stored predictions of it yet?): "
+                 "%s", project_id, version, response.text[:200])

@@ -24,6 +24,7 @@ from plugin.fo_convert import (
 from plugin.jobs import JobResult, runs
 from plugin.params import DisagreementParams, TagParams
 from ram_model.progress import ProgressFn
+from ram_model.weights.versions import is_random_version
 from ram_model.review import (
     LabelMapping,
     build_label_mapping,
@@ -178,7 +179,7 @@ def _why_none(result: DisagreementResult, model_version: str) -> str:
     be a test model or labels RAM cannot score."""
     reasons = [f"RAM's scores agree with the labels at the tag run's thresholds on all {result.compared} "
                "compared sample(s)"]
-    if model_version.startswith("random-"):
+    if is_random_version(model_version):
         reasons.append(f"the tags come from a random-weight test model ({model_version}, try-out mode): its "
                        "scores mean nothing; tag with real weights to find real disagreements")
     if result.unmapped_labels:

@@ -16,6 +16,7 @@ from plugin.errors import PluginInputError
 from ram_client import RamClient, RamServerError, RemoteVocabulary
 from ram_model import ImagePrediction, TagVocabulary
 from ram_model.inference.pipeline import batched
+from ram_model.weights.versions import is_random_version
 
 __all__ = ["RemoteTagger", "parse_auth"]
 
@@ -69,7 +70,7 @@ class RemoteTagger:
 
     def describe(self) -> dict[str, Any]:
         return {"where": self._url, "checkpoint": None, "variant": self._info["variant"],
-                "random_weights": self.model_version.startswith("random-")}
+                "random_weights": is_random_version(self.model_version)}
 
     def predict(self, images: Sequence[Any], *, with_embedding: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> list[ImagePrediction]:

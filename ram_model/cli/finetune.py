@@ -8,6 +8,7 @@ import sys
 from tqdm import tqdm
 
 from .options import add_model_options, model_options_from_args
+from ..weights.versions import is_random_version
 
 __all__ = ["register"]
 
@@ -96,7 +97,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         result = finetune(cfg, progress=update)
     finally:
         close()
-    if cfg.base.checkpoint and result.card.get("model_version", "").startswith("random-"):
+    if cfg.base.checkpoint and is_random_version(result.card.get("model_version", "")):
         print("WARNING: the base checkpoint has random weights (a test file); its tags mean nothing.",
               file=sys.stderr)
     base, new = result.metrics["base"], result.metrics["new"]

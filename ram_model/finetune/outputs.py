@@ -33,7 +33,8 @@ def write_run_outputs(out: Path, trained: LoadedModel, *, tuned: Any, metrics: d
     tuned.write(thresholds_path, names=list(trained.vocab.names))
     model_path = convert_checkpoint(trained, out / MODEL_FILE, dtype="fp32", metadata={
         "source_model_version": card["base_model_version"],
-        "finetune": {"run_id": card["run_id"], "new_classes": card["new_classes"], "recipe": card["recipe"]},
+        "finetune": {"run_id": card["run_id"], "new_classes": card["new_classes"], "recipe": card["recipe"],
+                     "generation": trained.generation},
     })
     model_version = replace(trained, path=model_path, fingerprint=file_fingerprint(model_path)).model_version
     official = None

@@ -233,7 +233,7 @@ def finetune(cfg: FinetuneConfig, progress: TrainingEventFn | None = None,
     }
     vocab = TagVocabulary(tuple(names), tuple(base.vocab.names_zh) + tuple(cfg.new_classes), thresholds)
     trained = LoadedModel(model.cpu().eval(), vocab, base.swin, base.head, base.variant, base.path,
-                          base.report, base.random_weights, base.fingerprint)
+                          base.report, base.random_weights, base.fingerprint, base.generation + 1)
     card = {
         "format": "ram-annotate-finetune/1",
         "run_id": run_id,

@@ -84,7 +84,11 @@ def write_tagger_file(model: RAMTagger, output: str | Path, *, variant: str, swi
 
 def convert_checkpoint(loaded: LoadedModel, output: str | Path, *, dtype: str = "fp16",
                        metadata: Mapping[str, Any] | None = None) -> Path:
-    """Write `loaded`'s weights (learned parameters only) to `output`, atomically."""
+    """Write `loaded`'s weights (learned parameters only) to `output`, atomically.
+
+    A fine-tune keeps its generation (the `ft<N>-` of its model_version) through a conversion."""
+    if loaded.generation and "finetune" not in (metadata or {}):
+        metadata = {**(metadata or {}), "finetune": {"generation": loaded.generation}}
     return write_tagger_file(loaded.model, output, variant=loaded.variant, swin=loaded.swin, head=loaded.head,
                              vocab=loaded.vocab, random_weights=loaded.random_weights,
                              source_model_version=loaded.model_version, dtype=dtype, metadata=metadata)

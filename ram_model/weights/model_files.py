@@ -16,6 +16,7 @@ from .checkpoint import LoadReport, detect_variant, load_into, read_checkpoint
 from ..model.config import EngineConfig, HeadConfig, SwinConfig, packaged_file
 from ..errors import ConfigError
 from .hub import resolve_checkpoint
+from .versions import compose_model_version, finetune_generation
 from ..model.ram import RAMTagger
 from ..model.vocab import TagVocabulary, read_thresholds
 
@@ -36,12 +37,14 @@ class LoadedModel:
     report: LoadReport
     random_weights: bool
     fingerprint: str
+    generation: int = 0  # fine-tunes between the base checkpoint and these weights (0: the base itself)
 
     @property
     def model_version(self) -> str:
-        """Changes with the checkpoint's content, the vocabulary and the thresholds."""
-        prefix = "random-" if self.random_weights else ""
-        return f"{prefix}{self.variant}-{self.fingerprint}-{self.vocab.digest}"
+        """Changes with the checkpoint's content, the vocabulary and the thresholds; reads
+        `ft<N>-` first for a fine-tune (`versions.py` says why)."""
+        return compose_model_version(self.variant, self.fingerprint, self.vocab.digest,
+                                     random_weights=self.random_weights, generation=self.generation)
 
 
 def file_fingerprint(path: Path, chunk: int = 1 << 20) -> str:
@@ -100,4 +103,4 @@ def load_model(cfg: EngineConfig) -> LoadedModel:
     report.ignored_top_level = ckpt.ignored_top_level
     model.eval()
     return LoadedModel(model, vocab, swin, head, variant, resolved.path, report,
-                       ckpt.random_weights, file_fingerprint(resolved.path))
+                       ckpt.random_weights, file_fingerprint(resolved.path), finetune_generation(ckpt.metadata))
