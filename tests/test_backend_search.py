@@ -156,3 +156,18 @@ def test_store_streams_embeddings_in_chunks(kind: str, request: pytest.FixtureRe
         direct = np.argsort(-(unit @ (query / np.linalg.norm(query))), kind="stable")[:7]
         assert [k for k, _ in streamed] == [f"k{n}" for n in direct]
         assert list(store.embedding_chunks("i", "v3")) == []
+
+
+def test_a_store_file_from_before_search_gains_the_table(tmp_path: Path) -> None:
+    """A SQLite file written before embeddings existed opens, keeps its rows and stores embeddings."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE project_settings (project TEXT PRIMARY KEY, body TEXT NOT NULL)")
+        db.execute("INSERT INTO project_settings VALUES ('7', '{\"threshold\": 0.5}')")
+    with open_store(path) as store:
+        assert store.project_settings("7") == {"threshold": 0.5}
+        store.record_embeddings([StoredEmbedding("i", "k", "v", "s", np.ones(4, np.float32).tobytes())])
+        (rows,) = list(store.embedding_chunks("i", "v"))
+    assert np.frombuffer(rows[0].vector, dtype=np.float32).tolist() == [1.0] * 4
