@@ -106,10 +106,9 @@ def _encode(state: AppState, text: str) -> tuple[np.ndarray, str, bool]:
         encoder = state.engine.text_encoder()
     except (RamModelError, OSError, ImportError) as exc:
         raise TextEncoderUnavailable(f"the server has no usable text encoder (--text-encoder): {exc}") from None
-    limit = int(getattr(encoder.tokenizer, "model_max_length", 77) or 77)
-    tokens = len(encoder.tokenizer(text)["input_ids"])
-    if tokens > limit:
-        raise TextTooLong(f"text is {tokens} tokens; the text encoder reads at most {limit}")
+    tokens = encoder.token_count(text)
+    if tokens > encoder.max_tokens:
+        raise TextTooLong(f"text is {tokens} tokens; the text encoder reads at most {encoder.max_tokens}")
     return encoder.encode([text]).numpy()[0], encoder.identity, encoder.random_weights
 
 

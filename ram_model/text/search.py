@@ -85,7 +85,8 @@ def rank_vectors(vectors: np.ndarray, query: np.ndarray, top_k: int) -> list[tup
 
 def rank_chunks_by_text(chunks: Iterable[tuple[Sequence[T], np.ndarray]], query: np.ndarray, top_k: int
                         ) -> list[tuple[T, float]]:
-    """(item, cosine similarity) of the `top_k` rows closest to `query` over (items, [n, D] rows) chunks.
+    """(item, cosine similarity) of the `top_k` rows closest to `query` over (items, [n, D] rows) chunks
+    (rows of any length: each is scaled to unit length here).
 
     For an index too large to hold at once (the server's stored embeddings): each chunk is
     ranked by `rank_vectors` and only a `top_k` heap is kept, so memory is one chunk plus
