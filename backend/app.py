@@ -23,6 +23,7 @@ from .serving.projects import Projects
 from .labelstudio.routes import router as ls_router
 from .native.detect_routes import router as detect_router
 from .native.routes import router as native_router
+from .native.search_routes import router as search_router
 from .training.model_routes import router as model_router
 from .training.routes import router as train_router
 from .training.threshold_routes import router as threshold_router
@@ -130,6 +131,7 @@ def create_app(
     app.include_router(ls_router)
     app.include_router(native_router)
     app.include_router(detect_router)
+    app.include_router(search_router)
     app.include_router(train_router)
     app.include_router(model_router)
     app.include_router(threshold_router)

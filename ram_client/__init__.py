@@ -3,6 +3,6 @@
 Depends only on httpx and numpy, so scripts and the FiftyOne plugin can talk to a shared
 `ram-annotate serve` without installing the server (or torch).
 """
-from ram_client.client import RamClient, RamServerError, RemotePrediction, RemoteTag, RemoteVocabulary
+from ram_client.client import RamClient, RamServerError, RemotePrediction, RemoteTag, RemoteVocabulary, SearchHit
 
-__all__ = ["RamClient", "RamServerError", "RemotePrediction", "RemoteTag", "RemoteVocabulary"]
+__all__ = ["RamClient", "RamServerError", "RemotePrediction", "RemoteTag", "RemoteVocabulary", "SearchHit"]

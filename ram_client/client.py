@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-__all__ = ["RamClient", "RamServerError", "RemotePrediction", "RemoteTag", "RemoteVocabulary"]
+__all__ = ["RamClient", "RamServerError", "RemotePrediction", "RemoteTag", "RemoteVocabulary", "SearchHit"]
 
 ImageInput = bytes | str | os.PathLike
 
@@ -56,6 +56,17 @@ class RemotePrediction:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One `/v1/search` result: the stored image (`key`: its path or `sha256:` upload digest;
+    `source`: the name it was tagged under) and its cosine similarity to the text."""
+
+    rank: int
+    key: str
+    source: str
+    score: float
 
 
 @dataclass(frozen=True)
@@ -144,29 +155,44 @@ class RamClient:
         threshold: float | None = None,
         top_k: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        index: str | None = None,
     ) -> list[RemotePrediction]:
         """One `RemotePrediction` per input, in order; `probs` is the full (K,) float32
         array when `all_scores`, `embedding` the (512,) array when asked. A bad image
-        gets `error`, as with the local engine; a bad request raises `RamServerError`."""
+        gets `error`, as with the local engine; a bad request raises `RamServerError`.
+        With `index`, the server also keeps each image's embedding there for `search`."""
         images = list(images)
         out: list[RemotePrediction] = []
         for start in range(0, len(images), self.chunk_size):
             chunk = images[start : start + self.chunk_size]
-            out.extend(self._tag_chunk(chunk, all_scores, embedding, threshold, top_k))
+            out.extend(self._tag_chunk(chunk, all_scores, embedding, threshold, top_k, index))
             if progress is not None:
                 progress(len(out), len(images))
         return out
 
     def _tag_chunk(
-        self, chunk: Sequence[ImageInput], all_scores: bool, embedding: bool, threshold: float | None, top_k: int | None
+        self, chunk: Sequence[ImageInput], all_scores: bool, embedding: bool, threshold: float | None,
+        top_k: int | None, index: str | None = None,
     ) -> list[RemotePrediction]:
         data: dict[str, Any] = {"all_scores": str(all_scores).lower(), "embedding": str(embedding).lower()}
+        if index is not None:
+            data["index"] = index
         if threshold is not None:
             data["threshold"] = str(threshold)
         if top_k is not None:
             data["top_k"] = str(top_k)
         return [RemotePrediction(source=os.fspath(item), error=answer) if isinstance(answer, str)
                 else _to_prediction(answer, item) for item, answer in zip(chunk, self._post_chunk("/v1/tag", chunk, data))]
+
+    def search(self, text: str, *, index: str | None = None, top_k: int = 10) -> list[SearchHit]:
+        """`/v1/search`: the images stored in `index` (the server's `default` when None) ranked by
+        cosine similarity to `text`, best first. Needs a server with a text encoder and images
+        tagged with `tag(..., index=...)`; anything else raises `RamServerError` with the reason."""
+        body: dict[str, Any] = {"text": text, "top_k": top_k}
+        if index is not None:
+            body["index"] = index
+        answer = self._check(self._send(lambda: self._http.post("/v1/search", json=body)))
+        return [SearchHit(int(h["rank"]), h["key"], h["source"], float(h["score"])) for h in answer["results"]]
 
     def detect(
         self,

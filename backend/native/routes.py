@@ -14,6 +14,8 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from ..errors import BackendError, BadRequest, PayloadTooLarge
+from .search_routes import index_name
+from .search_routes import store_embeddings as keep_embeddings
 from .schemas import InfoResponse, InfoVocabulary, NativeImageResult, NativeTag, NativeTagResponse
 from ..serving.media import resolve_allowed_path
 from ..state import AppState, get_state
@@ -58,16 +60,26 @@ async def tag(
     embedding: Annotated[bool, Form()] = False,
     threshold: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
     top_k: Annotated[int | None, Form(ge=1)] = None,
+    index: Annotated[str | None, Form(description="keep the embeddings in this /v1/search index")] = None,
+    store_embeddings: Annotated[bool, Form(description="keep the embeddings in the `default` index")] = False,
 ) -> NativeTagResponse:
     """Tag uploaded images and/or files under the allowed roots; one result per input,
-    uploads first. A bad image gets `ok: false` and an `error`, never a failed request."""
+    uploads first. A bad image gets `ok: false` and an `error`, never a failed request.
+    With `index` (or `store_embeddings`) each tagged image's embedding is kept for /v1/search."""
+    keep_in = index_name(index, store_embeddings)
     sources, inputs, errors = await read_inputs(state, images, paths)
     state.counters.native_requests += 1
     state.counters.native_images += len(inputs)
 
     to_run = [i for i, item in enumerate(inputs) if item is not None]
-    predictions = await state.batcher.submit([inputs[i] for i in to_run], with_embedding=embedding)
+    predictions = await state.batcher.submit([inputs[i] for i in to_run],
+                                             with_embedding=embedding or keep_in is not None)
     by_position = dict(zip(to_run, predictions))
+    if keep_in is not None:
+        kept = [(sources[i], inputs[i], p.embedding) for i, p in by_position.items()
+                if p.error is None and p.embedding is not None]
+        await run_in_threadpool(keep_embeddings, state, keep_in, kept, state.engine.model_version,
+                                bool(getattr(state.engine, "random_weights", False)))
 
     policy = state.policy
     thresholds = state.ram_thresholds

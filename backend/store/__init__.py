@@ -13,13 +13,14 @@ from .records import (
     Correction,
     JobConflict,
     ModelRecord,
+    StoredEmbedding,
     StoredPrediction,
     TrainJob,
 )
 
 __all__ = [
     "ACTIVE_JOB_STATES", "FINAL_JOB_STATES", "JOB_STATES", "Correction", "JobConflict", "ModelRecord",
-    "Store", "StoredPrediction", "TrainJob", "new_job", "open_store",
+    "Store", "StoredEmbedding", "StoredPrediction", "TrainJob", "new_job", "open_store",
 ]
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import abc
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .records import Correction, ModelRecord, StoredPrediction, TrainJob
+from .records import Correction, ModelRecord, StoredEmbedding, StoredPrediction, TrainJob
 
 __all__ = ["Store", "new_job"]
 
@@ -98,6 +98,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def set_project_settings(self, project: str, settings: dict[str, Any]) -> None: ...
+
+    # -- search indexes (pooled image embeddings, /v1/tag index= and /v1/search) ---------
+    @abc.abstractmethod
+    def record_embeddings(self, rows: Sequence[StoredEmbedding]) -> None:
+        """Insert or replace rows, keyed by (index, model_version, key)."""
+
+    @abc.abstractmethod
+    def embedding_chunks(self, index: str, model_version: str, *, chunk_size: int = 1024
+                         ) -> Iterator[list[StoredEmbedding]]:
+        """The index's rows of one model_version, oldest first, at most `chunk_size` per round trip,
+        so a search holds one chunk at a time however large the index grows."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -8,12 +8,12 @@ them.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
 from .base import Store
-from .records import Correction, JobConflict, ModelRecord, StoredPrediction, TrainJob
+from .records import Correction, JobConflict, ModelRecord, StoredEmbedding, StoredPrediction, TrainJob
 
 __all__ = ["MongoStore"]
 
@@ -44,6 +44,7 @@ class MongoStore(Store):
         self._jobs = db[_PREFIX + "jobs"]
         self._models = db[_PREFIX + "models"]
         self._projects = db[_PREFIX + "projects"]
+        self._embeddings = db[_PREFIX + "embeddings"]
         asc, desc = pymongo.ASCENDING, pymongo.DESCENDING
         self._predictions.create_index([("project", asc), ("task_id", asc), ("model_version", asc)], unique=True)
         self._predictions.create_index([("project", asc), ("task_id", asc), ("created_at", desc)])
@@ -54,6 +55,8 @@ class MongoStore(Store):
         self._jobs.create_index([("project", asc)], unique=True, name="one_active_job_per_project",
                                 partialFilterExpression={"active": True})
         self._models.create_index([("project", asc), ("version", asc)], unique=True)
+        self._embeddings.create_index([("index", asc), ("model_version", asc), ("key", asc)], unique=True)
+        self._embeddings.create_index([("index", asc), ("model_version", asc), ("_id", asc)])
 
     def close(self) -> None:
         self._client.close()
@@ -182,3 +185,32 @@ class MongoStore(Store):
 
     def set_project_settings(self, project: str, settings: dict[str, Any]) -> None:
         self._projects.replace_one({"project": project}, {"project": project, "settings": settings}, upsert=True)
+
+    # -- search indexes -------------------------------------------------------------
+
+    def record_embeddings(self, rows: Sequence[StoredEmbedding]) -> None:
+        if not rows:
+            return
+        from bson import Binary
+
+        now = time.time()
+        ops = [self._pymongo.UpdateOne(
+            {"index": r.index, "model_version": r.model_version, "key": r.key},
+            {"$set": {"source": r.source, "vector": Binary(r.vector), "random_weights": r.random_weights,
+                      "created_at": now}},
+            upsert=True) for r in rows]
+        self._embeddings.bulk_write(ops, ordered=False)
+
+    def embedding_chunks(self, index: str, model_version: str, *, chunk_size: int = 1024
+                         ) -> Iterator[list[StoredEmbedding]]:
+        last = None
+        while True:
+            query: dict[str, Any] = {"index": index, "model_version": model_version}
+            if last is not None:
+                query["_id"] = {"$gt": last}
+            docs = list(self._embeddings.find(query, sort=[("_id", 1)], limit=chunk_size))
+            if not docs:
+                return
+            last = docs[-1]["_id"]
+            yield [StoredEmbedding(index, d["key"], model_version, d["source"], bytes(d["vector"]),
+                                   bool(d.get("random_weights"))) for d in docs]

@@ -15,6 +15,7 @@ __all__ = [
     "Correction",
     "JobConflict",
     "ModelRecord",
+    "StoredEmbedding",
     "StoredPrediction",
     "TrainJob",
 ]
@@ -110,3 +111,20 @@ class ModelRecord:
     promoted: bool
     reason: str
     created_at: float
+
+
+@dataclass(frozen=True)
+class StoredEmbedding:
+    """One image's pooled embedding in a named search index (`/v1/tag` with `index=`).
+
+    `key` is the image's reference (its allowed path) or `sha256:<hex>` of an upload, so
+    tagging the same image again under the same model_version replaces its row. `vector`
+    is the float32 embedding as the engine gave it, little-endian bytes (`numpy.frombuffer`).
+    """
+
+    index: str
+    key: str
+    model_version: str
+    source: str
+    vector: bytes
+    random_weights: bool = False

@@ -6,12 +6,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .base import Store
-from .records import Correction, JobConflict, ModelRecord, StoredPrediction, TrainJob
+from .records import Correction, JobConflict, ModelRecord, StoredEmbedding, StoredPrediction, TrainJob
 
 __all__ = ["SQLiteStore"]
 
@@ -61,6 +61,18 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS project_settings (
     project TEXT PRIMARY KEY,
     body TEXT NOT NULL
+);
+-- Added with /v1/search; a file written before gains the (empty) table on open.
+CREATE TABLE IF NOT EXISTS embeddings (
+    id INTEGER PRIMARY KEY,           -- insertion order: what a search pages through
+    index_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    image_key TEXT NOT NULL,          -- allowed path, or sha256:<hex> of an upload
+    source TEXT NOT NULL,             -- the name the client sent
+    vector BLOB NOT NULL,             -- float32 little-endian
+    random_weights INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (index_name, model_version, image_key)
 );
 """
 # Columns added after the first release; files written by it gain them on open.
@@ -309,6 +321,34 @@ class SQLiteStore(Store):
     def set_project_settings(self, project: str, settings: dict[str, Any]) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO project_settings VALUES (?, ?)", (project, json.dumps(settings)))
+
+    # -- search indexes -------------------------------------------------------------
+
+    def record_embeddings(self, rows: Sequence[StoredEmbedding]) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.executemany(
+                "INSERT INTO embeddings (index_name, model_version, image_key, source, vector, random_weights, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (index_name, model_version, image_key) "
+                "DO UPDATE SET source = excluded.source, vector = excluded.vector, "
+                "random_weights = excluded.random_weights, created_at = excluded.created_at",
+                [(r.index, r.model_version, r.key, r.source, r.vector, int(r.random_weights), now) for r in rows],
+            )
+
+    def embedding_chunks(self, index: str, model_version: str, *, chunk_size: int = 1024
+                         ) -> Iterator[list[StoredEmbedding]]:
+        last = -1
+        while True:
+            with self._lock:  # one short query per chunk; writers get the lock in between
+                rows = self._db.execute(
+                    "SELECT id, image_key, source, vector, random_weights FROM embeddings WHERE index_name = ? "
+                    "AND model_version = ? AND id > ? ORDER BY id LIMIT ?",
+                    (index, model_version, last, chunk_size),
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [StoredEmbedding(index, r[1], model_version, r[2], bytes(r[3]), bool(r[4])) for r in rows]
 
 
 def _job_body(job: TrainJob) -> dict[str, Any]:

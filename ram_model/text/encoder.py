@@ -49,6 +49,17 @@ class TextEncoder:
                               f"have {LABEL_EMBED_DIM} (use a CLIP ViT-B model such as {DEFAULT_TEXT_ENCODER})")
         self._lock = threading.Lock()
 
+    @property
+    def max_tokens(self) -> int:
+        """Tokens the encoder reads (CLIP: 77); `encode` truncates anything longer."""
+        return int(getattr(self.tokenizer, "model_max_length", 77) or 77)
+
+    def token_count(self, text: str) -> int:
+        """Tokens of `text` with the start and end tokens, untruncated (under the lock: a fast
+        tokenizer shared by threads must not be called while `encode` sets its truncation)."""
+        with self._lock:
+            return len(self.tokenizer(text, truncation=False)["input_ids"])
+
     def encode(self, texts: Sequence[str], *, batch_size: int = _ENCODE_BATCH) -> torch.Tensor:
         """[N, 512] float32 embeddings, each of unit length (texts past 77 tokens are truncated, as officially)."""
         if isinstance(texts, str):

@@ -7,15 +7,21 @@ random weights (either side) the order means nothing; the caller says so.
 """
 from __future__ import annotations
 
+import heapq
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["EmbeddingIndex", "read_embedding_index", "rank_by_text"]
+__all__ = ["EmbeddingIndex", "rank_by_text", "rank_chunks_by_text", "rank_vectors", "read_embedding_index",
+           "unit_rows"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -54,15 +60,46 @@ def read_embedding_index(path: str | Path) -> EmbeddingIndex:
     widths = {v.shape for v in vectors}
     if len(widths) != 1:
         raise ConfigError(f"{path} mixes embeddings of different widths: {sorted(w[0] for w in widths)}")
-    matrix = np.stack(vectors)
-    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-    return EmbeddingIndex(paths, matrix, versions, random, skipped)
+    return EmbeddingIndex(paths, unit_rows(np.stack(vectors)), versions, random, skipped)
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """[N, D] float32 rows scaled to unit length (a zero row stays zero), so a dot product is the cosine."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 def rank_by_text(index: EmbeddingIndex, query: np.ndarray, top_k: int) -> list[tuple[int, float]]:
     """(row, cosine similarity) of the `top_k` rows closest to one [512] text embedding."""
-    if query.shape != index.vectors.shape[1:]:
-        raise ConfigError(f"the text embedding has {query.shape[0]} dimensions, the index {index.vectors.shape[1]}")
-    scores = index.vectors @ (query / max(float(np.linalg.norm(query)), 1e-12))
+    return rank_vectors(index.vectors, query, top_k)
+
+
+def rank_vectors(vectors: np.ndarray, query: np.ndarray, top_k: int) -> list[tuple[int, float]]:
+    """(row, cosine similarity) of the `top_k` unit rows of `vectors` closest to `query`; ties keep row order."""
+    if query.shape != vectors.shape[1:]:
+        raise ConfigError(f"the text embedding has {query.shape[0]} dimensions, the index {vectors.shape[1]}")
+    scores = vectors @ (query / max(float(np.linalg.norm(query)), 1e-12))
     order = np.argsort(-scores, kind="stable")[:top_k]
     return [(int(i), float(scores[i])) for i in order]
+
+
+def rank_chunks_by_text(chunks: Iterable[tuple[Sequence[T], np.ndarray]], query: np.ndarray, top_k: int
+                        ) -> list[tuple[T, float]]:
+    """(item, cosine similarity) of the `top_k` rows closest to `query` over (items, [n, D] rows) chunks
+    (rows of any length: each is scaled to unit length here).
+
+    For an index too large to hold at once (the server's stored embeddings): each chunk is
+    ranked by `rank_vectors` and only a `top_k` heap is kept, so memory is one chunk plus
+    `top_k` items. The order equals `rank_vectors` over all rows stacked (ties: first row first).
+    """
+    heap: list[tuple[float, int, int, T]] = []  # (score, -position, tiebreak, item): the worst on top
+    seen = 0
+    for items, vectors in chunks:
+        for row, score in rank_vectors(unit_rows(vectors), query, top_k):
+            entry = (score, -(seen + row), seen + row, items[row])
+            if len(heap) < top_k:
+                heapq.heappush(heap, entry)
+            elif entry[:2] > heap[0][:2]:
+                heapq.heapreplace(heap, entry)
+        seen += len(items)
+    return [(item, score) for score, _, _, item in sorted(heap, key=lambda e: (-e[0], e[2]))]
