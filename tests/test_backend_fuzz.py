@@ -175,6 +175,8 @@ ROUTES = {
     ("POST", "/v1/models/{project}/activate"), ("POST", "/v1/models/{project}/rollback"),
     ("GET", "/v1/projects/{project}/thresholds"), ("PUT", "/v1/projects/{project}/thresholds"),
     ("POST", "/v1/projects/{project}/thresholds/tune"),
+    # grounded detection (issue 19) and free-text search (issue 20)
+    ("POST", "/v1/detect"), ("POST", "/v1/search"),
 }
 # Path parameters: valid ids and the kinds of junk a path segment can carry.
 PATH_VALUES = ["1", "0", "18446744073709551617", "-1", "abc", "..", "%00", "a" * 300, "\u202e", "12ab34"]
@@ -184,7 +186,7 @@ def test_the_fuzzed_routes_are_all_the_routes(spec: dict):
     assert {(m, p) for m, p, _, _ in _operations(spec)} == ROUTES
 
 
-@pytest.mark.parametrize("path", ["/setup", "/predict", "/webhook"])
+@pytest.mark.parametrize("path", ["/setup", "/predict", "/webhook", "/v1/search"])
 def test_json_routes_never_answer_500(client: TestClient, spec: dict, path: str):
     schema = next(body for m, p, _, body in _operations(spec) if p == path)
     bodies = mostly(from_schema(schema, spec))
@@ -199,8 +201,9 @@ def test_json_routes_never_answer_500(client: TestClient, spec: dict, path: str)
     check()
 
 
-def test_upload_route_never_answers_500(client: TestClient, spec: dict):
-    schema = _resolve(next(body for m, p, _, body in _operations(spec) if p == "/v1/tag"), spec)
+@pytest.mark.parametrize("route", ["/v1/tag", "/v1/detect"])
+def test_upload_route_never_answers_500(client: TestClient, spec: dict, route: str):
+    schema = _resolve(next(body for m, p, _, body in _operations(spec) if p == route), spec)
     fields = st.fixed_dictionaries({}, optional={
         name: st.lists(strings.filter(lambda s: "\ud800" not in s and "\udfff" not in s), max_size=2)
         for name in schema["properties"] if name != "images"
@@ -212,7 +215,7 @@ def test_upload_route_never_answers_500(client: TestClient, spec: dict):
     @given(form=fields, uploads=files)
     def check(form: dict[str, list[str]], uploads: list[tuple[str, bytes]]) -> None:
         multipart = [("images", (name or "x", data)) for name, data in uploads]
-        _check(client.post("/v1/tag", data=form, files=multipart or None))
+        _check(client.post(route, data=form, files=multipart or None))
 
     check()
 

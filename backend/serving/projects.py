@@ -175,7 +175,7 @@ class Projects:
             if self.open_set_labels:
                 cached = with_open_set_labels(cached, runtime.engine, runtime.ram_thresholds, functools.partial(
                     build_project_model, label_config, file_synonyms=self.file_synonyms, top_k=self.policy.top_k,
-                    limits=self.label_config_limits))
+                    limits=self.label_config_limits, detector_version=self.region_version))
             with self._lock:
                 self._bound[key] = cached
                 while len(self._bound) > _PROJECT_CACHE_SIZE:
