@@ -118,7 +118,7 @@ def test_region_only_project_through_predict(backend_engine: TaggingEngine, grou
     with TestClient(app) as client:
         setup = client.post("/setup", json={"project": "7.1", "schema": config}).json()
         assert setup["controls"] == [{"from_name": "box", "to_name": "image", "type": "rectanglelabels",
-                                      "labels": 2, "mapped": 1, "unmapped": ["Unicorn"]}]
+                                      "labels": 2, "mapped": 1, "unmapped": ["Unicorn"], "open_set": []}]
         answer = client.post("/predict", json={"tasks": [task], "label_config": config, "project": "7.1"})
         assert answer.status_code == 200, answer.text
         (pred,) = answer.json()["results"]

@@ -164,4 +164,4 @@ def build_project_model(
     if score_text_to is not None:
         digest.update(b"ram_scores")
         version = f"{engine_version}-{digest.hexdigest()[:8]}"
-    return ProjectModel(controls, version, config_digest(label_config or ""), top_k, score_text_to, regions)
+    return ProjectModel(controls, version, config_digest(label_config or ""), top_k, score_text_to, regions=regions)
