@@ -8,7 +8,7 @@ a trained model finds. Saves:
 
 * `app-detections.png`: a sample opened in the App with the `boxes` fo.Detections (boxes and SAM masks);
 * `app-heatmap.png`: a sample opened with its `ram_heatmap` fo.Heatmap over the image (the tiny model's
-  map is 2x2 cells; the App tints each cell in the field's colour by its value).
+  map is 2x2 cells, coloured by value on the viridis scale).
 
     PYTHONPATH=. .venv/bin/python docs/app_screenshots_regions.py [--out docs/screenshots]
 
@@ -62,6 +62,10 @@ def build_dataset(workdir: Path) -> fo.Dataset:
     dataset.reload()
     # The App leaves dense labels (heatmaps) unticked by default; these two start ticked.
     dataset.app_config.active_fields = fo.ActiveFields(paths=["boxes", "ram_heatmap"])
+    # Coloured by value, a heatmap shows its values on a colour scale (by field: one tint, by intensity)
+    # and each box takes its label's colour.
+    dataset.app_config.color_scheme = fo.ColorScheme(color_by="value",
+                                                     colorscales=[{"path": "ram_heatmap", "name": "viridis"}])
     dataset.save()
     dataset.save_view("detections", dataset.select_fields("boxes"))
     dataset.save_view("heatmap", dataset.select_fields("ram_heatmap"))
