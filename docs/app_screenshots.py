@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +98,15 @@ def launch_app(port: int, log: Path, target: str = f"fo.load_dataset({DATASET!r}
             time.sleep(0.5)
     process.kill()
     raise ScreenshotError(f"the App server did not listen within {wait_s:.0f} s")
+
+
+def stop_app(process: subprocess.Popen) -> None:
+    """End the App server `launch_app` started: politely, then for good after 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def start_browser():
@@ -185,32 +195,36 @@ def take_screenshots(url: str, out: Path) -> list[Path]:
         driver.quit()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Screenshots of the ram-annotate plugin in the FiftyOne App")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "screenshots")
-    args = parser.parse_args(argv)
+def build_and_shoot(dataset: str, build: Callable[[Path], object], shoot: Callable[[str, Path], list[Path]],
+                    out: Path) -> int:
+    """Build the dataset in a scratch folder, serve it in the App, take the screenshots, clean up.
+
+    `shoot(url, out)` gets the dataset's App page; the exit status is 1 (reason on stderr)
+    when a page did not show what it should."""
     workdir = Path(tempfile.mkdtemp(prefix="ram-annotate-screens-"))
     app = None
     try:
-        build_dataset(workdir)
+        build(workdir)
         port = free_port()
-        app = launch_app(port, workdir / "app.log")
-        paths = take_screenshots(f"http://127.0.0.1:{port}/datasets/{DATASET}", args.out)
+        app = launch_app(port, workdir / "app.log", target=f"fo.load_dataset({dataset!r})")
+        paths = shoot(f"http://127.0.0.1:{port}/datasets/{dataset}", out)
     except ScreenshotError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
         if app is not None:
-            app.terminate()
-            try:
-                app.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                app.kill()
+            stop_app(app)
         shutil.rmtree(workdir, ignore_errors=True)
     for path in paths:
         print(path)
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Screenshots of the ram-annotate plugin in the FiftyOne App")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "screenshots")
+    args = parser.parse_args(argv)
+    return build_and_shoot(DATASET, build_dataset, take_screenshots, args.out)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,11 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if driver is not None:
             driver.quit()
         if app is not None:
-            app.terminate()
-            try:
-                app.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                app.kill()
+            shots.stop_app(app)
         shutil.rmtree(workdir, ignore_errors=True)
     print(path)
     return 0
