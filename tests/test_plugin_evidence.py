@@ -62,8 +62,7 @@ def test_evidence_option_writes_boxes_and_a_heatmap_per_sample(dataset, tiny_fil
         np.testing.assert_allclose(heat.map, np.array(boxes[0]["evidence_map"]), atol=1e-6)  # the best tag's
     # a second run with the same settings resumes (skips everything); without evidence it refuses to mix
     assert _tag(dataset, {**model, "evidence": True})["skipped"] == 4
-    with pytest.raises(Exception, match="evidence"):
-        _tag(dataset, model)
+    fx.assert_failed(_tag(dataset, model), "evidence")  # other settings: refused, one line
 
 
 def test_where_ram_sees_a_tag(dataset, tiny_files, thresholds) -> None:

@@ -37,10 +37,11 @@ def ray_cluster(target: str, *, num_cpus: int | None = None) -> Iterator[Any]:
         return
     quiet: dict[str, Any] = {"log_to_driver": True, "configure_logging": True, "logging_level": "WARNING"}
     if target == "local":
-        # A fresh cluster even when RAY_ADDRESS is set: `local` means this machine, this run.
+        # A fresh cluster even when RAY_ADDRESS is set or a `ray start` cluster runs here:
+        # `local` means this machine, this run (address="local" never joins another).
         saved = os.environ.pop("RAY_ADDRESS", None)
         try:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
         finally:
             if saved is not None:
                 os.environ["RAY_ADDRESS"] = saved
