@@ -18,7 +18,7 @@ def _model_args(files) -> list[str]:  # type: ignore[no-untyped-def]
     return ["--checkpoint", str(files.checkpoint), "--swin-config", str(files.swin_config),
             "--head-config", str(files.head_config), "--tag-list", str(files.tag_list),
             "--tag-list-zh", str(files.tag_list_zh), "--thresholds", str(files.thresholds),
-            "--device", "cpu", "--batch-size", "4"]
+            "--device", "cpu", "--precision", "fp32", "--batch-size", "4"]
 
 
 def _record(name: str, ids: list[int]) -> FinetuneRecord:

@@ -193,7 +193,8 @@ def test_a_whole_round_through_label_studio(round_setup, label_studio: LabelStud
     trained = _execute("finetune_ram", dataset, train)
     assert trained["trained"] and trained["retag"]["tagged"] == len(dataset)
     assert {row["metric"] for row in trained["metrics"]} >= {"micro_f1", "macro_f1"}
-    new_model = TaggingEngine.from_config(EngineConfig(checkpoint=trained["model_uri"], device="cpu"))
+    new_model = TaggingEngine.from_config(EngineConfig(checkpoint=trained["model_uri"], device="cpu",
+                                                       precision="fp32"))  # as the round's model params
     assert new_model.model_version == trained["retag"]["model_version"]
     versions = set(dataset.values("ram_v2.model_version"))
     assert versions == {trained["retag"]["model_version"]} and versions != set(dataset.values("ram.model_version"))
