@@ -53,8 +53,9 @@ _BACKEND_FLAGS: tuple[tuple[tuple[str, ...], dict], ...] = (
     (("--train-min-corrections",), {"type": int,
                                     "help": "corrections a project needs before --train-every fires (default 50)"}),
     (("--train-param",), {"dest": "train_params", "action": "append", "metavar": "KEY=VALUE",
-                          "help": "fine-tune setting of training jobs: epochs, lr, mode, batch_size, val_split, "
-                                  "seed, unfreeze_stages, threads; repeatable [RAM_ANNOTATE_TRAIN_PARAMS as JSON]"}),
+                          "help": "fine-tune setting of training jobs, any option of `ram-annotate finetune` "
+                                  "by its name (epochs, lr, mode, batch_size, val_split, ...) or threads; "
+                                  "repeatable [RAM_ANNOTATE_TRAIN_PARAMS as JSON]"}),
     (("--allow-cpu-training",), {"action": "store_const", "const": True,
                                  "help": "let fine-tune jobs run on a server without a GPU (slow)"}),
     (("--train-min-val-images",), {"type": int, "help": "held-out images a job's version needs to be promoted "

@@ -16,6 +16,7 @@ from plugin.errors import PluginInputError
 from ram_model.errors import ConfigError
 from ram_model.inference.options import ModelOptions
 from ram_model.inference.thresholds import ThresholdPolicy
+from ram_model.model.option import option_values
 
 __all__ = [
     "DisagreementParams",
@@ -55,6 +56,15 @@ def _opt_int(value: Any, name: str, low: int = 1) -> int | None:
     if number < low:
         raise PluginInputError(f"{name} must be >= {low}, not {number}")
     return number
+
+
+def job_values(cls: type, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The options `cls` declares (`ram_model.model.option`) that a form or the CLI gave, parsed;
+    a bad value is a form error naming its key. The dataclass's defaults fill in the rest."""
+    try:
+        return option_values(cls, params, given_only=True, what=lambda spec: spec.param)
+    except ConfigError as e:
+        raise PluginInputError(str(e)) from None
 
 
 def _model_options(params: Mapping[str, Any], env: Mapping[str, str] | None) -> ModelOptions:

@@ -79,7 +79,7 @@ def test_the_default_checkpoint_is_written_once() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and node.value == DEFAULT_CHECKPOINT:
                 hits.append(path.relative_to(REPO).as_posix())
-    assert hits == ["ram_model/model/config.py", "ram_model/inference/options.py"]
+    assert hits == ["ram_model/model/config.py", "ram_model/model/config.py"]  # the preset and the default
 
 
 def test_no_other_module_declares_an_option_list() -> None:
@@ -147,3 +147,67 @@ def test_every_engine_option_reaches_the_engine_config_without_a_mapping() -> No
     assert all(getattr(config, spec.name) == getattr(options, spec.name) for spec in shared)
     assert config.exif_transpose is False
 
+
+
+_NEW_ENGINE_OPTION = '''
+import dataclasses, logging, os, sys
+logging.disable(logging.ERROR)  # FiftyOne logs that a bare context belongs to no registered operator
+from ram_model.model import config
+from ram_model.model.option import option
+
+# The one change a developer makes to add an engine option: a field declared on EngineConfig.
+@dataclasses.dataclass(frozen=True)
+class EngineConfig(config.EngineConfig):
+    sharpen: float | None = option(None, "unsharp-mask strength applied before resizing", float,
+                                   low=0.0, high=5.0, label="Sharpen")
+
+config.EngineConfig = EngineConfig
+
+from fiftyone.operators import types
+from fiftyone.operators.executor import ExecutionContext
+
+from backend.settings import Settings
+from plugin.operators.inputs import add_model_options
+from plugin.params import ModelParams
+from ram_model.cli.main import build_parser
+from ram_model.cli.options import engine_config_from_args
+from ram_model.errors import ConfigError
+
+parser = build_parser()
+sub = next(a for a in parser._actions if a.dest == "command")
+for command in ("tag", "serve", "detect"):
+    assert "--sharpen" in sub.choices[command].format_help(), command
+assert engine_config_from_args(parser.parse_args(["tag", "x.png", "--sharpen", "1.5"])).sharpen == 1.5
+try:
+    engine_config_from_args(parser.parse_args(["tag", "x.png", "--sharpen", "9"]))
+    raise SystemExit("out-of-range value accepted")
+except ConfigError as exc:
+    assert "--sharpen must be <= 5" in str(exc), exc
+
+settings = Settings(model_dir=sys.argv[1], sharpen="2")
+assert settings.model.engine_config().sharpen == 2.0
+os.environ["RAM_ANNOTATE_SHARPEN"] = "0.5"
+assert Settings(model_dir=sys.argv[1]).model.engine_config().sharpen == 0.5
+del os.environ["RAM_ANNOTATE_SHARPEN"]
+
+form = types.Object()
+add_model_options(ExecutionContext({"params": {}}), form)
+prop = form.properties["sharpen"]
+assert prop.view.label == "Sharpen" and "Unsharp-mask" in prop.view.description
+assert ModelParams.from_mapping({"sharpen": "3"}, env={}).options.engine_config().sharpen == 3.0
+print("seen everywhere")
+'''
+
+
+def test_an_engine_option_added_in_one_place_is_a_flag_a_setting_and_a_form_input(tmp_path: Path) -> None:
+    """Issue 18: adding an engine option is one field on EngineConfig. A fresh interpreter adds one
+    (and nothing else) before the rest of the package loads, then finds it as a CLI flag of every
+    model command, a server setting and environment variable, a FiftyOne form input and a job param."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FIFTYONE_DATABASE_URI": "mongodb://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-c", _NEW_ENGINE_OPTION, str(tmp_path)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("seen everywhere"), done.stderr[-3000:]

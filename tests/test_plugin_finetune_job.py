@@ -23,9 +23,9 @@ def test_an_interrupted_finetune_resumes_and_a_finished_one_is_reused(tiny_files
     dataset = fx.make_dataset("finetune-job", fx.write_images(tmp_path / "imgs", len(REVIEWED), seed=5),
                               labels=REVIEWED, label_field="gt_reviewed")
     model = ModelParams.from_mapping(fx.model_params(tiny_files), env={})
-    params = FinetuneJobParams(reviewed_field="gt_reviewed", output_dir=str(tmp_path / "work"), epochs=2,
-                               batch_size=2, val_split=0.25, promote=False,
-                               extra={"num_workers": 0, "augment": False})
+    params = FinetuneJobParams(reviewed_field="gt_reviewed", output_dir=str(tmp_path / "work"), promote=False,
+                               training={"epochs": 2, "batch_size": 2, "val_split": 0.25, "num_workers": 0,
+                                         "augment": False})
     calls = []
 
     def stop_in_second_epoch() -> bool:

@@ -189,7 +189,7 @@ def test_a_whole_round_through_label_studio(round_setup, label_studio: LabelStud
     assert _execute("tune_ram_thresholds", dataset, tune)["thresholds"] == tuned["thresholds"]
 
     train = {**model, "reviewed_field": "ground_truth_reviewed", "epochs": 1, "finetune_batch_size": 4,
-             "val_split": 0.3, "finetune_extra": {"num_workers": 0, "augment": False}, "retag_field": "ram_v2"}
+             "val_split": 0.3, "num_workers": 0, "no_augment": True, "retag_field": "ram_v2"}
     trained = _execute("finetune_ram", dataset, train)
     assert trained["trained"] and trained["retag"]["tagged"] == len(dataset)
     assert {row["metric"] for row in trained["metrics"]} >= {"micro_f1", "macro_f1"}

@@ -80,6 +80,7 @@ def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
         )
     from ram_model import EngineConfig
     from ram_model.finetune import FinetuneConfig, finetune
+    from ram_model.model.option import option_values
     from ram_model.weights.registry import ModelRegistry
     from ram_model.review import atomic_write_json
 
@@ -94,10 +95,11 @@ def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
         import torch
 
         torch.set_num_threads(int(threads))
+    training = option_values(FinetuneConfig, params, given_only=True, by_name=True)  # the TrainParams a job was given
     config = FinetuneConfig(
         data=(str(data),), image_root=str(image_root), base=base, output=str(work / "run"),
         device=base.device, precision=base.precision if base.precision in ("auto", "fp32", "bf16") else "auto",
-        num_workers=0, **params,
+        **{**training, "num_workers": 0},
     )
     result = finetune(config, progress=_progress_writer(store, job_id))
     store.update_job(job_id, state="succeeded", metrics=result.metrics, model_version=result.model_version,

@@ -10,7 +10,10 @@ import argparse
 from collections.abc import Callable
 
 from plugin.cli.common import model_params, progress, run, target
-from ram_model.cli.options import add_model_options
+from plugin.review_round.params import FinetuneJobParams, ThresholdJobParams
+from ram_model.cli.options import add_model_options, add_option_flags
+from ram_model.finetune.config import TRAINING_OPTIONS
+from ram_model.model.option import declared_options
 
 __all__ = ["add_review_commands"]
 
@@ -48,31 +51,12 @@ def add_review_commands(jobs: argparse._SubParsersAction, *, add_target: Callabl
                             ("tune-thresholds", "tune per-class thresholds on reviewed labels")):
         p = jobs.add_parser(name, help=help_text)
         add_target(p)
-        p.add_argument("--reviewed-field", help="Classifications field of reviewed labels")
-        p.add_argument("--data", help="...or a finetune export JSON")
-        p.add_argument("--image-root", help="image folder of --data (default: its folder)")
-        p.add_argument("--synonyms", help="JSON/YAML mapping of label -> RAM tag(s)")
-        p.add_argument("--output-dir", help="work folder (default: $RAM_ANNOTATE_WORK_DIR or ~/.ram-annotate)")
-        p.add_argument("--retag-field", help="re-tag the view with the result into this field")
+        params_cls = FinetuneJobParams if name == "finetune" else ThresholdJobParams
+        add_option_flags(p, declared_options(params_cls), env=False)
         if name == "finetune":
-            p.add_argument("--model-name", default="ram-project")
-            p.add_argument("--registry-root", help="model registry folder (default: <work folder>/models)")
-            p.add_argument("--mode", choices=["head", "full"], default="head")
-            p.add_argument("--epochs", type=int, default=2)
-            p.add_argument("--finetune-batch-size", type=int, default=8)
-            p.add_argument("--lr", type=float)
-            p.add_argument("--seed", type=int, default=0)
-            p.add_argument("--no-promote", dest="promote", action="store_false",
-                           help="register without making it the active version")
-            add_model_options(p)
-            p.set_defaults(func=_cmd_finetune)
-        else:
-            p.add_argument("--target", choices=["f1", "precision"], default="f1")
-            p.add_argument("--min-precision", type=float)
-            p.add_argument("--min-count", type=int, default=5)
-            p.add_argument("--shrink", type=float, default=10.0)
-            add_model_options(p)
-            p.set_defaults(func=_cmd_tune)
+            add_option_flags(p.add_argument_group("training"), TRAINING_OPTIONS, env=False)
+        add_model_options(p)
+        p.set_defaults(func=_cmd_finetune if name == "finetune" else _cmd_tune)
         add_server(p)
 
 
@@ -111,7 +95,6 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from plugin.review_round.finetune import finetune_on_reviews
-    from plugin.review_round.params import FinetuneJobParams
 
     def job():  # type: ignore[no-untyped-def]
         return finetune_on_reviews(target(args), FinetuneJobParams.from_mapping(vars(args)), model_params(args),
@@ -122,7 +105,6 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 def _cmd_tune(args: argparse.Namespace) -> int:
     from plugin.review_round.tune_thresholds import tune_thresholds_on_reviews
-    from plugin.review_round.params import ThresholdJobParams
 
     def job():  # type: ignore[no-untyped-def]
         return tune_thresholds_on_reviews(target(args), ThresholdJobParams.from_mapping(vars(args)), model_params(args),

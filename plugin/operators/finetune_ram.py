@@ -6,6 +6,7 @@ from fiftyone.operators import types
 
 from plugin.operators.inputs import (
     add_model_options,
+    add_option_inputs,
     add_target_view,
     operator_config,
     progress_reporter,
@@ -16,6 +17,8 @@ from plugin.review_round.finetune import finetune_on_reviews
 from plugin.params import ModelParams
 from plugin.operators.review_inputs import add_reviewed_source, show_table
 from plugin.review_round.params import FinetuneJobParams
+from ram_model.finetune.config import TRAINING_OPTIONS
+from ram_model.model.option import declared_options
 
 __all__ = ["FinetuneRam"]
 
@@ -41,22 +44,8 @@ class FinetuneRam(foo.Operator):
         inputs = types.Object()
         add_target_view(ctx, inputs, "Train on")
         add_reviewed_source(ctx, inputs)
-        inputs.str("model_name", label="Model name", default=FinetuneJobParams.model_name,
-                   description="Versions are registered under this name")
-        inputs.str("registry_root", label="Model registry folder (optional)", required=False,
-                   description="Default: <work dir>/finetune/models ($RAM_ANNOTATE_WORK_DIR or ~/.ram-annotate)")
-        inputs.enum("mode", ["head", "full"], label="What to train", default="head", view=types.RadioGroup())
-        inputs.int("epochs", label="Epochs", default=FinetuneJobParams.epochs)
-        inputs.int("finetune_batch_size", label="Training batch size", default=FinetuneJobParams.batch_size)
-        inputs.float("lr", label="Learning rate (optional)", required=False)
-        inputs.int("seed", label="Seed", default=0)
-        inputs.bool("promote", label="Make it the active version if it beats the current one", default=True)
-        inputs.int("min_val_images", label="Promote only if validated on at least this many images",
-                   default=FinetuneJobParams.min_val_images,
-                   description="Fewer held-out images say nothing either way: the version is registered, not promoted")
-        inputs.str("retag_field", label="Re-tag the view into this field (optional)", required=False,
-                   description="Runs Tag with RAM with the new model")
-        inputs.str("output_dir", label="Work folder (optional)", required=False)
+        add_option_inputs(inputs, declared_options(FinetuneJobParams))
+        add_option_inputs(inputs, TRAINING_OPTIONS, env=False)
         add_model_options(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Fine-tune RAM on reviews"))
 

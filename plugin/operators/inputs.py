@@ -6,7 +6,7 @@ causes it (and FiftyOne refuses to execute an invalid form) instead of failing l
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import fiftyone.operators as foo
@@ -15,9 +15,13 @@ from fiftyone.operators import types
 from plugin.errors import PluginInputError
 from plugin.fo_convert import SUPPORTED_LABEL_TYPES
 from plugin.params import check_field_name
-from ram_model.inference.options import MODEL_OPTIONS, OptionSpec
+from ram_model.inference.options import MODEL_OPTIONS
+from ram_model.errors import ConfigError
+from ram_model.model.option import OptionSpec, parse_option
 
 __all__ = [
+    "add_option_input",
+    "add_option_inputs",
     "operator_config",
     "add_label_field_choice",
     "add_model_options",
@@ -88,27 +92,43 @@ def add_new_field(ctx: foo.ExecutionContext, inputs: types.Object, name: str, *,
     return value, prop
 
 
-def _add_option(inputs: types.Object, spec: OptionSpec) -> None:
-    """One form input for one declared model option (`ram_model.inference.options`)."""
+def add_option_input(inputs: types.Object, spec: OptionSpec, *, default: Any = None,
+                     env: bool = True) -> types.Property:
+    """One form input for one declared option (`ram_model.model.option`): the field's type, label,
+    help and choices as declared. The default shown is `default`, else (with `env`, for options the
+    job also reads from the environment) the environment's value, else the declared one; a
+    number left empty means "not given", so the job takes its default."""
     description = spec.help[:1].upper() + spec.help[1:]
-    env_default = os.environ.get(spec.env)
-    default = env_default if env_default else spec.default
+    env_default = os.environ.get(spec.env) if env else None
+    if default is None:
+        default = env_default if env_default else spec.default
+    if isinstance(default, str) and spec.kind in (int, float):
+        try:
+            default = parse_option(spec, default)
+        except ConfigError:
+            default = None  # a bad environment value is reported when the job parses it
+    key, label = spec.param, spec.title
     if spec.kind is bool:
-        inputs.bool(spec.name, label=spec.title, default=bool(spec.default), description=description)
-    elif spec.choices:
+        return inputs.bool(key, label=label, default=bool(default), description=description)
+    if spec.choices:
         choices = types.DropdownView()
         for choice in spec.choices:
             choices.add_choice(choice, label=choice)
-        inputs.enum(spec.name, choices.values(), label=spec.title, default=default, description=description,
-                    view=choices)
-    elif spec.kind is int:
-        inputs.int(spec.name, label=spec.title, required=False, description=description)
-    elif spec.kind is float:
-        inputs.float(spec.name, label=spec.title, required=False, description=description)
-    else:
-        text_default = None if spec.kind is tuple else default
-        inputs.str(spec.name, label=spec.title, required=spec.name == "checkpoint", default=text_default,
-                   description=description)
+        return inputs.enum(key, choices.values(), label=label, default=default, description=description,
+                           view=types.RadioGroup() if len(spec.choices) <= 2 else choices)
+    if spec.kind is int:
+        return inputs.int(key, label=label, required=spec.required, default=default, description=description)
+    if spec.kind is float:
+        return inputs.float(key, label=label, required=spec.required, default=default, description=description)
+    text_default = None if spec.kind in (tuple, list) and not isinstance(default, str) else default
+    return inputs.str(key, label=label, required=spec.required, default=text_default, description=description)
+
+
+def add_option_inputs(inputs: types.Object, specs: Iterable[OptionSpec], *, env: bool = False) -> None:
+    """The form inputs of a job's declared options that belong in a form (`env`: see add_option_input)."""
+    for spec in specs:
+        if spec.in_form:
+            add_option_input(inputs, spec, env=env)
 
 
 def add_model_options(ctx: foo.ExecutionContext, inputs: types.Object) -> None:
@@ -117,9 +137,7 @@ def add_model_options(ctx: foo.ExecutionContext, inputs: types.Object) -> None:
         inputs.view("server_notice", types.Notice(
             label="The model runs on the ram-annotate server configured in RAM_ANNOTATE_URL"))
         return
-    for spec in MODEL_OPTIONS:
-        if spec.group == "model" and spec.in_form:
-            _add_option(inputs, spec)
+    add_option_inputs(inputs, (spec for spec in MODEL_OPTIONS if spec.group == "model"), env=True)
 
 
 VOCABULARY_OPTIONS = ("tag_list", "tag_list_zh")
@@ -133,14 +151,12 @@ def add_vocabulary_options(ctx: foo.ExecutionContext, inputs: types.Object) -> N
         return
     for spec in MODEL_OPTIONS:
         if spec.name in VOCABULARY_OPTIONS:
-            _add_option(inputs, spec)
+            add_option_input(inputs, spec, env=True)
 
 
 def add_threshold_options(inputs: types.Object) -> None:
     """Which tags fire: the same options (and rule) as `ram-annotate tag` and the server."""
-    for spec in MODEL_OPTIONS:
-        if spec.group == "thresholds" and spec.in_form:
-            _add_option(inputs, spec)
+    add_option_inputs(inputs, (spec for spec in MODEL_OPTIONS if spec.group == "thresholds"), env=True)
 
 
 def secrets_of(ctx: foo.ExecutionContext) -> dict[str, str | None]:

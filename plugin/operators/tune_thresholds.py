@@ -6,6 +6,7 @@ from fiftyone.operators import types
 
 from plugin.operators.inputs import (
     add_model_options,
+    add_option_inputs,
     add_target_view,
     operator_config,
     progress_reporter,
@@ -16,6 +17,7 @@ from plugin.review_round.tune_thresholds import tune_thresholds_on_reviews
 from plugin.params import ModelParams
 from plugin.operators.review_inputs import add_reviewed_source, show_table
 from plugin.review_round.params import ThresholdJobParams
+from ram_model.model.option import declared_options
 
 __all__ = ["TuneRamThresholds"]
 
@@ -43,12 +45,7 @@ class TuneRamThresholds(foo.Operator):
         inputs = types.Object()
         add_target_view(ctx, inputs, "Tune on")
         add_reviewed_source(ctx, inputs)
-        inputs.enum("target", ["f1", "precision"], label="Target", default="f1", view=types.RadioGroup())
-        inputs.float("min_precision", label="Minimum precision (target precision)", required=False)
-        inputs.int("min_count", label="Fewest reviewed positives to tune a class", default=5)
-        inputs.float("shrink", label="Shrink towards RAM's threshold (worth N positives)", default=10.0)
-        inputs.str("retag_field", label="Re-tag the view into this field (optional)", required=False)
-        inputs.str("output_dir", label="Output folder (optional)", required=False)
+        add_option_inputs(inputs, declared_options(ThresholdJobParams))
         add_model_options(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Tune RAM thresholds"))
 

@@ -93,14 +93,8 @@ def finetune_on_reviews(collection: foc.SampleCollection, params: FinetuneJobPar
     base_tagger = get_tagger(model)
     root = Path(params.output_dir).expanduser() if params.output_dir else work_dir() / "finetune"
     data, image_root, examples = _training_data(collection, params, list(base_tagger.vocab.names), root)
-    unknown = set(params.extra) - {f.name for f in dataclasses.fields(FinetuneConfig)}
-    if unknown:
-        raise PluginInputError(f"Unknown fine-tuning settings {sorted(unknown)}")
-    config = FinetuneConfig(
-        data=(data,), image_root=image_root, base=model.options.engine_config(), output="",
-        mode=params.mode, epochs=params.epochs, batch_size=params.batch_size, lr=params.lr, seed=params.seed,
-        val_split=params.val_split, device=model.options.device, **params.extra,
-    )
+    config = FinetuneConfig(data=(data,), image_root=image_root, base=model.options.engine_config(), output="",
+                            device=model.options.device, **params.training)
     run_id = hashlib.sha256(json.dumps({"recipe": config.recipe(), "base": base_tagger.model_version,
                                         "data": _digest(data)}, sort_keys=True).encode()).hexdigest()[:12]
     run_dir = root / "runs" / f"{params.model_name}-{run_id}"

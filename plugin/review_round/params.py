@@ -5,6 +5,7 @@ round writes are derived here so every job agrees on them.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from plugin.errors import PluginInputError
-from plugin.params import _opt_int, _opt_str, check_field_name
+from plugin.params import _opt_int, _opt_str, check_field_name, job_values
+from ram_model.finetune.config import FinetuneConfig
+from ram_model.model.option import option
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -234,14 +237,17 @@ class LoadReviewsParams:
 
 @dataclass(frozen=True)
 class _FromReviews:
-    """Shared by fine-tuning and threshold tuning: where the reviewed labels come from."""
+    """Shared by fine-tuning and threshold tuning: where the reviewed labels come from.
+    The source fields have their own pickers in the form (`review_inputs.add_reviewed_source`)."""
 
-    reviewed_field: str | None = None
-    data: str | None = None  # a finetune export instead of a field
-    image_root: str | None = None
-    synonyms: str | None = None
-    output_dir: str | None = None
-    retag_field: str | None = None
+    reviewed_field: str | None = option(None, "Classifications field of reviewed labels", str, in_form=False)
+    data: str | None = option(None, "...or a finetune export JSON", str, in_form=False)
+    image_root: str | None = option(None, "image folder of --data (default: its folder)", str, in_form=False)
+    synonyms: str | None = option(None, "JSON/YAML mapping of label -> RAM tag(s)", str, label="Synonym file (optional)")
+    output_dir: str | None = option(None, "work folder (default: $RAM_ANNOTATE_WORK_DIR or ~/.ram-annotate)", str,
+                                    label="Work folder (optional)")
+    retag_field: str | None = option(None, "re-tag the view with the result into this field", str,
+                                     label="Re-tag the view into this field (optional)")
 
     def _check_source(self) -> None:
         if bool(self.reviewed_field) == bool(self.data):
@@ -253,84 +259,57 @@ class _FromReviews:
         if self.data and not Path(self.data).expanduser().is_file():
             raise PluginInputError(f"Finetune export {self.data} does not exist")
 
-    @staticmethod
-    def _source(params: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "reviewed_field": _opt_str(params.get("reviewed_field")),
-            "data": _opt_str(params.get("data")),
-            "image_root": _opt_str(params.get("image_root")),
-            "synonyms": _opt_str(params.get("synonyms")),
-            "output_dir": _opt_str(params.get("output_dir")),
-            "retag_field": _opt_str(params.get("retag_field")),
-        }
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, Any]):  # type: ignore[no-untyped-def]
+        return cls(**job_values(cls, params))
 
 
 @dataclass(frozen=True)
 class FinetuneJobParams(_FromReviews):
-    """Fine-tune RAM on reviewed labels, register the result, optionally re-tag with it."""
+    """Fine-tune RAM on reviewed labels, register the result, optionally re-tag with it. What to
+    train and how are the fine-tuner's own declared options (`training`, by field name)."""
 
-    model_name: str = "ram-project"
-    registry_root: str | None = None
-    mode: str = "head"
-    epochs: int = 2
-    batch_size: int = 8
-    lr: float | None = None
-    seed: int = 0
-    val_split: float = 0.1
-    promote: bool = True
+    model_name: str = option("ram-project", "versions are registered under this name", str, label="Model name")
+    registry_root: str | None = option(
+        None, "model registry folder (default: <work dir>/finetune/models; $RAM_ANNOTATE_WORK_DIR or ~/.ram-annotate)",
+        str, label="Model registry folder (optional)",
+    )
+    promote: bool = option(True, "make it the active version if it beats the current one", bool,
+                           label="Make it the active version if it beats the current one")
     # Promote only when validated on at least this many held-out images (registry.MIN_VAL_IMAGES).
-    min_val_images: int = 20
-    extra: dict[str, Any] = dataclass_field(default_factory=dict)  # more FinetuneConfig fields (CLI, tests)
+    min_val_images: int = option(
+        20, "fewer held-out images say nothing either way: the version is registered, not promoted", int, low=1,
+        label="Promote only if validated on at least this many images",
+    )
+    training: dict[str, Any] = dataclass_field(default_factory=dict)  # FinetuneConfig options given
 
     def __post_init__(self) -> None:
         self._check_source()
-        if self.mode not in ("head", "full"):
-            raise PluginInputError(f"mode must be 'head' or 'full', not {self.mode!r}")
         if not self.model_name.replace("-", "").replace("_", "").isalnum():
             raise PluginInputError(f"model name {self.model_name!r}: use letters, digits, '-' and '_'")
+        unknown = set(self.training) - {f.name for f in dataclasses.fields(FinetuneConfig)}
+        if unknown:
+            raise PluginInputError(f"Unknown fine-tuning settings {sorted(unknown)}")
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> FinetuneJobParams:
-        return cls(
-            **cls._source(params),
-            model_name=_opt_str(params.get("model_name")) or cls.model_name,
-            registry_root=_opt_str(params.get("registry_root")),
-            mode=_opt_str(params.get("mode")) or cls.mode,
-            epochs=_opt_int(params.get("epochs"), "epochs") or cls.epochs,
-            batch_size=_opt_int(params.get("finetune_batch_size"), "batch size") or cls.batch_size,
-            lr=_opt_float(params.get("lr"), "learning rate"),
-            seed=_opt_int(params.get("seed"), "seed", low=0) or 0,
-            val_split=_opt_float(params.get("val_split"), "validation split") or cls.val_split,
-            promote=_flag(params.get("promote", True)),
-            min_val_images=_opt_int(params.get("min_val_images"), "minimum validation images") or cls.min_val_images,
-            extra=dict(params.get("finetune_extra") or {}),
-        )
+        return cls(**job_values(cls, params), training=job_values(FinetuneConfig, params))
 
 
 @dataclass(frozen=True)
 class ThresholdJobParams(_FromReviews):
     """Tune per-class thresholds on reviewed labels, optionally re-tag with them."""
 
-    target: str = "f1"
-    min_precision: float | None = None
-    min_count: int = 5
-    shrink: float = 10.0
+    target: str = option("f1", "what the thresholds maximise: F1, or recall at a minimum precision", str,
+                         choices=("f1", "precision"), label="Target")
+    min_precision: float | None = option(None, "the precision a class must keep (target precision)", float,
+                                         low=0.0, high=1.0, label="Minimum precision (target precision)")
+    min_count: int = option(5, "classes with fewer reviewed positives keep RAM's threshold", int, low=0,
+                            label="Fewest reviewed positives to tune a class")
+    shrink: float = option(10.0, "pull a tuned threshold towards RAM's, as if RAM's were worth N positives", float,
+                           low=0.0, label="Shrink towards RAM's threshold (worth N positives)")
 
     def __post_init__(self) -> None:
         self._check_source()
-        if self.target not in ("f1", "precision"):
-            raise PluginInputError(f"target must be 'f1' or 'precision', not {self.target!r}")
         if self.target == "precision" and self.min_precision is None:
             raise PluginInputError("target 'precision' needs a minimum precision")
-
-    @classmethod
-    def from_mapping(cls, params: Mapping[str, Any]) -> ThresholdJobParams:
-        min_count = _opt_int(params.get("min_count"), "min_count", low=0)
-        shrink = _opt_float(params.get("shrink"), "shrink")
-        return cls(
-            **cls._source(params),
-            target=_opt_str(params.get("target")) or cls.target,
-            min_precision=_opt_float(params.get("min_precision"), "minimum precision"),
-            min_count=cls.min_count if min_count is None else min_count,
-            shrink=cls.shrink if shrink is None else shrink,
-        )

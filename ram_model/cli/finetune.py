@@ -7,7 +7,9 @@ import sys
 
 from tqdm import tqdm
 
-from .options import add_model_options, model_options_from_args
+from ..finetune.config import TRAINING_OPTIONS, FinetuneConfig
+from ..model.option import option_values
+from .options import add_model_options, add_option_flags, model_options_from_args
 from ..weights.versions import is_random_version
 
 __all__ = ["register"]
@@ -23,25 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="finetune JSON (image_path, caption, union_label_id, parse_label_id); repeatable")
     p.add_argument("--image-root", help="folder the entries' image_path are relative to (default: each JSON's folder)")
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="run folder (resumed if it holds a partial run)")
-    p.add_argument("--mode", choices=["head", "full"], default="head",
-                   help="head: train the projections, tagging head and fc; full: every weight but label_embed")
-    p.add_argument("--unfreeze-stages", type=int, default=0, metavar="N",
-                   help="head mode: also train the last N Swin stages")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--lr", type=float, help="peak learning rate (default: 3e-4 head, 3e-5 full)")
-    p.add_argument("--grad-accum", type=int, default=1, metavar="N", help="optimizer step every N batches")
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--val-split", type=float, default=0.1, help="held-out fraction for thresholds and metrics")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--negatives", choices=["reviewed", "all"], default="reviewed",
-                   help="reviewed: only the project's reviewed classes are known negatives (default); "
-                        "all: every absent class is a negative")
-    p.add_argument("--new-classes", default="", metavar="A,B",
-                   help="comma-separated names of classes to add (ids K, K+1, ... in the data)")
-    p.add_argument("--grad-checkpointing", action="store_true", help="recompute activations: less memory, ~30%% slower")
-    p.add_argument("--no-augment", action="store_true", help="no crop / flip / RandAugment")
-    p.add_argument("--num-workers", type=int, default=2, help="image decoding processes (0: in the main process)")
-    p.add_argument("--official-layout", action="store_true", help="also write model.pth as {'model': state_dict}")
+    # One flag per declared training option; `--batch-size` is the model option of that name,
+    # which here is the training batch.
+    add_option_flags(p.add_argument_group("training"), (s for s in TRAINING_OPTIONS if s.name != "batch_size"),
+                     env=False)
     p.add_argument("--no-progress", action="store_true")
     add_model_options(p, thresholds=False)
     # `--batch-size` (a model option) is the training batch here; `--precision` allows fp32 / bf16 / auto.
@@ -76,22 +63,17 @@ def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..finetune import FinetuneConfig, finetune
+    from ..finetune import finetune
 
     options = model_options_from_args(args)
     if options.precision == "fp16":
         raise ConfigError("finetune trains in fp32 or bf16 autocast; pass --precision fp32, bf16 or auto")
     if getattr(args, "compile", False):  # the flag only: RAM_ANNOTATE_COMPILE set for tagging must not block training
         raise ConfigError("--compile applies to tagging (tag, serve, fiftyone); finetune runs eager")
-    cfg = FinetuneConfig(
-        data=tuple(args.data), image_root=args.image_root, base=options.engine_config(), output=args.output,
-        mode=args.mode, unfreeze_stages=args.unfreeze_stages, epochs=args.epochs, lr=args.lr,
-        batch_size=options.batch_size or 8, grad_accum=args.grad_accum, weight_decay=args.weight_decay,
-        val_split=args.val_split, seed=args.seed, negatives=args.negatives,
-        new_classes=tuple(n.strip() for n in args.new_classes.split(",") if n.strip()),
-        device=options.device, precision=options.precision, grad_checkpointing=args.grad_checkpointing,
-        augment=not args.no_augment, num_workers=args.num_workers, official_layout=args.official_layout,
-    )
+    training = option_values(FinetuneConfig, {**vars(args), "batch_size": options.batch_size}, given_only=True,
+                             by_name=True)
+    cfg = FinetuneConfig(data=tuple(args.data), image_root=args.image_root, base=options.engine_config(),
+                         output=args.output, device=options.device, precision=options.precision, **training)
     update, close = _progress_bar(not args.no_progress)
     try:
         result = finetune(cfg, progress=update)

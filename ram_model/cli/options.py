@@ -7,13 +7,16 @@ the declared defaults: `ram-annotate tag`, `serve` and `fiftyone` read options t
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 
 from ..model.config import EngineConfig
+from ..model.option import OptionSpec
 from ..inference.options import DEFAULT_CHECKPOINT, MODEL_OPTIONS, ModelOptions
 from ..inference.thresholds import ThresholdPolicy
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
+    "add_option_flags",
     "add_model_options",
     "engine_config_from_args",
     "model_options_from_args",
@@ -23,22 +26,34 @@ __all__ = [
 _GROUP_TITLES = {"model": "model", "thresholds": "thresholds"}
 
 
+def add_option_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, specs: Iterable[OptionSpec], *,
+                     env: bool = True) -> None:
+    """One flag per declared option (`ram_model.model.option`), defaulting to "not given" (None)
+    so the option's own parser can tell a typed flag from an omitted one. `env`: the command
+    also reads the option's environment variable (the help names it)."""
+    for spec in specs:
+        shown_default = "" if spec.default in (None, False, (), {}) else f" (default: {spec.default})"
+        help_text = f"{spec.help}{shown_default}" + (f" [{spec.env}]" if env else "")
+        dest = spec.param
+        if spec.kind is bool and spec.default is True:  # on unless switched off: the flag switches it off
+            parser.add_argument("--no-" + spec.flag[2:], dest=dest, action="store_const", const=False, default=None,
+                                help=f"switch off: {spec.help}")
+        elif spec.kind is bool:
+            parser.add_argument(spec.flag, dest=dest, action="store_const", const=True, default=None, help=help_text)
+        elif spec.kind is tuple:
+            parser.add_argument(spec.flag, dest=dest, action="append", default=None, metavar=spec.metavar,
+                                help=help_text)
+        else:
+            parser.add_argument(spec.flag, dest=dest, type=str, default=None, choices=spec.choices,
+                                metavar=spec.metavar, help=help_text)
+
+
 def add_model_options(parser: argparse.ArgumentParser, *, thresholds: bool = True) -> None:
     """Add one flag per model option (the threshold group only when `thresholds`)."""
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for spec in MODEL_OPTIONS:
-        if spec.group == "thresholds" and not thresholds:
+    for group_name, title in _GROUP_TITLES.items():
+        if group_name == "thresholds" and not thresholds:
             continue
-        group = groups.get(spec.group) or groups.setdefault(spec.group, parser.add_argument_group(_GROUP_TITLES[spec.group]))
-        shown_default = "" if spec.default in (None, False, ()) else f" (default: {spec.default})"
-        help_text = f"{spec.help}{shown_default} [{spec.env}]"
-        if spec.kind is bool:
-            group.add_argument(spec.flag, action="store_const", const=True, default=None, help=help_text)
-        elif spec.kind is tuple:
-            group.add_argument(spec.flag, action="append", default=None, metavar=spec.metavar, help=help_text)
-        else:
-            group.add_argument(spec.flag, type=str, default=None, choices=spec.choices, metavar=spec.metavar,
-                               help=help_text)
+        add_option_flags(parser.add_argument_group(title), [s for s in MODEL_OPTIONS if s.group == group_name])
 
 
 def model_options_from_args(args: argparse.Namespace) -> ModelOptions:

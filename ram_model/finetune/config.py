@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..model.config import EngineConfig
+from ..model.option import OptionSpec, declared_options, option
 from ..errors import RamModelError
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "FinetuneError", "DEFAULT_LR", "RECIPE_FIELDS"]
+__all__ = ["FinetuneConfig", "FinetuneResult", "FinetuneError", "DEFAULT_LR", "RECIPE_FIELDS", "TRAINING_OPTIONS"]
 
 # Per-mode peak learning rates. Head: the best of the sweep in bench/sweep_finetune_lr.py on
 # the tiny synthetic task (docs/finetune.md has the table: 1e-4 too slow, 3e-4 and 1e-3 best,
@@ -26,34 +27,54 @@ class FinetuneError(RamModelError):
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """One fine-tuning run; see docs/seams.md ("Fine-tuning, registry and per-project thresholds")."""
+    """One fine-tuning run; see docs/seams.md ("Fine-tuning, registry and per-project thresholds").
+
+    The fields made with `option(...)` are the training options users set: `ram-annotate
+    finetune`'s flags, the server's `--train-param` and training routes (`backend.training.params`),
+    and the FiftyOne fine-tune form and job all derive from them (`TRAINING_OPTIONS`).
+    """
 
     data: tuple[str, ...]
     base: EngineConfig
     output: str
     image_root: str | None = None
-    mode: Literal["head", "full"] = "head"
-    unfreeze_stages: int = 0
-    epochs: int = 2
-    lr: float | None = None
-    batch_size: int = 8
-    grad_accum: int = 1
-    weight_decay: float = 0.05
-    val_split: float = 0.1
-    seed: int = 0
-    negatives: Literal["reviewed", "all"] = "reviewed"
-    new_classes: tuple[str, ...] = ()
+    mode: Literal["head", "full"] = option(
+        "head", "head: train the projections, tagging head and fc; full: every weight but label_embed", str,
+        choices=("head", "full"), label="What to train",
+    )
+    unfreeze_stages: int = option(0, "head mode: also train the last N Swin stages", int, low=0, high=4,
+                                  metavar="N", in_form=False)
+    epochs: int = option(2, "passes over the training images", int, low=1, high=1000, label="Epochs")
+    lr: float | None = option(None, "peak learning rate (default: 3e-4 head, 3e-5 full)", float, low=0.0, high=1.0,
+                              label="Learning rate (optional)")
+    batch_size: int = option(8, "training images per step", int, low=1, high=1024, label="Training batch size",
+                             key="finetune_batch_size")  # beside the model's own --batch-size in a form
+    grad_accum: int = option(1, "optimizer step every N batches", int, low=1, high=1024, metavar="N", in_form=False)
+    weight_decay: float = option(0.05, "AdamW weight decay", float, low=0.0, in_form=False)
+    val_split: float = option(0.1, "held-out fraction for thresholds and metrics", float, low=0.0, high=1.0,
+                              in_form=False)
+    seed: int = option(0, "seed of the split, the order and the augmentation", int, low=0, label="Seed")
+    negatives: Literal["reviewed", "all"] = option(
+        "reviewed", "reviewed: only the project's reviewed classes are known negatives; all: every absent class "
+        "is a negative", str, choices=("reviewed", "all"), in_form=False,
+    )
+    new_classes: tuple[str, ...] = option((), "comma-separated names of classes to add (ids K, K+1, ... in the "
+                                              "data)", list, metavar="A,B", in_form=False)
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    grad_checkpointing: bool = False
-    augment: bool = True
-    num_workers: int = 2
-    official_layout: bool = False
-    min_lr: float = 0.0
+    grad_checkpointing: bool = option(False, "recompute activations: less memory, ~30% slower", bool, in_form=False)
+    augment: bool = option(True, "no crop / flip / RandAugment", bool, negated_as="no_augment", in_form=False)
+    num_workers: int = option(2, "image decoding processes (0: in the main process)", int, low=0, high=64,
+                              in_form=False)
+    official_layout: bool = option(False, "also write model.pth as {'model': state_dict}", bool, in_form=False)
+    min_lr: float = option(0.0, "learning rate at the end of the cosine schedule", float, low=0.0, in_form=False)
     # New classes' label_embed rows start from the mean of the existing rows, i.e. from no
     # knowledge at all, while everything else starts pretrained: they learn this much faster.
-    new_class_lr_scale: float = 10.0
-    gamma_neg: float | None = None  # None: `negative_focusing` decides from the negatives policy
+    new_class_lr_scale: float = option(10.0, "learning-rate multiple of the new classes' label rows", float,
+                                       low=0.0, in_form=False)
+    # None: `negative_focusing` decides from the negatives policy
+    gamma_neg: float | None = option(None, "the loss's negative focusing (default: 1 for reviewed negatives, 7 "
+                                           "for all)", float, low=0.0, in_form=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.data, (str, Path)):
@@ -123,6 +144,9 @@ class FinetuneConfig:
 
 RECIPE_FIELDS = ("mode", "unfreeze_stages", "epochs", "lr", "batch_size", "grad_accum", "weight_decay",
                  "val_split", "seed", "negatives", "new_classes", "augment", "min_lr", "new_class_lr_scale")
+
+
+TRAINING_OPTIONS: tuple[OptionSpec, ...] = declared_options(FinetuneConfig)
 
 
 @dataclass

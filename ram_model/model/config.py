@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from ..errors import ConfigError
+from .option import option
 
 __all__ = [
     "SwinConfig",
     "HeadConfig",
     "Preset",
     "PRESETS",
+    "DEFAULT_CHECKPOINT",
     "EngineConfig",
+    "PRECISIONS",
     "packaged_file",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -212,6 +215,9 @@ PRESETS: dict[str, Preset] = {
 }
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+# The checkpoint used when none is named (the best published one).
+DEFAULT_CHECKPOINT = "ram_plus_swin_large_14m"
 
 
 @dataclass(frozen=True)
@@ -221,36 +227,95 @@ class EngineConfig:
     `checkpoint` is a preset name (see `PRESETS`), a local path, or `hf://owner/repo/file`.
     Config and vocabulary paths left as None fall back to the checkpoint's own metadata
     (converted files) or to the packaged official files.
+
+    The fields made with `option(...)` are the engine's user-facing options: their help,
+    range and label are declared here once, and `ram_model.inference.options.ModelOptions`
+    (flags, server settings, FiftyOne form, environment) is derived from them, so a new
+    engine option is one new field here.
     """
 
-    checkpoint: str
-    swin_config: str | None = None
-    head_config: str | None = None
-    tag_list: str | None = None
-    tag_list_zh: str | None = None
-    thresholds: str | None = None
+    checkpoint: str = option(
+        DEFAULT_CHECKPOINT,
+        f"local .pth/.safetensors, a preset ({', '.join(PRESETS)}), random:tiny (no download; random tags), "
+        "hf://owner/repo/file or registry://ROOT/NAME",
+        str, label="Checkpoint", required=True,
+    )
+    swin_config: str | None = option(
+        None, "Swin JSON (default: the checkpoint's own, else Swin-L 384)", str, label="Swin config file"
+    )
+    head_config: str | None = option(
+        None, "tagging-head JSON, q2l_config.json format (default: the checkpoint's own or the official one)", str,
+        label="Tagging-head config file",
+    )
+    tag_list: str | None = option(
+        None, "English tag list, one per line (default: the official 4,585 tags)", str, label="English tag list file"
+    )
+    tag_list_zh: str | None = option(
+        None, "Chinese tag list aligned with the English one", str, label="Chinese tag list file"
+    )
+    thresholds: str | None = option(
+        None, "class-threshold file, one per line (default: the official one)", str, label="Class-threshold file"
+    )
     variant: Variant | None = None
-    device: str = "auto"
-    precision: Precision = "auto"  # auto: bf16 on AMX CPUs, fp32 on other CPUs, fp16 on CUDA (ram_model.inference.precision)
-    compile: bool = False  # torch.compile (inductor, freezing) per input shape; eager if it can't compile
-    batch_size: int | None = None  # None: 1 on CPU (measured fastest there), 32 on an accelerator
-    exif_transpose: bool = True
-    decode_workers: int | None = None  # decode threads; None: ram_model.inference.pipeline.default_decode_workers(), 0: inline
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", str, label="Device")
+    precision: Precision = option(  # ram_model.inference.precision resolves auto
+        "auto", "inference precision (auto: fp16 on CUDA, bf16 on CPUs with AMX, fp32 on other CPUs; fp32: exact)",
+        str, choices=PRECISIONS, label="Precision",
+    )
+    compile: bool = option(  # torch.compile (inductor, freezing) per input shape; eager if it can't compile
+        False, "torch.compile the model (long runs: minutes to compile per batch shape, then faster; "
+        "falls back to eager if it can't compile)", bool, in_form=False,
+    )
+    batch_size: int | None = option(  # None: 1 on CPU (measured fastest there), 32 on an accelerator
+        None, "images per forward pass (default: 1 on CPU, 32 on GPU)", int, low=1, high=1024, label="Batch size"
+    )
+    exif_transpose: bool = option(
+        True, "ignore EXIF orientation (exact parity with the official pipeline)", bool,
+        label="Ignore EXIF orientation", negated_as="no_exif_transpose",
+    )
+    decode_workers: int | None = option(  # None: ram_model.inference.pipeline.default_decode_workers(), 0: inline
+        None, "image decoding threads (default: one per core, 2 to 8; 0 decodes on the main thread)", int,
+        low=0, high=64, label="Decode workers",
+    )
     prefetch_batches: int = 2  # decoded batches kept ahead of the model, for as long as one predict_iter runs
-    gpu_decode: bool = False  # CUDA: JPEGs decoded by nvJPEG (torchvision), Pillow for the rest
-    fast_jpeg_decode: bool = False  # large JPEGs decoded at reduced scale (not bit-exact: images.load_image)
+    gpu_decode: bool = option(  # CUDA: JPEGs decoded by nvJPEG (torchvision), Pillow for the rest
+        False, "decode JPEGs on the CUDA GPU (nvJPEG via torchvision); Pillow for other images", bool,
+        label="Decode JPEGs on the GPU",
+    )
+    fast_jpeg_decode: bool = option(  # large JPEGs decoded at reduced scale (not bit-exact: images.load_image)
+        False, "decode JPEGs at least twice the model's input size at 1/2-1/8 scale (2-5x cheaper decoding; "
+        "pixels differ slightly from the official pipeline)", bool, label="Fast JPEG decoding",
+    )
     max_image_pixels: int = 89_478_485
     cache_dir: str | None = None
-    trust_pickle: bool = False
+    trust_pickle: bool = option(
+        False, "allow checkpoints that contain pickled Python objects (only for files you trust)", bool,
+        in_form=False,
+    )
     # English tag names to compute, in this order (None: the whole vocabulary). The head has
     # no attention between class queries, so the scores equal the full model's for them.
-    classes: tuple[str, ...] | None = None
+    classes: tuple[str, ...] | None = option(
+        None, "compute only these tags: a,b,c or a file with one tag per line (default: every tag; "
+        "scores equal the full model's, and fewer tags run faster)", list, metavar="TAGS|FILE",
+        label="Only these tags",
+    )
     # Open-set classes (ram_model.text.open_classes): names in `classes` that are not RAM tags are
     # scored from CLIP text embeddings of templated descriptions; `descriptions` names a JSON
     # file {tag: [descriptions]} (its tags are the classes when `classes` is None).
-    open_set: bool = False
-    descriptions: str | None = None
-    text_encoder: str | None = None  # ram_model.text: a Hugging Face repo, a folder or random:tiny
+    open_set: bool = option(
+        False, "--classes may name classes that are not RAM tags (open-set: scored from CLIP text embeddings "
+        "of prompt templates; threshold 0.5)", bool, in_form=False, label="Open-set classes",
+    )
+    descriptions: str | None = option(
+        None, 'open-set classes from a JSON file {"tag": ["description", ...]} (the official RAM++ format; '
+        "its tags are the classes unless --classes is given)", str, metavar="FILE", in_form=False,
+        label="Class descriptions file",
+    )
+    text_encoder: str | None = option(  # ram_model.text: a Hugging Face repo, a folder or random:tiny
+        None, "CLIP text encoder for open-set classes and text search: a Hugging Face repo, a local folder or "
+        "random:tiny (random weights) (default: openai/clip-vit-base-patch16)", str, in_form=False,
+        label="Text encoder",
+    )
 
     @property
     def wants_open_set(self) -> bool:
@@ -274,7 +339,7 @@ class EngineConfig:
             raise ConfigError("decode_workers must be >= 0")
         if self.prefetch_batches < 0:
             raise ConfigError("prefetch_batches must be >= 0")
-        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+        if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be auto, fp32, fp16 or bf16, not {self.precision!r}")
         if self.variant not in (None, "ram", "ram_plus"):
             raise ConfigError(f"variant must be 'ram' or 'ram_plus', not {self.variant!r}")
