@@ -56,7 +56,7 @@ def build_dataset(workdir: Path) -> fo.Dataset:
 
     run("tag_with_ram", {**model, "field": "ram", "evidence": True})
     detected = run("detect_with_ram", {**model, "field": "boxes", "detector": "random:tiny",
-                                       "segmenter": "random:tiny", "box_threshold": "0.0"})
+                                       "segmenter": "random:tiny", "box_threshold": 0.0})
     if not detected.get("boxes"):
         raise shots.ScreenshotError(f"Detect RAM's tags wrote no boxes: {detected}")
     dataset.reload()

@@ -19,7 +19,7 @@ from fiftyone import ViewField as F
 
 from plugin.errors import PluginInputError
 
-__all__ = ["EVIDENCE_SOURCE", "evidence_detections", "evidence_heatmap", "where_ram_sees"]
+__all__ = ["EVIDENCE_SOURCE", "evidence_detections", "evidence_heatmap", "evidence_view", "where_ram_sees"]
 
 EVIDENCE_SOURCE = "RAM evidence"
 
@@ -44,16 +44,22 @@ def evidence_heatmap(heat: np.ndarray | Sequence[Sequence[float]]) -> fo.Heatmap
     return fo.Heatmap(map=np.round(np.asarray(heat, dtype=np.float32), 3), range=[0.0, 1.0])
 
 
-def where_ram_sees(collection: foc.SampleCollection, tag: str, field: str = "ram") -> foc.SampleCollection:
-    """The samples whose evidence holds `tag`, showing only that tag's box; their heatmap field
-    is set to that tag's map so the App overlays where RAM sees it (nothing is recomputed)."""
-    evidence_field, heatmap_field = f"{field}_evidence", f"{field}_heatmap"
+def evidence_view(collection: foc.SampleCollection, tag: str, field: str = "ram") -> foc.SampleCollection:
+    """The samples whose evidence holds `tag`, showing only that tag's box, most confident first."""
+    evidence_field = f"{field}_evidence"
     if not collection.has_sample_field(evidence_field):
         raise PluginInputError(f"No field {evidence_field!r}: tag with RAM with 'Evidence maps' on first")
     view = collection.filter_labels(evidence_field, F("label") == tag)
+    return view.sort_by(F(f"{evidence_field}.detections.confidence").max(), reverse=True)
+
+
+def where_ram_sees(collection: foc.SampleCollection, tag: str, field: str = "ram") -> foc.SampleCollection:
+    """`evidence_view`, with each sample's heatmap field set to that tag's map so the App overlays
+    where RAM sees it (nothing is recomputed)."""
+    view = evidence_view(collection, tag, field)
     if len(view) == 0:
         raise PluginInputError(f"RAM's evidence holds no {tag!r} in this view")
-    ids, maps = view.values(["id", f"{evidence_field}.detections.evidence_map"])
-    collection._root_dataset.set_values(heatmap_field, {i: evidence_heatmap(m[0]) for i, m in zip(ids, maps)},
+    ids, maps = view.values(["id", f"{field}_evidence.detections.evidence_map"])
+    collection._root_dataset.set_values(f"{field}_heatmap", {i: evidence_heatmap(m[0]) for i, m in zip(ids, maps)},
                                         key_field="id")
-    return view.sort_by(F(f"{evidence_field}.detections.confidence").max(), reverse=True)
+    return view

@@ -163,11 +163,13 @@ def test_bad_numbers_and_hostile_files_are_one_line_cli_errors(tmp_path: Path, t
     version.checkpoint.write_bytes(version.checkpoint.read_bytes()[:5000])
     image = next(iter(sorted(image_dir.iterdir())))
     cases = {
-        "lr must be a finite": ["finetune", "--data", str(data), "--output", str(tmp_path / "r1"), "--lr", "inf", *model],
+        "--lr must be <= 1": ["finetune", "--data", str(data), "--output", str(tmp_path / "r1"), "--lr", "inf", *model],
+        "lr must be a finite number > 0": ["finetune", "--data", str(data), "--output", str(tmp_path / "r0"),
+                                           "--lr", "0", *model],
         "weight_decay must be a finite": ["finetune", "--data", str(data), "--output", str(tmp_path / "r2"),
                                           "--weight-decay", "inf", *model],
-        "weight_decay must be a finite ": ["finetune", "--data", str(data), "--output", str(tmp_path / "r3"),
-                                           "--weight-decay", "nan", *model],
+        "--weight-decay must be a number, not NaN": ["finetune", "--data", str(data), "--output",
+                                                     str(tmp_path / "r3"), "--weight-decay", "nan", *model],
         "nested too deeply": ["finetune", "--data", str(deep), "--output", str(tmp_path / "r4"), *model],
         "not a readable safetensors file": ["tag", "--checkpoint", f"registry://{tmp_path / 'reg'}/x",
                                             "--device", "cpu", str(image)],

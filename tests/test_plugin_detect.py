@@ -65,7 +65,7 @@ def test_operator_writes_detections_with_masks_and_resumes(dataset: fo.Dataset, 
     again = foo.execute_operator(DETECT_URI, {"dataset": dataset.name, "params": params}).result
     assert (again["detected"], again["skipped"], again["failed"]) == (0, 4, 1)
     # Other settings into the same field: refused unless overwrite.
-    other = {**params, "box_threshold": "0.9"}
+    other = {**params, "box_threshold": 0.9}
     fx.assert_failed(foo.execute_operator(DETECT_URI, {"dataset": dataset.name, "params": other}).result,
                      "other models or settings")
     redone = foo.execute_operator(DETECT_URI, {"dataset": dataset.name, "params": {**other, "overwrite": True}}).result

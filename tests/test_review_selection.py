@@ -22,33 +22,28 @@ PROBS = np.array(
 EMBEDDINGS = np.array([[1, 0, 0], [0.99, 0.05, 0], [0, 1, 0], [0.02, 0.98, 0], [0, 0, 1], [0.98, 0, 0.05]], dtype=float)
 
 
-class TestStrategies:
+class TestOneSignal:
     def test_disagreement_takes_highest_scores(self) -> None:
-        assert select_review_batch(3, disagreement=DISAGREEMENT, strategy="disagreement").tolist() == [1, 3, 5]
+        assert select_review_batch(3, disagreement=DISAGREEMENT, weights={"disagreement": 1}).tolist() == [1, 3, 5]
 
     def test_uncertainty_takes_probabilities_nearest_threshold(self) -> None:
-        assert select_review_batch(3, probs=PROBS, strategy="uncertainty").tolist() == [2, 3, 0]
+        assert select_review_batch(3, probs=PROBS, weights={"uncertainty": 1}).tolist() == [2, 3, 0]
 
     def test_uncertainty_respects_thresholds(self) -> None:
         # With a 0.9 threshold on tag 0, sample 3 has both tags exactly at their thresholds.
-        picked = select_review_batch(1, probs=PROBS, thresholds=[0.9, 0.5], strategy="uncertainty")
+        picked = select_review_batch(1, probs=PROBS, thresholds=[0.9, 0.5], weights={"uncertainty": 1})
         assert picked.tolist() == [3]
 
     def test_diversity_covers_every_cluster_first(self) -> None:
-        picked = select_review_batch(3, embeddings=EMBEDDINGS, strategy="diversity", seed=0)
+        picked = select_review_batch(3, embeddings=EMBEDDINGS, weights={"diversity": 1}, seed=0)
         clusters = {0: "a", 1: "a", 5: "a", 2: "b", 3: "b", 4: "c"}
         assert {clusters[i] for i in picked.tolist()} == {"a", "b", "c"}
 
     def test_diversity_is_scale_invariant(self) -> None:
         scaled = EMBEDDINGS * np.array([[3.0], [0.5], [10.0], [1.0], [7.0], [2.0]])
-        a = select_review_batch(4, embeddings=EMBEDDINGS, strategy="diversity", seed=3)
-        b = select_review_batch(4, embeddings=scaled, strategy="diversity", seed=3)
+        a = select_review_batch(4, embeddings=EMBEDDINGS, weights={"diversity": 1}, seed=3)
+        b = select_review_batch(4, embeddings=scaled, weights={"diversity": 1}, seed=3)
         assert a.tolist() == b.tolist()
-
-    def test_random_is_seeded(self) -> None:
-        a = select_review_batch(4, disagreement=DISAGREEMENT, strategy="random", seed=7)
-        assert a.tolist() == select_review_batch(4, disagreement=DISAGREEMENT, strategy="random", seed=7).tolist()
-        assert len(set(a.tolist())) == 4
 
 
 class TestMix:
@@ -68,7 +63,7 @@ class TestMix:
         assert picked.tolist()[3] == 2
 
     def test_exclude_is_never_returned_and_counts_as_covered(self) -> None:
-        picked = select_review_batch(2, embeddings=EMBEDDINGS, strategy="diversity", exclude=[0, 2])
+        picked = select_review_batch(2, embeddings=EMBEDDINGS, weights={"diversity": 1}, exclude=[0, 2])
         assert picked.tolist()[0] == 4  # cluster "c" is the only uncovered one
         assert not {0, 2} & set(picked.tolist())
 
@@ -86,9 +81,9 @@ class TestMix:
 
 
 class TestErrors:
-    def test_missing_input_for_strategy(self) -> None:
+    def test_missing_input_for_a_weighted_signal(self) -> None:
         with pytest.raises(ValueError, match="embeddings="):
-            select_review_batch(2, disagreement=DISAGREEMENT, strategy="diversity")
+            select_review_batch(2, disagreement=DISAGREEMENT, weights={"diversity": 1})
 
     def test_weight_for_absent_signal(self) -> None:
         with pytest.raises(ValueError, match="probs= is missing"):
@@ -98,9 +93,9 @@ class TestErrors:
         with pytest.raises(ValueError, match="number of samples"):
             select_review_batch(2, disagreement=DISAGREEMENT, probs=PROBS[:3])
 
-    def test_unknown_strategy_and_no_inputs(self) -> None:
-        with pytest.raises(ValueError, match="unknown strategy"):
-            select_review_batch(2, disagreement=DISAGREEMENT, strategy="best")
+    def test_unknown_signal_and_no_inputs(self) -> None:
+        with pytest.raises(ValueError, match="unknown weight keys"):
+            select_review_batch(2, disagreement=DISAGREEMENT, weights={"best": 1})
         with pytest.raises(ValueError, match="at least one"):
             select_review_batch(2)
 

@@ -193,8 +193,8 @@ async def _predict(state: AppState, served: ServedProject, jobs: list[ImageJob],
     # full model's); `expand` puts them back at their vocabulary index, NaN elsewhere.
     view = await state.projects.computing(served.runtime, served.model.ram_classes,
                                            served.model.open_set_classes)
-    outcomes = await predict_images(state, jobs, state.projects.label_studio(project_id),
-                                    chunk_size=view.batcher.max_batch_size, batcher=view.batcher, on_image=keep)
+    outcomes = await predict_images(state.fetcher, view.batcher, jobs, state.projects.label_studio(project_id),
+                                    chunk_size=view.batcher.max_batch_size, on_image=keep)
     for job in jobs:
         pos, _ = job.slot
         if isinstance(outcome := outcomes[job.slot], str):
@@ -278,7 +278,7 @@ async def webhook(body: WebhookRequest, state: AppState = Depends(get_state)) ->
     if body.action == "START_TRAINING":
         return start_training(state, project_id, "label_studio_start_training")
     if body.action in STORE_ACTIONS:
-        stored = await run_in_threadpool(store_annotations, state, body)
+        stored = await run_in_threadpool(store_annotations, state.projects, state.store, state.engine.vocab.names, body)
         state.counters.corrections_stored += stored
         if stored and project_id and state.training is not None and state.settings.train_every:
             state.training.note_annotations(project_id, ls_access=state.projects.label_studio(project_id),

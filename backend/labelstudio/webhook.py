@@ -6,12 +6,14 @@ without asking Label Studio again.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
 from ..errors import LabelConfigError
-from ..state import AppState
+from ..serving.projects import Projects
+from ..store import Store
 from .correction_targets import Targets, control_targets
 from .project import ServedControl
 from .results import annotated_values
@@ -29,11 +31,13 @@ def _as_list(value: Any) -> list[dict[str, Any]]:
     return [v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v for v in items if v is not None]
 
 
-def store_annotations(state: AppState, body: WebhookRequest) -> int:
+def store_annotations(projects: Projects, store: Store, ram_names: Sequence[str], body: WebhookRequest) -> int:
+    """Record each annotation of a webhook event as a correction: the final labels per control, the RAM
+    tags they map onto (names from `ram_names`, the base vocabulary) and the classes reviewed."""
     project_id = project_id_of(body.project.id) if body.project else None
     label_config = body.project.label_config if body.project else None
     try:
-        project = state.projects.project_model(label_config, project_id)
+        project = projects.project_model(label_config, project_id)
     except LabelConfigError:
         project = None  # a config RAM cannot serve: keep the raw result anyway
     tasks = {t.get("id"): t for t in _as_list(body.task)}
@@ -71,7 +75,7 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
                             "control": control.spec.name,
                             "label": label,
                             "ram_index": index,
-                            "ram_name": None if index is None else state.engine.vocab.names[index],
+                            "ram_name": None if index is None else ram_names[index],
                             **({"ram_any_of": list(tags)} if len(tags) > 1 else {}),
                         }
                     )
@@ -82,7 +86,7 @@ def store_annotations(state: AppState, body: WebhookRequest) -> int:
                     final.setdefault(item["from_name"], []).append(item.get("value"))
                     if isinstance(item.get("type"), str) and isinstance(item.get("to_name"), str):
                         controls[item["from_name"]] = {"type": item["type"], "to_name": item["to_name"]}
-        state.store.record_annotation(
+        store.record_annotation(
             annotation_id=annotation_id,
             project=project_id,
             task_id=task_id if isinstance(task_id, int) else None,

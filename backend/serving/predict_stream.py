@@ -20,8 +20,7 @@ import numpy as np
 
 from .batcher import AsyncBatcher
 from ..errors import BackendError
-from .media import LabelStudioAccess
-from ..state import AppState
+from .media import LabelStudioAccess, MediaFetcher
 
 __all__ = ["ImageJob", "predict_images"]
 
@@ -38,14 +37,14 @@ class ImageJob:
 
 
 async def _fetch_chunk(
-    state: AppState, jobs: Sequence[ImageJob], ls: LabelStudioAccess
+    fetcher: MediaFetcher, jobs: Sequence[ImageJob], ls: LabelStudioAccess
 ) -> list[bytes | BackendError]:
     gate = asyncio.Semaphore(_DOWNLOAD_CONCURRENCY)
 
     async def one(job: ImageJob) -> bytes | BackendError:
         async with gate:
             try:
-                return await state.fetcher.fetch(job.ref, task_id=job.task_id, ls=ls)
+                return await fetcher.fetch(job.ref, task_id=job.task_id, ls=ls)
             except BackendError as exc:
                 return exc
 
@@ -53,31 +52,32 @@ async def _fetch_chunk(
 
 
 async def predict_images(
-    state: AppState, jobs: Sequence[ImageJob], ls: LabelStudioAccess, *, chunk_size: int,
-    batcher: AsyncBatcher | None = None, on_image: Callable[[Hashable, bytes], None] | None = None,
+    fetcher: MediaFetcher, batcher: AsyncBatcher, jobs: Sequence[ImageJob], ls: LabelStudioAccess, *,
+    chunk_size: int, on_image: Callable[[Hashable, bytes], None] | None = None,
 ) -> dict[Hashable, np.ndarray | str]:
     """RAM probabilities (K,) for every job's image, or the message of why there are none.
 
-    `batcher`: the model to use (default the server's base model); `on_image(slot, bytes)`
-    runs on a worker thread for every fetched image (the image cache), chunk by chunk.
+    `fetcher` gets the images with the project's Label Studio access `ls`, `batcher` is the
+    model that scores them (the project's view); `on_image(slot, bytes)` runs on a worker
+    thread for every fetched image (the image cache), chunk by chunk.
 
     The first chunk that reaches the batcher goes through its queue limit (a busy
     server answers 503 before any work is done); later chunks of the same request are
     already admitted, so a long request is never refused halfway.
     """
     outcomes: dict[Hashable, np.ndarray | str] = {}
-    unique, twins = _distinct(state, jobs, ls)
+    unique, twins = _distinct(fetcher, jobs, ls)
     chunks = [unique[i : i + chunk_size] for i in range(0, len(unique), max(1, chunk_size))]
     if not chunks:
         return outcomes
     admitted = False
-    pending: asyncio.Future | None = asyncio.ensure_future(_fetch_chunk(state, chunks[0], ls))
+    pending: asyncio.Future | None = asyncio.ensure_future(_fetch_chunk(fetcher, chunks[0], ls))
     try:
         for index, chunk in enumerate(chunks):
             assert pending is not None
             fetched = await pending
             pending = (
-                asyncio.ensure_future(_fetch_chunk(state, chunks[index + 1], ls)) if index + 1 < len(chunks) else None
+                asyncio.ensure_future(_fetch_chunk(fetcher, chunks[index + 1], ls)) if index + 1 < len(chunks) else None
             )
             ready: list[tuple[Hashable, bytes]] = []
             for job, result in zip(chunk, fetched):
@@ -91,7 +91,7 @@ async def predict_images(
             if on_image is not None:
                 await asyncio.to_thread(lambda: [on_image(twin, data) for slot, data in ready
                                                  for twin in (slot, *twins.get(slot, ()))])
-            predictions = await (batcher or state.batcher).submit([data for _, data in ready], admitted=admitted)
+            predictions = await batcher.submit([data for _, data in ready], admitted=admitted)
             admitted = True
             for (slot, _), prediction in zip(ready, predictions):
                 if prediction.error is not None:
@@ -110,7 +110,7 @@ async def predict_images(
     return outcomes
 
 
-def _distinct(state: AppState, jobs: Sequence[ImageJob], ls: LabelStudioAccess
+def _distinct(fetcher: MediaFetcher, jobs: Sequence[ImageJob], ls: LabelStudioAccess
               ) -> tuple[list[ImageJob], dict[Hashable, list[Hashable]]]:
     """Jobs that fetch the same thing (the same URL with the same key) are fetched and
     predicted once: a bulk request whose tasks share images costs one download per image.
@@ -120,7 +120,7 @@ def _distinct(state: AppState, jobs: Sequence[ImageJob], ls: LabelStudioAccess
     unique: list[ImageJob] = []
     for job in jobs:
         try:
-            key: object = state.fetcher.plan(job.ref, task_id=job.task_id, ls=ls)
+            key: object = fetcher.plan(job.ref, task_id=job.task_id, ls=ls)
         except BackendError:
             key = ("refused", job.slot)  # fetching it raises the same error, for this job alone
         leader = first.get(key)

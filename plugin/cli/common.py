@@ -12,7 +12,7 @@ from typing import Any
 
 from plugin.errors import PluginInputError
 
-__all__ = ["add_server", "add_target", "model_params", "progress", "run", "target"]
+__all__ = ["add_job", "add_server", "add_target", "model_params", "progress", "run", "target"]
 
 
 def add_target(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +24,26 @@ def add_target(parser: argparse.ArgumentParser) -> None:
 def add_server(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-url", help="use a running ram-annotate server (default: $RAM_ANNOTATE_URL; "
                                              "credentials from $RAM_ANNOTATE_AUTH as user:password)")
+
+
+def add_job(jobs: argparse._SubParsersAction, name: str, help: str, params: type,
+            func: Callable[[argparse.Namespace], int], *, model: bool = False, thresholds: bool = True,
+            server: bool = False, aliases: dict[str, str] | None = None) -> argparse.ArgumentParser:
+    """A sub-command for one job: the dataset flags, one flag per option its params class declares
+    (`ram_model.model.option`), and with `model` the model options (their threshold group with
+    `thresholds`), with `server` the shared-server flag."""
+    from ram_model.cli.options import add_model_options, add_option_flags
+    from ram_model.model.option import declared_options
+
+    parser = jobs.add_parser(name, help=help)
+    add_target(parser)
+    add_option_flags(parser, declared_options(params), env=False, aliases=aliases)
+    if model:
+        add_model_options(parser, thresholds=thresholds)
+    if server:
+        add_server(parser)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def model_params(args: argparse.Namespace):

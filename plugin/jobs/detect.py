@@ -12,7 +12,6 @@ its class names (mapped like Tag with RAM's label field).
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -23,40 +22,20 @@ import fiftyone.core.collections as foc
 import numpy as np
 
 from plugin.errors import PluginInputError, RunConflictError
-from plugin.jobs import JobResult
+from plugin.jobs import SampleJobResult
 from plugin.fo_convert import distinct_labels, label_kind
-from ram_model import EngineConfig, ThresholdPolicy
+from ram_model import EngineConfig
+from plugin.params import DetectParams
 from ram_model.progress import ProgressFn
 
 __all__ = ["DetectParams", "DetectResult", "detect_samples", "get_labeler", "to_fo_detections"]
 
-MAX_REPORTED_FAILURES = 20
-
-
-@dataclass(frozen=True)
-class DetectParams:
-    field: str = "ram_detections"
-    detector: str = "grounding-dino-tiny"
-    segmenter: str | None = None
-    box_threshold: float | None = None
-    text_threshold: float | None = None
-    label_field: str | None = None
-    synonyms: str | None = None
-    policy: ThresholdPolicy = ThresholdPolicy()
-    overwrite: bool = False
-    chunk_size: int = 16
-
-
 @dataclass
-class DetectResult(JobResult):
+class DetectResult(SampleJobResult):
     field: str
     model_version: str
-    total: int
     detected: int = 0
-    skipped: int = 0
-    failed: int = 0
     boxes: int = 0
-    failures: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
 
 _lock = threading.Lock()
@@ -146,9 +125,7 @@ def detect_samples(collection: foc.SampleCollection, labeler, params: DetectPara
         values = {}
         for (sample_id, path), r in zip(chunk, found):
             if r.error is not None:
-                result.failed += 1
-                if len(result.failures) < MAX_REPORTED_FAILURES:
-                    result.failures.append({"filepath": path, "error": r.error})
+                result.record_failure(sample_id, path, r.error)
                 continue
             values[sample_id] = to_fo_detections(r, version)
             result.boxes += len(r.detections)

@@ -20,29 +20,12 @@ from fiftyone import ViewField as F
 
 from plugin.errors import PluginInputError, RunConflictError
 from plugin.jobs import JobResult
+from plugin.params import DetectDisagreementParams
 from ram_model.progress import ProgressFn
 
 __all__ = ["DetectDisagreementParams", "DetectDisagreementResult", "find_detection_disagreements"]
 
 UNSEEN_SCORE, ELSEWHERE_SCORE = 1.0, 0.5
-
-
-@dataclass(frozen=True)
-class DetectDisagreementParams:
-    pred_field: str = "ram_detections"
-    gt_field: str = "ground_truth"
-    iou: float = 0.5
-    min_score: float = 0.5
-    output: str | None = None
-    overwrite: bool = False
-
-    @property
-    def prefix(self) -> str:
-        return self.output or f"{self.pred_field}_vs_{self.gt_field}"
-
-    @property
-    def eval_key(self) -> str:
-        return f"{self.prefix}_eval"
 
 
 @dataclass

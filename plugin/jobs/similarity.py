@@ -9,7 +9,7 @@ its own process, can turn a tag name into the tag's embedding in the same space.
 from __future__ import annotations
 
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -18,7 +18,7 @@ import fiftyone.core.collections as foc
 
 from plugin.models.engine_cache import Tagger
 from plugin.errors import PluginInputError, RunConflictError
-from plugin.jobs import JobResult, runs
+from plugin.jobs import SampleJobResult, runs
 from plugin.params import ModelParams, SimilarityParams
 from ram_model.progress import ProgressFn
 
@@ -30,18 +30,14 @@ _EMBEDDING_OPTIONS = ("checkpoint", "swin_config", "head_config", "tag_list", "t
 
 
 @dataclass
-class SimilarityResult(JobResult):
+class SimilarityResult(SampleJobResult):
     embeddings_field: str
     brain_key: str
     model_version: str
-    total: int
     embedded: int = 0
-    skipped: int = 0
-    failed: int = 0
     indexed: int = 0
     text_queries: bool = False
     text_query_note: str = ""
-    failures: list[dict[str, str]] = field(default_factory=list)
 
 
 def prompt_model(model: ModelParams) -> tuple[str, dict[str, Any]]:
@@ -87,7 +83,7 @@ def compute_ram_similarity(collection: foc.SampleCollection, tagger: Tagger, par
         raise PluginInputError("The target view has no samples; nothing to embed")
     dataset = collection._root_dataset
     keep = _prepare(collection, params, tagger.model_version)
-    result = SimilarityResult(params.embeddings_field, params.brain_key, tagger.model_version, total)
+    result = SimilarityResult(params.embeddings_field, params.brain_key, tagger.model_version, total=total)
     runs.record_run(dataset, params.run_key, {"model_version": tagger.model_version, **tagger.describe(),
                                               "brain_key": params.brain_key, "field": params.embeddings_field})
 
@@ -105,10 +101,7 @@ def compute_ram_similarity(collection: foc.SampleCollection, tagger: Tagger, par
                 if prediction.ok and prediction.embedding is not None:
                     vectors[sample_id] = prediction.embedding
                 else:
-                    result.failed += 1
-                    if len(result.failures) < 20:
-                        result.failures.append({"id": sample_id, "filepath": prediction.source,
-                                                "error": str(prediction.error)})
+                    result.record_failure(sample_id, prediction.source, prediction.error)
             if vectors:
                 dataset.set_values(params.embeddings_field, vectors, key_field="id")
             result.embedded += len(vectors)

@@ -23,7 +23,7 @@ from plugin.models.engine_cache import Tagger, computing_only
 from plugin.errors import PluginInputError, RunConflictError
 from plugin.fo_convert import distinct_labels, label_kind, tags_to_classifications
 from plugin.fo_evidence import evidence_detections, evidence_heatmap
-from plugin.jobs import JobResult, runs
+from plugin.jobs import SampleJobResult, runs
 from plugin.params import TagParams
 from ram_model import TagVocabulary, ThresholdPolicy
 from ram_model.review import LabelMapping, build_label_mapping, load_synonyms
@@ -35,19 +35,12 @@ __all__ = ["TAG_RUN_SETTINGS", "TagResult", "fired_tags", "tag_samples", "write_
 TAG_RUN_SETTINGS = ("model_version", "thresholds_digest", "top_k", "label_field", "mapping_digest",
                     "computed_classes", "evidence")
 
-MAX_REPORTED_FAILURES = 20
-
-
 @dataclass
-class TagResult(JobResult):
+class TagResult(SampleJobResult):
     field: str
     run_key: str
     model_version: str
-    total: int
     tagged: int = 0
-    skipped: int = 0
-    failed: int = 0
-    failures: list[dict[str, str]] = dataclasses.field(default_factory=list)
     unmapped_labels: list[str] = dataclasses.field(default_factory=list)
     open_set_labels: list[str] = dataclasses.field(default_factory=list)  # scored through CLIP's text encoder
     open_set_note: str | None = None  # why unmapped labels could not become open-set classes
@@ -160,7 +153,7 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
                  "class_thresholds": tagger.vocab.thresholds.tolist(), "thresholds": thresholds.tolist()},
     )
 
-    result = TagResult(params.field, params.run_key, tagger.model_version, total,
+    result = TagResult(params.field, params.run_key, tagger.model_version, total=total,
                        unmapped_labels=list(mapping.unmapped) if mapping else [],
                        open_set_labels=list(getattr(tagger, "open_set_classes", ())), open_set_note=open_note)
     pending = collection.match(F(f"{params.field}.model_version") != tagger.model_version) if resume else collection
@@ -183,9 +176,7 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
                 probs = prediction.probs
                 if probs is None or not prediction.ok:
                     errors[sample_id] = prediction.error
-                    if len(result.failures) < MAX_REPORTED_FAILURES:
-                        result.failures.append({"id": sample_id, "filepath": prediction.source,
-                                                "error": str(prediction.error)})
+                    result.record_failure(sample_id, prediction.source, prediction.error)
                     continue
                 labels[sample_id] = fired_tags(probs, tagger.vocab, policy, thresholds,
                                                model_version=tagger.model_version, chinese=params.chinese_names)
@@ -197,7 +188,6 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
             write_evidence(dataset, params, evidence)
             write_results(dataset, params, labels, scores, errors)
             result.tagged += len(labels)
-            result.failed += len(errors)
             if progress is not None:
                 progress(result.skipped + start + len(chunk_ids), total)
     return result

@@ -6,7 +6,7 @@ causes it (and FiftyOne refuses to execute an invalid form) instead of failing l
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import fiftyone.operators as foo
@@ -20,19 +20,18 @@ from ram_model.errors import ConfigError
 from ram_model.model.option import OptionSpec, parse_option
 
 __all__ = [
+    "add_field_choice",
+    "add_field_option",
+    "dropdown",
     "add_option_input",
     "add_option_inputs",
-    "operator_config",
     "add_label_field_choice",
     "add_model_options",
     "add_threshold_options",
     "add_vocabulary_options",
     "add_new_field",
     "add_ram_field_choice",
-    "add_target_view",
     "mark_invalid",
-    "progress_reporter",
-    "result_output",
     "secrets_of",
     "show_result",
 ]
@@ -45,8 +44,24 @@ def mark_invalid(prop: types.Property, message: str) -> None:
     prop.error_message = message
 
 
-def add_target_view(ctx: foo.ExecutionContext, inputs: types.Object, verb: str) -> None:
-    inputs.view_target(ctx, action_description=verb)
+def dropdown(values: Iterable[str]) -> types.DropdownView:
+    """A dropdown whose choices read as their values."""
+    choices = types.DropdownView()
+    for value in values:
+        choices.add_choice(value, label=value)
+    return choices
+
+
+def add_field_choice(ctx: foo.ExecutionContext, inputs: types.Object, name: str, fields: list[str], *, label: str,
+                     description: str, none_message: str) -> str | None:
+    """A required dropdown of existing fields, preset when there is only one; with none, the form
+    says `none_message` next to it and cannot run. Returns the choice."""
+    choices = dropdown(fields)
+    prop = inputs.enum(name, choices.values(), required=True, label=label, view=choices,
+                       default=fields[0] if len(fields) == 1 else None, description=description)
+    if not fields:
+        mark_invalid(prop, none_message)
+    return ctx.params.get(name)
 
 
 def _label_fields(ctx: foo.ExecutionContext) -> list[str]:
@@ -69,16 +84,9 @@ def add_label_field_choice(ctx: foo.ExecutionContext, inputs: types.Object, name
 def add_ram_field_choice(ctx: foo.ExecutionContext, inputs: types.Object, name: str,
                          *, run_prefix: str = "ram_tag_") -> str | None:
     """Dropdown of fields written by Tag with RAM (they carry a run record)."""
-    ram_fields = [key[len(run_prefix):] for key in ctx.dataset.list_runs() if key.startswith(run_prefix)]
-    choices = types.DropdownView()
-    for field in sorted(ram_fields):
-        choices.add_choice(field, label=field)
-    prop = inputs.enum(name, choices.values(), required=True, label="RAM field",
-                       default=ram_fields[0] if len(ram_fields) == 1 else None,
-                       description="A field written by Tag with RAM", view=choices)
-    if not ram_fields:
-        mark_invalid(prop, "No field on this dataset was written by Tag with RAM; run it first")
-    return ctx.params.get(name)
+    ram_fields = sorted(key[len(run_prefix):] for key in ctx.dataset.list_runs() if key.startswith(run_prefix))
+    return add_field_choice(ctx, inputs, name, ram_fields, label="RAM field", description="A field written by Tag with RAM",
+                            none_message="No field on this dataset was written by Tag with RAM; run it first")
 
 
 def add_new_field(ctx: foo.ExecutionContext, inputs: types.Object, name: str, *, label: str,
@@ -92,13 +100,19 @@ def add_new_field(ctx: foo.ExecutionContext, inputs: types.Object, name: str, *,
     return value, prop
 
 
+def add_field_option(ctx: foo.ExecutionContext, inputs: types.Object, spec: OptionSpec) -> tuple[str, types.Property]:
+    """A declared option that names a new field: a text input checked as a field name as it is typed."""
+    return add_new_field(ctx, inputs, spec.param, label=spec.title, default=spec.default,
+                         description=spec.description)
+
+
 def add_option_input(inputs: types.Object, spec: OptionSpec, *, default: Any = None,
                      env: bool = True) -> types.Property:
     """One form input for one declared option (`ram_model.model.option`): the field's type, label,
     help and choices as declared. The default shown is `default`, else (with `env`, for options the
     job also reads from the environment) the environment's value, else the declared one; a
     number left empty means "not given", so the job takes its default."""
-    description = spec.help[:1].upper() + spec.help[1:]
+    description = spec.description
     env_default = os.environ.get(spec.env) if env else None
     if default is None:
         default = env_default if env_default else spec.default
@@ -111,9 +125,7 @@ def add_option_input(inputs: types.Object, spec: OptionSpec, *, default: Any = N
     if spec.kind is bool:
         return inputs.bool(key, label=label, default=bool(default), description=description)
     if spec.choices:
-        choices = types.DropdownView()
-        for choice in spec.choices:
-            choices.add_choice(choice, label=choice)
+        choices = dropdown(spec.choices)
         return inputs.enum(key, choices.values(), label=label, default=default, description=description,
                            view=types.RadioGroup() if len(spec.choices) <= 2 else choices)
     if spec.kind is int:
@@ -163,29 +175,6 @@ def secrets_of(ctx: foo.ExecutionContext) -> dict[str, str | None]:
     return {key: ctx.secret(key) for key in SECRET_KEYS}
 
 
-def progress_reporter(ctx: foo.ExecutionContext, what: str) -> Callable[[int, int], None]:
-    """A job progress callback that shows up in the App's operation list."""
-
-    def report(done: int, total: int) -> None:
-        ctx.set_progress(progress=done / total if total else 1.0, label=f"{what}: {done} of {total}")
-
-    return report
-
-
-def result_output(ctx: foo.ExecutionContext, labels: dict[str, str], title: str) -> types.Property | None:
-    """The operator's result panel, or None when there is no result to show.
-
-    After a failed execution the App still asks for the output form, with `results`
-    null; answering None lets the App show the execution's own error message instead
-    of an error raised while building an empty result panel.
-    """
-    if not ctx.results:
-        return None
-    outputs = types.Object()
-    show_result(outputs, ctx.results, labels)
-    return types.Property(outputs, view=types.View(label=title))
-
-
 def show_result(outputs: types.Object, result: dict[str, Any], labels: dict[str, str]) -> None:
     """Read-only outputs for the numbers a job returns."""
     for key, label in labels.items():
@@ -201,12 +190,3 @@ def show_result(outputs: types.Object, result: dict[str, Any], labels: dict[str,
         else:
             outputs.list(key, types.String() if all(isinstance(v, str) for v in value) else types.Object(),
                          label=label)
-
-
-def operator_config(name: str, label: str, icon: str, description: str, *,
-                    delegated_by_default: bool = False) -> foo.OperatorConfig:
-    """Every operator's config: a dynamic form, run now or delegated. `icon` is a Material icon
-    name (the App's operator browser shows it); long jobs default to delegated execution."""
-    extra = {"default_choice_to_delegated": True} if delegated_by_default else {}
-    return foo.OperatorConfig(name=name, label=label, description=description, icon=icon, dynamic=True,
-                              allow_immediate_execution=True, allow_delegated_execution=True, **extra)

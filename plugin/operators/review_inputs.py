@@ -8,7 +8,7 @@ import fiftyone.operators as foo
 from fiftyone.operators import types
 
 from plugin.errors import PluginInputError
-from plugin.operators.inputs import mark_invalid
+from plugin.operators.inputs import add_field_choice, dropdown, mark_invalid
 from plugin.review_round.params import LS_SECRET_KEYS, LabelStudioSettings
 
 __all__ = [
@@ -42,15 +42,9 @@ def add_sent_label_field_choice(ctx: foo.ExecutionContext, inputs: types.Object,
     prefix = "ram_ls_"
     fields = sorted({key[len(prefix):] for key in ctx.dataset.list_runs()
                      if key.startswith(prefix) and not _is_round_key(key[len(prefix):])})
-    choices = types.DropdownView()
-    for field in fields:
-        choices.add_choice(field, label=field)
-    prop = inputs.enum(name, choices.values(), required=True, label="Label field",
-                       default=fields[0] if len(fields) == 1 else None,
-                       description="The field whose review batches were sent to Label Studio", view=choices)
-    if not fields:
-        mark_invalid(prop, "No review batch was sent from this dataset yet; run Send review batch first")
-    return ctx.params.get(name)
+    return add_field_choice(ctx, inputs, name, fields, label="Label field",
+                            description="The field whose review batches were sent to Label Studio",
+                            none_message="No review batch was sent from this dataset yet; run Send review batch first")
 
 
 def _is_round_key(rest: str) -> bool:
@@ -63,9 +57,7 @@ def add_reviewed_source(ctx: foo.ExecutionContext, inputs: types.Object) -> None
     schema = ctx.dataset.get_field_schema(embedded_doc_type=types_classifications())
     fields = sorted(schema)
     reviewed = [f for f in fields if f.endswith("_reviewed")]
-    choices = types.DropdownView()
-    for field in fields:
-        choices.add_choice(field, label=field)
+    choices = dropdown(fields)
     inputs.enum("reviewed_field", choices.values(), required=False, label="Reviewed field",
                 default=reviewed[0] if len(reviewed) == 1 else None,
                 description="Labels loaded from Label Studio (or any Classifications field)", view=choices)

@@ -1,31 +1,29 @@
 """Operator: Where RAM sees a tag: the samples whose evidence holds it, with that tag's heatmap shown."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from plugin.fo_evidence import where_ram_sees
-from plugin.operators.inputs import add_ram_field_choice, add_target_view
+from plugin.fo_evidence import evidence_view, where_ram_sees
+from plugin.operators.base import RamOperator
+from plugin.operators.inputs import add_ram_field_choice
 
 __all__ = ["WhereRamSees"]
 
 
-class WhereRamSees(foo.Operator):
-    @property
-    def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="where_ram_sees",
-            label="Where RAM sees a tag",
-            description="Show the samples where RAM's evidence holds a tag, with that tag's box and heatmap",
-            dynamic=True,
-            icon="travel_explore",  # a Material icon name: the App's operator browser shows it
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,  # delegated: the heatmaps are set, the view is not opened
-        )
+class WhereRamSees(RamOperator):
+    name = "where_ram_sees"
+    label = "Where RAM sees a tag"
+    icon = "travel_explore"
+    description = "Show the samples where RAM's evidence holds a tag, with that tag's box and heatmap"
+    verb = "Search"  # delegated: the heatmaps are set, the view is not opened
+    result_title = "Samples found"
+    result_labels = {"samples": "Samples", "tag": "Tag", "heatmap_field": "Heatmap field"}
 
-    def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
-        inputs = types.Object()
-        add_target_view(ctx, inputs, "Search")
+    def form(self, ctx: foo.ExecutionContext, inputs: types.Object) -> None:
         field = add_ram_field_choice(ctx, inputs, "ram_field")
         evidence = f"{field}_evidence"
         tags = sorted(ctx.dataset.distinct(f"{evidence}.detections.label")) \
@@ -35,12 +33,13 @@ class WhereRamSees(foo.Operator):
             choices.add_choice(tag, label=tag)
         inputs.enum("tag", choices.values(), required=True, label="Tag", view=choices,
                     description="A tag RAM's evidence maps hold (Tag with RAM with 'Evidence maps' on)")
-        return types.Property(inputs, view=types.View(label="Where RAM sees a tag"))
 
-    def execute(self, ctx: foo.ExecutionContext) -> dict:
+    def run(self, ctx: foo.ExecutionContext, progress: Callable[[int, int], None]) -> dict[str, Any]:
         field, tag = ctx.params.get("ram_field") or "ram", str(ctx.params.get("tag") or "")
         view = where_ram_sees(ctx.target_view(), tag, field)
-        if not ctx.delegated:
-            ctx.trigger("reload_dataset")  # the heatmap field changed
-            ctx.ops.set_view(view=view)
         return {"samples": len(view), "tag": tag, "heatmap_field": f"{field}_heatmap"}
+
+    def after_run(self, ctx: foo.ExecutionContext, result: Any) -> None:
+        super().after_run(ctx, result)  # the heatmap field changed
+        field = ctx.params.get("ram_field") or "ram"
+        ctx.ops.set_view(view=evidence_view(ctx.target_view(), result["tag"], field))

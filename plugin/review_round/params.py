@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from plugin.errors import PluginInputError
-from plugin.params import _opt_int, _opt_str, check_field_name, job_values
+from plugin.params import _opt_str, check_field_name, job_values, synonyms_option
 from ram_model.finetune.config import FinetuneConfig
 from ram_model.model.option import option
 
@@ -34,12 +34,6 @@ __all__ = [
 # Selection shares of the batch (docs/review.md "Review-batch selection").
 DEFAULT_WEIGHTS = {"disagreement": 0.5, "uncertainty": 0.3, "diversity": 0.2}
 LS_SECRET_KEYS = ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 def _opt_float(value: Any, name: str) -> float | None:
@@ -137,29 +131,32 @@ def _weights(params: Mapping[str, Any]) -> dict[str, float]:
     return weights
 
 
-def _classes(value: Any) -> tuple[str, ...]:
-    if not value:
-        return ()
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return tuple(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
-
-
 @dataclass(frozen=True)
 class SendReviewParams:
     """Choose a review batch and send it to Label Studio."""
 
-    label_field: str
-    ram_field: str = "ram"
-    batch_size: int = 50
+    label_field: str = option(None, "field to review: its labels become the Choices in Label Studio; reviews load "
+                                    "into <field>_reviewed", str, in_form=False, required=True)
+    ram_field: str = option("ram", "a field written by Tag with RAM", str, in_form=False)
+    batch_size: int = option(50, "samples in the batch", int, low=1, label="Batch size", required=True)
+    # Selection shares; the form and the CLI give them as <signal>_weight (docs/review.md).
     weights: dict[str, float] = dataclass_field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    seed: int = 0
-    project_title: str | None = None
-    classes: tuple[str, ...] = ()
-    synonyms: str | None = None
-    embeddings_field: str | None = None
-    document_root: str | None = None
-    new_round: bool = False
-    chunk_size: int = 100
+    seed: int = option(0, "seed of the diversity sampling", int, low=0, label="Seed")
+    project_title: str | None = option(
+        None, "Label Studio project title (default: '<dataset> / <label field>'); an existing project is reused",
+        str, label="Label Studio project title (optional)")
+    classes: tuple[str, ...] = option((), "comma-separated labels to offer besides those in the field", list,
+                                      label="Extra classes (optional)")
+    synonyms: str | None = synonyms_option()
+    embeddings_field: str | None = option(None, "vectors for diversity (default: RAM's tag confidences)", str,
+                                          label="Embeddings field (optional)")
+    document_root: str | None = option(
+        None, "Label Studio local-files root: images under it are served by Label Studio, others uploaded "
+        "(default: the LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT secret)", str,
+        label="Label Studio local-files root (optional)")
+    new_round: bool = option(False, "start a round although the last one is not fully reviewed", bool,
+                             label="Start a new round even if the last one is not fully reviewed")
+    chunk_size: int = option(100, "samples per write", int, low=1, in_form=False)
 
     def __post_init__(self) -> None:
         if self.label_field != "tags":
@@ -167,8 +164,6 @@ class SendReviewParams:
         check_field_name(self.ram_field, "RAM field")
         if self.embeddings_field:
             check_field_name(self.embeddings_field, "embeddings field")
-        if self.batch_size < 1 or self.chunk_size < 1:
-            raise PluginInputError("batch_size and chunk_size must be >= 1")
 
     @property
     def state(self) -> ReviewStateFields:
@@ -176,35 +171,23 @@ class SendReviewParams:
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> SendReviewParams:
-        label_field = _opt_str(params.get("label_field"))
-        if not label_field:
+        if not _opt_str(params.get("label_field")):
             raise PluginInputError("Choose the label field to review")
-        return cls(
-            label_field=label_field,
-            ram_field=_opt_str(params.get("ram_field")) or cls.ram_field,
-            batch_size=_opt_int(params.get("batch_size"), "batch_size") or cls.batch_size,
-            weights=_weights(params),
-            seed=_opt_int(params.get("seed"), "seed", low=0) or 0,
-            project_title=_opt_str(params.get("project_title")),
-            classes=_classes(params.get("classes")),
-            synonyms=_opt_str(params.get("synonyms")),
-            embeddings_field=_opt_str(params.get("embeddings_field")),
-            document_root=_opt_str(params.get("document_root")),
-            new_round=_flag(params.get("new_round", False)),
-            chunk_size=_opt_int(params.get("chunk_size"), "chunk_size") or cls.chunk_size,
-        )
+        return cls(**job_values(cls, params), weights=_weights(params))
 
 
 @dataclass(frozen=True)
 class LoadReviewsParams:
     """Read the reviews of the label field's Label Studio project into `output`."""
 
-    label_field: str
-    output: str | None = None
-    overwrite: bool = False
+    label_field: str = option(None, "the field whose batches were sent", str, in_form=False, required=True)
+    output: str | None = option(None, "output field (default: <label-field>_reviewed)", str, in_form=False)
+    overwrite: bool = option(False, "replace an output field Load reviews did not write", bool, label="Overwrite")
     # A project whose tasks "Export RAM finetuning data" wrote (imported by hand): read it
     # instead of the project a review batch was sent to, for every sample of the view.
-    project_id: int | None = None
+    project_id: int | None = option(
+        None, "read this Label Studio project (tasks written by `export` and imported there) instead of the one a "
+        "review batch went to", int, low=1, in_form=False)
 
     def __post_init__(self) -> None:
         if self.label_field != "tags":
@@ -227,12 +210,9 @@ class LoadReviewsParams:
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> LoadReviewsParams:
-        label_field = _opt_str(params.get("label_field"))
-        if not label_field:
+        if not _opt_str(params.get("label_field")):
             raise PluginInputError("Choose the label field whose review batch to load")
-        return cls(label_field=label_field, output=_opt_str(params.get("output")),
-                   overwrite=_flag(params.get("overwrite", False)),
-                   project_id=_opt_int(params.get("project_id"), "project_id"))
+        return cls(**job_values(cls, params))
 
 
 @dataclass(frozen=True)
@@ -243,7 +223,7 @@ class _FromReviews:
     reviewed_field: str | None = option(None, "Classifications field of reviewed labels", str, in_form=False)
     data: str | None = option(None, "...or a finetune export JSON", str, in_form=False)
     image_root: str | None = option(None, "image folder of --data (default: its folder)", str, in_form=False)
-    synonyms: str | None = option(None, "JSON/YAML mapping of label -> RAM tag(s)", str, label="Synonym file (optional)")
+    synonyms: str | None = synonyms_option()
     output_dir: str | None = option(None, "work folder (default: $RAM_ANNOTATE_WORK_DIR or ~/.ram-annotate)", str,
                                     label="Work folder (optional)")
     retag_field: str | None = option(None, "re-tag the view with the result into this field", str,

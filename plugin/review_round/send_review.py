@@ -244,7 +244,7 @@ def _select(collection: foc.SampleCollection, params: SendReviewParams, mapping,
     if not weights:
         raise PluginInputError(f"None of the weighted signals is available: {params.weights}")
     result.signals = weights
-    picks = select_review_batch(params.batch_size, strategy="mix", weights=weights, exclude=exclude,
+    picks = select_review_batch(params.batch_size, weights=weights, exclude=exclude,
                                 seed=params.seed, **inputs)
     return [ids[i] for i in picks]
 

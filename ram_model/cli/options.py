@@ -7,7 +7,7 @@ the declared defaults: `ram-annotate tag`, `serve` and `fiftyone` read options t
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..model.config import EngineConfig
 from ..model.option import OptionSpec
@@ -27,11 +27,13 @@ _GROUP_TITLES = {"model": "model", "thresholds": "thresholds"}
 
 
 def add_option_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, specs: Iterable[OptionSpec], *,
-                     env: bool = True) -> None:
+                     env: bool = True, aliases: Mapping[str, str] | None = None) -> None:
     """One flag per declared option (`ram_model.model.option`), defaulting to "not given" (None)
     so the option's own parser can tell a typed flag from an omitted one. `env`: the command
-    also reads the option's environment variable (the help names it)."""
+    also reads the option's environment variable (the help names it). `aliases`: a shorter
+    spelling a command has always accepted, by option name (`--out` for `--output-dir`)."""
     for spec in specs:
+        names = (spec.flag, aliases[spec.name]) if aliases and spec.name in aliases else (spec.flag,)
         shown_default = "" if spec.default in (None, False, (), {}) else f" (default: {spec.default})"
         help_text = f"{spec.help}{shown_default}" + (f" [{spec.env}]" if env else "")
         dest = spec.param
@@ -39,13 +41,13 @@ def add_option_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, 
             parser.add_argument("--no-" + spec.flag[2:], dest=dest, action="store_const", const=False, default=None,
                                 help=f"switch off: {spec.help}")
         elif spec.kind is bool:
-            parser.add_argument(spec.flag, dest=dest, action="store_const", const=True, default=None, help=help_text)
+            parser.add_argument(*names, dest=dest, action="store_const", const=True, default=None, help=help_text)
         elif spec.kind is tuple:
-            parser.add_argument(spec.flag, dest=dest, action="append", default=None, metavar=spec.metavar,
+            parser.add_argument(*names, dest=dest, action="append", default=None, metavar=spec.metavar,
                                 help=help_text)
         else:
-            parser.add_argument(spec.flag, dest=dest, type=str, default=None, choices=spec.choices,
-                                metavar=spec.metavar, help=help_text)
+            parser.add_argument(*names, dest=dest, type=str, default=None, choices=spec.choices,
+                                metavar=spec.metavar, required=spec.required and spec.default is None, help=help_text)
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, thresholds: bool = True) -> None:

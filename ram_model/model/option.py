@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "OptionSpec", "declared_options", "is_given", "option", "option_values", "parse_flag",
+__all__ = ["ENV_PREFIX", "OptionSpec", "declared_option", "declared_options", "is_given", "option", "option_values", "parse_flag",
            "parse_option"]
 
 ENV_PREFIX = "RAM_ANNOTATE_"
@@ -56,6 +56,11 @@ class OptionSpec:
     @property
     def env(self) -> str:
         return ENV_PREFIX + self.name.upper()
+
+    @property
+    def description(self) -> str:
+        """The help as a form shows it, a sentence under the input."""
+        return self.help[:1].upper() + self.help[1:]
 
     @property
     def title(self) -> str:
@@ -115,6 +120,14 @@ def option_values(cls: type, values: Mapping[str, Any], *, given_only: bool = Fa
         value = parse_option(spec, raw, what=what(spec) if what else None)
         out[f.name] = (not value) if spec.negated_as else value
     return out
+
+
+def declared_option(cls: type, name: str) -> OptionSpec:
+    """One of the options `cls` declares, by its user-facing name."""
+    for spec in declared_options(cls):
+        if spec.name == name:
+            return spec
+    raise KeyError(f"{cls.__name__} declares no option {name!r}")
 
 
 def is_given(value: Any) -> bool:

@@ -39,13 +39,12 @@ from .finetune import (
     write_finetune_json,
 )
 from .ranking import rank_for_review
-from .selection import STRATEGIES, k_center_greedy, select_review_batch, uncertainty_scores
+from .selection import k_center_greedy, select_review_batch, uncertainty_scores
 from .thresholds_tuning import ClassThreshold, TunedThresholds, reviewed_label_matrix, tune_thresholds
 from .vocabulary import LabelMapping, MatchKind, build_label_mapping, load_synonyms, normalize_tag
 
 __all__ = [
     "AGGREGATIONS",
-    "STRATEGIES",
     "ClassSummary",
     "ClassThreshold",
     "DisagreementReport",

@@ -25,9 +25,8 @@ import numpy as np
 from .disagreement import centred_probabilities
 from .ranking import rank_for_review
 
-__all__ = ["STRATEGIES", "select_review_batch", "uncertainty_scores", "k_center_greedy"]
+__all__ = ["select_review_batch", "uncertainty_scores", "k_center_greedy"]
 
-STRATEGIES = ("disagreement", "uncertainty", "diversity", "mix", "random")
 _SIGNALS = ("disagreement", "uncertainty", "diversity")
 
 
@@ -120,7 +119,6 @@ def select_review_batch(
     probs: np.ndarray | None = None,
     thresholds: object = None,
     embeddings: np.ndarray | None = None,
-    strategy: str = "mix",
     weights: Mapping[str, float] | None = None,
     exclude: Iterable[int] | None = None,
     seed: int = 0,
@@ -137,21 +135,20 @@ def select_review_batch(
         Model probabilities for the uncertainty signal (see :func:`uncertainty_scores`).
     embeddings : array (N, D), optional
         Image embeddings for the diversity signal (see :func:`k_center_greedy`).
-    strategy : "disagreement" | "uncertainty" | "diversity" | "mix" | "random"
     weights : mapping signal -> weight, optional
-        Shares of the batch for ``mix``; default: equal shares for every signal given.
+        Shares of the batch by signal ("disagreement", "uncertainty", "diversity"); default:
+        equal shares for every signal given. One signal alone: give only its input, or weight
+        only it.
     exclude : indices, optional
         Samples already reviewed; never returned, and count as covered for diversity.
     seed : int
-        Makes ``random`` and the first k-center pick reproducible.
+        Makes the first k-center pick reproducible.
 
-    >>> select_review_batch(2, disagreement=np.array([0.1, 0.9, 0.5]), strategy="disagreement")
+    >>> select_review_batch(2, disagreement=np.array([0.1, 0.9, 0.5]))
     array([1, 2])
     >>> select_review_batch(2, disagreement=np.array([0.1, 0.9, 0.5]), exclude=[1])
     array([2, 0])
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
     signals = _signals(disagreement, probs, thresholds, embeddings)
@@ -159,15 +156,7 @@ def select_review_batch(
     excluded = _as_indices(exclude, num_samples)
     available = np.setdiff1d(np.arange(num_samples), excluded)
 
-    if strategy == "random":
-        order = np.random.default_rng(seed).permutation(available)
-        return order[: int(n)].astype(np.int64)
-    if strategy != "mix":
-        if strategy not in signals:
-            raise ValueError(f"strategy {strategy!r} needs {_INPUT_OF[strategy]}")
-        quotas = {strategy: int(n)}
-    else:
-        quotas = _quotas(int(n), _mix_weights(weights, signals))
+    quotas = _quotas(int(n), _mix_weights(weights, signals))
 
     chosen: list[int] = []
     for signal in _SIGNALS:
