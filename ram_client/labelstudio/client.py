@@ -36,11 +36,13 @@ import mimetypes
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
+
+if TYPE_CHECKING:
+    from label_studio_sdk import LabelStudio
 
 from .tokens import is_personal_access_token
 
@@ -83,6 +85,8 @@ class LabelStudioClient:
         self._personal = is_personal_access_token(api_key)
         # Our own pool: no proxies from the environment (the key goes to this server only), no redirects.
         self._http = httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False)
+        from label_studio_sdk import LabelStudio  # here, not at the top: it takes ~1 s (pandas), and the
+        # plugin imports this module for LabelStudioError on every start
         try:
             # The trailing slash: the SDK joins its token-refresh path with urljoin, which drops
             # the last segment of a base URL without one (a Label Studio under /some/prefix).
