@@ -57,7 +57,11 @@ T = TypeVar("T")
 
 class LabelStudioError(ValueError):
     """Label Studio refused a call or could not be reached (a ValueError, like the plugin's input errors,
-    so the command line and the operators show its message)."""
+    so the command line and the operators show its message). `status`: Label Studio's HTTP status, if it answered."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _raw(answer: Any) -> Any:
@@ -119,7 +123,7 @@ class LabelStudioClient:
             except ApiError as e:
                 if e.status_code == 401 and attempt == 1 and self._forget_access_token():
                     continue  # the access token expired by the server's clock: trade the key again, once
-                raise LabelStudioError(self._refusal(call, e)) from None
+                raise LabelStudioError(self._refusal(call, e), status=e.status_code) from None
             except httpx.HTTPError as e:
                 raise LabelStudioError(f"Label Studio at {self.url} cannot be reached "
                                        f"({type(e).__name__}: {e})") from None
