@@ -130,6 +130,13 @@ def test_refused_keys_fail_in_one_line_without_the_key(label_studio: LabelStudio
             client.tasks(1).__next__()
     assert forged not in str(caught.value)
 
+    for odd in ("secret key", "secret\x00key", "sécret"):
+        with pytest.raises(LabelStudioError, match="characters no key has") as caught:
+            LabelStudioClient(label_studio.url, odd)
+        assert odd not in str(caught.value)
+    with LabelStudioClient(label_studio.url, f"  {label_studio.token}\n") as client:  # pasted with a line break
+        assert isinstance(client.users(), dict)
+
     expired = _jwt({"token_type": "refresh", "exp": int(time.time()) - 60})
     with pytest.raises(LabelStudioError, match="refused before any call: API key has expired") as caught:
         LabelStudioClient(label_studio.url, expired)

@@ -82,10 +82,16 @@ class LabelStudioClient:
         if not url or not url.startswith(("http://", "https://")):
             raise LabelStudioError(f"Label Studio URL must start with http:// or https://, not {url!r} "
                                    "(set the LABEL_STUDIO_URL secret)")
+        api_key = (api_key or "").strip()  # a secret pasted with its line break
         if not api_key:
             raise LabelStudioError("No Label Studio API key: set the LABEL_STUDIO_API_KEY secret "
                                    "(Account & Settings > Legacy token)")
+        if not (api_key.isascii() and api_key.isprintable()) or any(c.isspace() for c in api_key):
+            # httpx would refuse it as a header value and quote it in its error
+            raise LabelStudioError("The Label Studio API key holds characters no key has (spaces, control or "
+                                   "non-ASCII characters); check LABEL_STUDIO_API_KEY")
         self.url = url.rstrip("/")
+        self._key = api_key  # kept only to scrub it from messages (the SDK holds the one it sends)
         self._personal = is_personal_access_token(api_key)
         # Our own pool: no proxies from the environment (the key goes to this server only), no redirects.
         self._http = httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False)
@@ -98,8 +104,8 @@ class LabelStudioClient:
                                     timeout=timeout)
         except ApiError as e:  # an expired personal access token, or a JWT without an expiry
             self._http.close()
-            raise LabelStudioError(f"Label Studio key refused before any call: {_detail(e)}; "
-                                   "check LABEL_STUDIO_API_KEY") from None
+            raise LabelStudioError(self._scrub(f"Label Studio key refused before any call: {_detail(e)}; "
+                                               "check LABEL_STUDIO_API_KEY")) from None
 
     def __enter__(self) -> LabelStudioClient:
         return self
@@ -123,14 +129,18 @@ class LabelStudioClient:
             except ApiError as e:
                 if e.status_code == 401 and attempt == 1 and self._forget_access_token():
                     continue  # the access token expired by the server's clock: trade the key again, once
-                raise LabelStudioError(self._refusal(call, e), status=e.status_code) from None
-            except httpx.HTTPError as e:
-                raise LabelStudioError(f"Label Studio at {self.url} cannot be reached "
-                                       f"({type(e).__name__}: {e})") from None
+                raise LabelStudioError(self._scrub(self._refusal(call, e)), status=e.status_code) from None
+            except httpx.HTTPError as e:  # also what httpx says of a key that is no valid header value
+                raise LabelStudioError(self._scrub(f"Label Studio at {self.url} cannot be reached "
+                                                   f"({type(e).__name__}: {e})")) from None
             except json.JSONDecodeError:
                 raise LabelStudioError(f"Label Studio {call} answered something that is not JSON "
                                        f"(is {self.url} a Label Studio?)") from None
         raise AssertionError("unreachable")
+
+    def _scrub(self, message: str) -> str:
+        """The message, one line, without the key (whatever an error quoted)."""
+        return " ".join(message.replace(self._key, "<LABEL_STUDIO_API_KEY>").split())
 
     def _forget_access_token(self) -> bool:
         """Drop the SDK's cached access token so that the next call trades the key again; False for a
