@@ -22,8 +22,8 @@ pytestmark = pytest.mark.labelstudio
 
 def _tasks(n: int) -> list[dict]:
     return [{"data": {"image": f"/data/local-files/?d=x/{i}.jpg", "ram_sample_id": f"s{i}"},
-             "predictions": [{"result": [{**choice_item("tags", "image", "choices", ["dog"]), "score": 0.25 + i / 1000}],
-                              "score": 0.25 + i / 1000, "model_version": "random-ram_plus-test"}]}
+             "predictions": [{"result": [{**choice_item("tags", "image", "choices", ["dog"]), "score": 0.25 + i / 1e3}],
+                              "score": 0.25 + i / 1e3, "model_version": "random-ram_plus-test"}]}
             for i in range(n)]
 
 
@@ -172,7 +172,8 @@ def _closed_port() -> int:
 
 def test_a_label_studio_under_a_path_prefix_refreshes_there(label_studio: LabelStudio) -> None:
     """The SDK joins its refresh path with urljoin; the client's base URL keeps a prefix in it."""
-    with LabelStudioClient(f"http://127.0.0.1:{_closed_port()}/prefix/ls", label_studio.personal_access_token(), timeout=2) as client:
+    url = f"http://127.0.0.1:{_closed_port()}/prefix/ls"
+    with LabelStudioClient(url, label_studio.personal_access_token(), timeout=2) as client:
         refreshes = _requests_to(client, "/")
         with pytest.raises(LabelStudioError, match="cannot be reached"):
             client.projects()

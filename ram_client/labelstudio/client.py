@@ -279,8 +279,8 @@ class LabelStudioClient:
             seen_ids |= ids
             yield from items
             yielded += len(items)
-            meta = _plain(pager.response) if pager.response is not None else {}
-            meta = meta if isinstance(meta, dict) else {}
+            # The page's own fields (those Label Studio sent, a proxy's `next` too: the SDK keeps extras).
+            meta = {k: getattr(pager.response, k) for k in ("next", "total", "count") if hasattr(pager.response, k)}
             if len(items) < _PAGE_SIZE or not meta.get("next", True):
                 return
             announced = next((meta[k] for k in ("total", "count") if isinstance(meta.get(k), int)), None)
