@@ -61,11 +61,24 @@ class LabelStudio:
     local_files_root: Path
     process: subprocess.Popen
     log_path: Path
+    _personal_access_token: str | None = None
 
     def client(self, *, timeout: float = 60.0) -> httpx.Client:
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Token {self.token}"}, timeout=timeout, trust_env=False
         )
+
+    def personal_access_token(self) -> str:
+        """The user's personal access token (a JWT refresh token). Label Studio gives a user one at a
+        time (`POST /api/token/` answers 400 while it exists), so it is made once and shared."""
+        if self._personal_access_token is None:
+            with self.client() as ls:
+                created = ls.post("/api/token/")
+            if created.status_code != 201:
+                raise RuntimeError(f"Label Studio did not make a personal access token ({created.status_code}): "
+                                   f"{created.text[:300]} (did a test POST /api/token/ itself?)")
+            self._personal_access_token = created.json()["token"]
+        return self._personal_access_token
 
     def log_tail(self, chars: int = 4000) -> str:
         try:

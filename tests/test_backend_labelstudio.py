@@ -147,7 +147,7 @@ def test_uploads_download_with_legacy_token_and_personal_access_token(label_stud
         project = _project(ls, "RAM tokens", MULTI_CONFIG)
         _ok(ls.post(f"/api/projects/{project}/import", files=[("file", ("k.png", image_bytes(5), "image/png"))]))
         (task,) = _tasks(ls, project)
-        pat = _ok(ls.post("/api/token/"))["token"]
+    pat = label_studio.personal_access_token()
 
     async def fetch(token: str | None) -> bytes:
         fetcher = MediaFetcher()

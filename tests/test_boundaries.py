@@ -41,6 +41,24 @@ def test_ram_client_needs_only_httpx_and_numpy() -> None:
     assert proc.stdout.strip() == ""
 
 
+LS_CLIENT_CHECK = """
+import sys
+from ram_client.labelstudio.client import LabelStudioClient
+LabelStudioClient("http://127.0.0.1:1", "k" * 40).close()  # loads label-studio-sdk's client
+bad = sorted(n for n in sys.modules if n.split(".")[0] in {"torch", "ram_model", "backend", "fastapi", "starlette",
+                                                        "plugin", "fiftyone"})
+print(",".join(bad))
+"""
+
+
+def test_the_label_studio_client_brings_label_studio_sdk_and_no_framework() -> None:
+    """The review round's client is label-studio-sdk's: neither it nor the SDK pulls in FastAPI,
+    FiftyOne or torch."""
+    proc = subprocess.run([sys.executable, "-c", LS_CLIENT_CHECK], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
 def test_the_plugin_does_not_import_the_server() -> None:
     proc = subprocess.run([sys.executable, "-c", "import sys, plugin.models.remote; "
                            "print(','.join(n for n in sys.modules if n.split('.')[0] in ('backend', 'fastapi')))"],

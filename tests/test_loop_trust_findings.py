@@ -190,7 +190,7 @@ def _page(ids: range, next_link: str | None, **extra) -> Route:
 
 
 def _task_path(page: int) -> str:
-    return f"/api/tasks?project=1&fields=all&page={page}&page_size=100"
+    return f"/api/tasks/?fields=all&page={page}&page_size=100&project=1"  # as label-studio-sdk asks for it
 
 
 def test_the_label_studio_client_stops_paging_a_server_that_always_says_next(

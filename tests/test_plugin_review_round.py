@@ -103,11 +103,7 @@ def test_a_whole_round_through_label_studio(round_setup, label_studio: LabelStud
     _execute("tag_with_ram", dataset, {**model, "field": "ram", "label_field": "ground_truth"})
 
     # --- send: 10 samples, some served from local files, some uploaded -----------------------
-    with label_studio.client() as ls:
-        # A user has one personal access token; the first test of the session to ask gets it.
-        pat = ls.post("/api/token/")
-    if pat.status_code == 201:
-        monkeypatch.setenv("LABEL_STUDIO_API_KEY", pat.json()["token"])
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.personal_access_token())
     send = {"label_field": "ground_truth", "ram_field": "ram", "batch_size": 10}
     sent = _execute("send_review_batch", dataset, send)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)

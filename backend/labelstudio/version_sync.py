@@ -22,15 +22,19 @@ A project pointed at anything but this connection, an earlier version of ours or
 nothing is left alone. The cost, documented in backend/README.md: a project on a stored
 version shows those predictions when a task opens, rather than asking the server live
 (Retrieve predictions asks it); `--no-sync-label-studio-version` turns all this off.
+
+The calls go through the one Label Studio client (`ram_client.labelstudio.client`,
+label-studio-sdk underneath), in a worker thread since that client is synchronous.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
+import time
 from typing import Any
 
-import httpx
+from ram_client.labelstudio.client import LabelStudioClient, LabelStudioError
 
 from ..serving.media import redact_url
 
@@ -74,49 +78,55 @@ async def sync_connection_title(state, project_id: str | None, version: str) -> 
         return
     state.version_sync[key] = version  # one attempt per version; a failure is logged, not retried each request
     try:
-        headers = await state.fetcher.auth_headers(ls)
-        async with httpx.AsyncClient(base_url=ls.base_url, headers=headers, timeout=30.0, trust_env=False) as client:
-            listed = await client.get("/api/ml", params={"project": project_id})
-            listed.raise_for_status()
-            backends = [b for b in listed.json() if isinstance(b, dict)]
-            ours = [b for b in backends if _is_ours(b, version)]
-            if not ours and len(backends) == 1:
-                ours = backends
-            if len(ours) != 1:
-                _log.info("project %s: cannot tell which of %d model connections is this server; left as is",
-                          project_id, len(backends))
-                return
-            backend = ours[0]
-            old_title = str(backend.get("title") or "")
-            title = titled_with_version(old_title, version)
-            if old_title != title:  # first: Label Studio moves a project that follows the title along with it
-                response = await client.patch(f"/api/ml/{backend['id']}", json={
-                    "title": title, "url": backend["url"], "project": int(project_id)})
-                response.raise_for_status()
-                _log.info("project %s: Label Studio model connection %s titled %r (was %r)", project_id,
-                          backend["id"], title, old_title)
-            await _point_project(client, project_id, version, {old_title, title, user_title(old_title), previous})
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        # The one Label Studio client (label-studio-sdk underneath) is synchronous: a worker thread,
+        # where the retries' sleeps keep no request of the event loop waiting.
+        await asyncio.to_thread(_sync, ls.base_url, ls.token, int(project_id), version, previous)
+    except (LabelStudioError, ValueError, KeyError) as exc:
         _log.warning("project %s: could not update the model connection at %s: %s", project_id,
                      redact_url(ls.base_url), exc)
 
 
-async def _point_project(client: httpx.AsyncClient, project_id: str, version: str, followed: set[Any]) -> None:
+def _sync(url: str, token: str, project_id: int, version: str, previous: str | None) -> None:
+    with LabelStudioClient(url, token, timeout=30.0) as client:
+        backends = [b for b in client.ml_backends(project_id) if isinstance(b, dict)]
+        ours = [b for b in backends if _is_ours(b, version)]
+        if not ours and len(backends) == 1:
+            ours = backends
+        if len(ours) != 1:
+            _log.info("project %s: cannot tell which of %d model connections is this server; left as is",
+                      project_id, len(backends))
+            return
+        backend = ours[0]
+        old_title = str(backend.get("title") or "")
+        title = titled_with_version(old_title, version)
+        if old_title != title:  # first: Label Studio moves a project that follows the title along with it
+            client.update_ml_backend(backend["id"], title=title, url=backend["url"], project=project_id)
+            _log.info("project %s: Label Studio model connection %s titled %r (was %r)", project_id,
+                      backend["id"], title, old_title)
+        _point_project(client, project_id, version, {old_title, title, user_title(old_title), previous})
+
+
+def _point_project(client: LabelStudioClient, project_id: int, version: str, followed: set[Any]) -> None:
     """Set the project's model version to `version` if it follows this connection, an earlier version
     of ours or nothing; Label Studio refuses (400) until it has stored predictions of the version."""
-    current = (await client.get(f"/api/projects/{project_id}")).raise_for_status().json().get("model_version")
+    current = client.project(project_id).get("model_version")
     if current == version:
         return
     if current not in followed and current not in ("", None) and not _OUR_VERSION.fullmatch(str(current)):
         _log.info("project %s: its model version %r is not this server's; left as is", project_id, current)
         return
+    refusal = None
     for delay in (0.0, *_PROJECT_RETRIES):
-        await asyncio.sleep(delay)
-        response = await client.patch(f"/api/projects/{project_id}", json={"model_version": version})
-        if response.status_code != 400:
-            response.raise_for_status()
-            _log.info("project %s: Label Studio's model version %r -> %r (its Prediction score column reads "
-                      "predictions of this version)", project_id, current, version)
-            return
+        time.sleep(delay)
+        try:
+            client.update_project(project_id, model_version=version)
+        except LabelStudioError as e:
+            if e.status != 400:
+                raise
+            refusal = e
+            continue
+        _log.info("project %s: Label Studio's model version %r -> %r (its Prediction score column reads "
+                  "predictions of this version)", project_id, current, version)
+        return
     _log.warning("project %s: Label Studio did not accept model version %r (no stored predictions of it yet?): "
-                 "%s", project_id, version, response.text[:200])
+                 "%s", project_id, version, str(refusal)[:300])

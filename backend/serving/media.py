@@ -172,10 +172,6 @@ class MediaFetcher:
                 chunks.append(chunk)
             return b"".join(chunks), 200, None
 
-    async def auth_headers(self, ls: LabelStudioAccess) -> dict[str, str]:
-        """The Authorization header for Label Studio's API (legacy token or personal access token)."""
-        return await self._auth_headers(ls)
-
     async def _auth_headers(self, ls: LabelStudioAccess) -> dict[str, str]:
         if not ls.token:
             return {}

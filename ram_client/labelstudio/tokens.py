@@ -2,8 +2,10 @@
 
 Label Studio has two: a legacy token (40 hex characters, sent as `Authorization: Token ...`)
 and a personal access token, a JWT *refresh* token that is traded at `/api/token/refresh/`
-for short-lived access tokens (sent as `Bearer ...`). Both the server's media fetch and the
-plugin's REST client must tell them apart the same way, so the rule lives here, once.
+for short-lived access tokens (sent as `Bearer ...`). The server's media fetch sends them
+itself and must tell them apart; the REST client (on label-studio-sdk, which decides what
+to send by its own JWT check) names the kind in its errors and knows when a refresh can
+help. One rule for both, here.
 """
 from __future__ import annotations
 
