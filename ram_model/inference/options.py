@@ -23,7 +23,7 @@ from typing import Any, get_type_hints
 
 from ..errors import ConfigError
 from ..model.config import DEFAULT_CHECKPOINT, EngineConfig
-from ..model.option import ENV_PREFIX, OptionSpec, declared_options, is_given, option, parse_option
+from ..model.option import ENV_PREFIX, OptionSpec, declared_options, is_given, option, option_values, parse_option
 from .thresholds import ThresholdPolicy
 
 __all__ = [
@@ -159,13 +159,7 @@ class _ModelOptionsMethods:
     def engine_config(self) -> EngineConfig:
         """The engine these options describe: each engine option goes back to the field that
         declared it (a negated one, `no_exif_transpose`, as its negation)."""
-        values = {}
-        for f in fields(EngineConfig):
-            spec = f.metadata.get("option")
-            if spec is not None:
-                value = getattr(self, spec.negated_as or f.name)
-                values[f.name] = (not value) if spec.negated_as else value
-        return EngineConfig(**values)
+        return EngineConfig(**option_values(EngineConfig, self.to_dict()))
 
     def threshold_policy(self) -> ThresholdPolicy:
         return ThresholdPolicy(threshold=self.threshold, per_tag=dict(self.tag_threshold) or None, top_k=self.top_k)
