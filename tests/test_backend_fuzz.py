@@ -108,7 +108,7 @@ STORE_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATE
 @pytest.fixture(scope="module")
 def client(backend_engine: TaggingEngine, tmp_path_factory: pytest.TempPathFactory):
     # Label Studio is a local server with one real image, so tasks that name it are
-    # predicted and stored (their ids reach SQLite, their annotations the mislabeling score).
+    # predicted and stored (their ids reach SQLite).
     with client_with_image(tmp_path_factory.mktemp("fuzz"), backend_engine, GOOD_IMAGE, seed=3) as c:
         yield c
 
