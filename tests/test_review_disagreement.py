@@ -7,18 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from ram_model.review import (
-    aggregate_sample_scores,
-    calibrate_per_class,
-    centred_probabilities,
-    estimate_noise_rate,
-    estimate_thresholds,
-    expected_f1_cut,
-    find_disagreements,
-    flip_posteriors,
-    rank_for_review,
-    tag_error_scores,
-)
+from ram_model.review import (aggregate_sample_scores, calibrate_per_class, centred_probabilities,
+                              estimate_noise_rate, estimate_thresholds, expected_f1_cut, find_disagreements,
+                              flip_posteriors, rank_for_review, tag_error_scores)
 
 # Three labels: 0 dog, 1 grass, 2 frisbee.
 LABELS = [{0, 1}, {0, 1, 2}, {1}, {0, 1}]
