@@ -111,7 +111,8 @@ async def read_inputs(state: AppState, images: list[UploadFile] | None, paths: l
     """The request's uploads (first) and allowed server-side paths: (names, inputs, errors by position).
 
     An input that cannot be read is None with its error, so the caller answers it as one
-    failed result instead of failing the request (/v1/tag and /v1/detect share this)."""
+    failed result instead of failing the request (/v1/tag and /v1/detect share this). A request
+    that gets this far is counted for /metrics (native requests and images)."""
     images = images or []
     paths = paths or []
     if not images and not paths:
