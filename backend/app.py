@@ -18,6 +18,7 @@ from .serving.batcher import AsyncBatcher
 from .errors import install_error_handlers
 from .limits import install_body_limit
 from .serving.grounding import build_grounding, region_source_version
+from .serving.label_binding import LabelBinding
 from .serving.media import MediaFetcher
 from .serving.projects import Projects
 from .labelstudio.routes import router as ls_router
@@ -88,10 +89,13 @@ def create_app(
         projects = Projects(
             base_engine=eng, base_batcher=batcher, policy=pol, store=store,
             registry_root=settings.registry_root, batcher_factory=batcher_for,
-            label_config_limits=settings.label_config_limits, file_synonyms=_load_synonyms(settings),
+            binding=LabelBinding(
+                file_synonyms=_load_synonyms(settings), limits=settings.label_config_limits,
+                region_version=region_source_version(detector, settings.evidence_boxes),
+                open_set_labels=settings.open_set_labels,
+            ),
             label_studio_url=settings.label_studio_url, label_studio_api_key=settings.label_studio_api_key,
-            engine_loader=engine_loader or TaggingEngine.from_config, open_set_labels=settings.open_set_labels,
-            region_version=region_source_version(detector, settings.evidence_boxes),
+            engine_loader=engine_loader or TaggingEngine.from_config,
         )
         app.state.ram = AppState(
             settings=settings,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,10 +32,21 @@ _log = logging.getLogger("backend.errors")
 
 
 class BackendError(Exception):
-    """An error with an HTTP status and a stable machine-readable code."""
+    """An error with an HTTP status and a stable machine-readable code.
 
-    status_code = 400
-    code = "bad_request"
+    Each kind names both on its class line, `class X(BackendError, status_code=404, code="x")`,
+    so a new kind is one declaration and the handler below answers for all of them.
+    """
+
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init_subclass__(cls, *, status_code: int | None = None, code: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status_code is not None:
+            cls.status_code = status_code
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -42,51 +54,32 @@ class BackendError(Exception):
         self.headers = headers or {}
 
 
-class BadRequest(BackendError):
-    status_code = 400
-    code = "bad_request"
+class BadRequest(BackendError, status_code=400, code="bad_request"):
+    """The request is well-formed but asks for something the server cannot do."""
 
 
-class LabelConfigError(BackendError):
+class LabelConfigError(BackendError, status_code=422, code="label_config"):
     """The labeling config cannot be served (no Image, no Choices/Taxonomy bound to one)."""
 
-    status_code = 422
-    code = "label_config"
 
-
-class LabelConfigTooLarge(LabelConfigError):
+class LabelConfigTooLarge(LabelConfigError, status_code=413, code="label_config_too_large"):
     """The labeling config is over a size, element, depth, control or time limit."""
 
-    status_code = 413
-    code = "label_config_too_large"
 
-
-class MediaError(BackendError):
+class MediaError(BackendError, status_code=422, code="media"):
     """One image could not be fetched or read; per-task errors carry this message."""
 
-    status_code = 422
-    code = "media"
 
-
-class HostNotAllowed(MediaError):
+class HostNotAllowed(MediaError, status_code=403, code="host_not_allowed"):
     """A URL points outside Label Studio and the configured allow-list (SSRF guard)."""
 
-    status_code = 403
-    code = "host_not_allowed"
 
-
-class PayloadTooLarge(BackendError):
+class PayloadTooLarge(BackendError, status_code=413, code="too_large"):
     """The request is over a configured size (body bytes, tasks, images, config size)."""
 
-    status_code = 413
-    code = "too_large"
 
-
-class Overloaded(BackendError):
+class Overloaded(BackendError, status_code=503, code="overloaded"):
     """The batching queue is full; the client should retry after a short pause."""
-
-    status_code = 503
-    code = "overloaded"
 
     def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})

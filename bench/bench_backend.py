@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -99,27 +100,27 @@ class Server:
         self.process.wait(timeout=60)
 
 
-def bench_engine(engine: TaggingEngine, images: list[bytes], batch: int) -> tuple[float, list[float]]:
-    engine.predict(images[:batch])  # warm-up
+def timed_batches(predict: Callable[[list[bytes]], object], images: list[bytes], batch: int
+                  ) -> tuple[float, list[float]]:
+    """Images per second over `images` in `batch`-sized calls of `predict` (after one warm-up call),
+    and each call's latency: the same loop times the engine in process and the server over HTTP."""
+    predict(images[:batch])  # warm-up
     latencies = []
     start = time.perf_counter()
     for i in range(0, len(images), batch):
         t = time.perf_counter()
-        engine.predict(images[i : i + batch])
+        predict(images[i : i + batch])
         latencies.append(time.perf_counter() - t)
     return len(images) / (time.perf_counter() - start), latencies
 
 
+def bench_engine(engine: TaggingEngine, images: list[bytes], batch: int) -> tuple[float, list[float]]:
+    return timed_batches(engine.predict, images, batch)
+
+
 def bench_server(url: str, images: list[bytes], batch: int) -> tuple[float, list[float]]:
     with RamClient(url, chunk_size=batch) as client:
-        client.tag(images[:batch])  # warm-up
-        latencies = []
-        start = time.perf_counter()
-        for i in range(0, len(images), batch):
-            t = time.perf_counter()
-            client.tag(images[i : i + batch])
-            latencies.append(time.perf_counter() - t)
-        return len(images) / (time.perf_counter() - start), latencies
+        return timed_batches(client.tag, images, batch)
 
 
 def bench_concurrent(url: str, images: list[bytes], clients: int) -> tuple[float, list[float], float]:

@@ -34,6 +34,7 @@ sys.path.insert(1 + len(_PYTHONPATH), str(REPO))
 from ram_model import TaggingEngine  # noqa: E402
 from ram_model.inference.images import load_image  # noqa: E402
 from ram_model.weights.testing import make_tiny_checkpoint  # noqa: E402
+from timing import best_time  # noqa: E402
 
 
 def natural_image(width: int, height: int, seed: int) -> Image.Image:
@@ -62,15 +63,6 @@ def write_jpegs(directory: Path, count: int, width: int = 640, height: int = 480
         natural_image(width, height, i).save(path, quality=90)
         paths.append(str(path))
     return paths
-
-
-def best_of(fn, repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def bench_engine(args: argparse.Namespace, tmp: Path) -> None:
@@ -125,9 +117,9 @@ def bench_stack(batch: int, size: int = 384) -> None:
                 for _ in range(batch)]
     as_float = [t.float().div(255) for t in as_uint8]
     contiguous = [t.contiguous() for t in as_uint8]
-    t_float = best_of(lambda: torch.stack(as_float), 10)
-    t_uint8 = best_of(lambda: torch.stack(as_uint8), 10)
-    t_contig = best_of(lambda: torch.stack(contiguous), 10)
+    t_float = best_time(lambda: torch.stack(as_float), 10)
+    t_uint8 = best_time(lambda: torch.stack(as_uint8), 10)
+    t_contig = best_time(lambda: torch.stack(contiguous), 10)
     print(f"stack {batch} x 3x{size}x{size}: float32 {t_float * 1e3:.1f} ms, uint8 (CHW views) "
           f"{t_uint8 * 1e3:.1f} ms, uint8 (contiguous) {t_contig * 1e3:.1f} ms; "
           f"contiguous uint8 (what the decode threads make) = {t_float / t_contig:.0f}x faster than float32")
@@ -139,8 +131,8 @@ def bench_exif(tmp: Path) -> None:
 
     path = tmp / "12mp.jpg"
     natural_image(4000, 3000, 1).save(path, quality=90)
-    now = best_of(lambda: to_uint8_tensor(load_image(str(path)), 384), 5)
-    old = best_of(lambda: to_uint8_tensor(ImageOps.exif_transpose(load_image(str(path), exif_transpose=False)), 384), 5)
+    now = best_time(lambda: to_uint8_tensor(load_image(str(path)), 384), 5)
+    old = best_time(lambda: to_uint8_tensor(ImageOps.exif_transpose(load_image(str(path), exif_transpose=False)), 384), 5)
     print(f"12 MP JPEG without orientation tag, decode + resize to 384: always transposing {old * 1e3:.0f} ms, "
           f"only with a tag {now * 1e3:.0f} ms: the old way costs +{(old / now - 1) * 100:.0f} %")
 

@@ -42,7 +42,6 @@ import argparse
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +63,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 from sklearn.model_selection import KFold  # noqa: E402
 
 from ram_model.review import find_disagreements, tag_error_scores  # noqa: E402
+from timing import best_time  # noqa: E402
 
 BENCHMARKS: dict[str, dict[str, int]] = {
     "dense": dict(n_samples=5000, n_features=3, n_classes=4, n_labels=2),
@@ -119,16 +119,6 @@ def out_of_fold_probs(features: np.ndarray, labels: np.ndarray, seed: int, folds
                 continue
             probs[test, k] = LogisticRegression(max_iter=1000).fit(features[train], y).predict_proba(features[test])[:, 1]
     return probs
-
-
-def best_time(call: Callable[[], object], repeats: int = 3) -> float:
-    """Fastest of a few runs: the machine is shared, the minimum is the least noisy estimate."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def precision_recall_f1(flagged: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from PIL import Image
 from ram_model import TaggingEngine, ThresholdPolicy
 from ram_model.weights.testing import TINY_TAGS, TinyModelFiles
 
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
 FIRING = ("dog", "cat")
 # Three labels that all map onto RAM tags (dog, cat, car): the training tests' config.
 SHAPES_CONFIG = """<View>
@@ -31,6 +35,8 @@ SHAPES_CONFIG = """<View>
     <Choice value="Dogs"/><Choice value="Cat"/><Choice value="Car"/>
   </Choices>
 </View>"""
+# The Label Studio label each of those RAM tags is annotated with.
+SHAPES_LABEL = {"dog": "Dogs", "cat": "Cat", "car": "Car"}
 MULTI_CONFIG = """<View>
   <Image name="image" value="$image"/>
   <Choices name="tags" toName="image" choice="multiple" showInLine="true">
@@ -83,6 +89,28 @@ def image_bytes(seed: int = 0, size: tuple[int, int] = (72, 56), fmt: str = "PNG
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format=fmt)
     return buf.getvalue()
+
+
+def image_folder(folder: Path, count: int, seed: int = 0) -> Path:
+    """`folder` (made) holding `count` images `0.png`, `1.png`, ... of seeds `seed`, `seed + 1`, ...:
+    an --allowed-root for the server-side `paths` of /v1/tag."""
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"{i}.png").write_bytes(image_bytes(seed + i))
+    return folder
+
+
+@contextlib.contextmanager
+def client_with_image(tmp_path: Path, engine: TaggingEngine, ref: str, seed: int) -> Iterator[TestClient]:
+    """A test client of the app whose Label Studio (a local FileServer) serves one image at `ref`;
+    server errors come back as responses (a 500 is what the bad-input tests look for)."""
+    from fastapi.testclient import TestClient
+
+    with FileServer() as label_studio:
+        label_studio.routes[ref] = Route(body=image_bytes(seed))
+        app = make_app(tmp_path, engine, label_studio_url=label_studio.url)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield client
 
 
 def free_port() -> int:

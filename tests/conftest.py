@@ -12,7 +12,8 @@ from ram_model.weights.testing import TinyModelFiles, make_tiny_checkpoint
 
 # Fixture modules shared by several test files; registered once here so that session
 # fixtures (one Label Studio server per run) are really shared.
-pytest_plugins = ["backend_fixtures", "labelstudio_server", "mongod", "finetune_fixtures", "ray_cluster"]
+pytest_plugins = ["backend_fixtures", "labelstudio_server", "mongod", "finetune_fixtures", "ray_cluster",
+                  "plugin_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -16,12 +16,12 @@ import atexit
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from mongod import start_mongod as _start_mongod
+from mongod import stop_mongod as _stop_mongod
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,12 +67,7 @@ if not os.environ.get("RAM_ANNOTATE_FO_TEST_ENV"):
         os.environ.pop(_name, None)
 
     def _cleanup() -> None:
-        _MONGOD.terminate()
-        try:
-            _MONGOD.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            _MONGOD.kill()
-            _MONGOD.wait(timeout=30)
+        _stop_mongod(_MONGOD)
         shutil.rmtree(_STATE_DIR, ignore_errors=True)
 
     atexit.register(_cleanup)
@@ -81,6 +76,7 @@ import numpy as np
 from PIL import Image
 
 import fiftyone as fo
+from plugin_fixtures import model_params, write_thresholds  # noqa: F401 - fx.model_params, fx.write_thresholds
 
 PLUGIN_NAME = "@ram-annotate/ram"
 TAG_URI = f"{PLUGIN_NAME}/tag_with_ram"
@@ -96,35 +92,6 @@ def assert_failed(result: object, pattern: str) -> str:
     assert "\n" not in message and "Traceback" not in message, message
     assert re.search(pattern, message), (pattern, message)
     return message
-
-
-def write_thresholds(path: Path, values: dict[str, float], *, default: float = 1.0) -> Path:
-    """A class-threshold file for the tiny vocabulary: tests decide which tags can fire.
-
-    A threshold of 0.0 fires the tag on every image (probabilities are > 0) and 1.0 never
-    fires it, so which tags a run writes is known without looking at random outputs.
-    """
-    from ram_model.weights.testing import TINY_TAGS
-
-    unknown = set(values) - set(TINY_TAGS)
-    assert not unknown, f"not in the tiny vocabulary: {unknown}"
-    path.write_text("\n".join(str(values.get(tag, default)) for tag in TINY_TAGS) + "\n", encoding="utf-8")
-    return path
-
-
-def model_params(files, *, thresholds: Path | None = None) -> dict[str, str]:
-    """Operator params that make the in-process engine load a tiny checkpoint's files, in fp32
-    (as `TinyModelFiles.engine_config()`), so tests can compare its numbers exactly on any CPU."""
-    return {
-        "checkpoint": str(files.checkpoint),
-        "swin_config": str(files.swin_config),
-        "head_config": str(files.head_config),
-        "tag_list": str(files.tag_list),
-        "tag_list_zh": str(files.tag_list_zh),
-        "thresholds": str(thresholds or files.thresholds),
-        "device": "cpu",
-        "precision": "fp32",
-    }
 
 
 def write_images(folder: Path, count: int, *, size: int = 48, seed: int = 0) -> list[Path]:

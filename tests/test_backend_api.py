@@ -88,7 +88,7 @@ class TestPredict:
             assert set(item["value"]["choices"]) == {"Dogs", "Cat"}
             assert 0.0 < item["score"] <= 1.0 and prediction["score"] == pytest.approx(item["score"])
             assert prediction["model_version"] == version
-            assert "mislabeling" not in prediction  # no annotation yet
+            assert set(prediction) == {"result", "score", "model_version", "task"}  # what Label Studio keeps
 
     def test_scores_are_the_engines_probabilities(self, client: TestClient, backend_engine: TaggingEngine):
         (prediction,) = predict(client, [task(1, "/data/upload/1/img2.png")]).json()["results"]
@@ -128,16 +128,6 @@ class TestPredict:
         assert "neither Label Studio nor" in errors[5]
         assert "'image'" in errors[6]
         assert all("result" not in r for r in results if "error" in r)
-
-    def test_mislabeling_scores_the_existing_annotation(self, client: TestClient):
-        def annotated(choices: list[str]) -> dict:
-            return task(1, "/data/upload/1/img0.png", annotations=[{
-                "id": 10, "was_cancelled": False, "result": [
-                    {"from_name": "tags", "to_name": "image", "type": "choices", "value": {"choices": choices}}]}])
-
-        agree, disagree = (predict(client, [annotated(c)]).json()["results"][0]["mislabeling"]
-                           for c in (["Dogs", "Cat"], ["Car"]))
-        assert 0.0 <= agree < 0.5 < disagree <= 1.0
 
     def test_label_config_from_setup_is_reused(self, client: TestClient):
         client.post("/setup", json={"project": "9.1", "schema": TAXONOMY_CONFIG})

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from backend_fixtures import MULTI_CONFIG, FileServer, Route, image_bytes, make_app
+from backend_fixtures import MULTI_CONFIG, client_with_image
 from fastapi.testclient import TestClient
 
 from ram_model import TaggingEngine
@@ -23,11 +23,8 @@ MAX_ID = 2**63 - 1
 
 @pytest.fixture(scope="module")
 def client(backend_engine: TaggingEngine, tmp_path_factory: pytest.TempPathFactory):
-    with FileServer() as label_studio:
-        label_studio.routes[IMAGE] = Route(body=image_bytes(1))
-        app = make_app(tmp_path_factory.mktemp("bad_input"), backend_engine, label_studio_url=label_studio.url)
-        with TestClient(app, raise_server_exceptions=False) as c:
-            yield c
+    with client_with_image(tmp_path_factory.mktemp("bad_input"), backend_engine, IMAGE, seed=1) as c:
+        yield c
 
 
 def post(client: TestClient, path: str, body: Any):

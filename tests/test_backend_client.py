@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_fixtures import FIRING, image_bytes, make_app, running_server
+from backend_fixtures import FIRING, image_bytes, image_folder, make_app, running_server
 
 from ram_client import RamClient, RamServerError
 from ram_model import TaggingEngine
@@ -18,10 +18,7 @@ from ram_model import TaggingEngine
 @pytest.fixture(scope="module")
 def server(backend_engine: TaggingEngine, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("client")
-    root = tmp / "images"
-    root.mkdir()
-    for i in range(3):
-        (root / f"{i}.png").write_bytes(image_bytes(i))
+    root = image_folder(tmp / "images", 3, seed=0)
     app = make_app(tmp, backend_engine, allowed_roots=[str(root)], basic_auth_user="u", basic_auth_pass="p")
     with running_server(app) as url:
         yield url, root

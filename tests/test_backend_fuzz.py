@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 import pytest
-from backend_fixtures import MULTI_CONFIG, TAXONOMY_CONFIG, FileServer, Route, image_bytes, make_app
+from backend_fixtures import MULTI_CONFIG, TAXONOMY_CONFIG, client_with_image
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -108,12 +108,9 @@ STORE_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATE
 @pytest.fixture(scope="module")
 def client(backend_engine: TaggingEngine, tmp_path_factory: pytest.TempPathFactory):
     # Label Studio is a local server with one real image, so tasks that name it are
-    # predicted and stored (their ids reach SQLite, their annotations the mislabeling score).
-    with FileServer() as label_studio:
-        label_studio.routes[GOOD_IMAGE] = Route(body=image_bytes(3))
-        app = make_app(tmp_path_factory.mktemp("fuzz"), backend_engine, label_studio_url=label_studio.url)
-        with TestClient(app, raise_server_exceptions=False) as c:
-            yield c
+    # predicted and stored (their ids reach SQLite).
+    with client_with_image(tmp_path_factory.mktemp("fuzz"), backend_engine, GOOD_IMAGE, seed=3) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

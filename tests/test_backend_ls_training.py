@@ -16,7 +16,7 @@ import uuid
 
 import httpx
 import pytest
-from backend_fixtures import make_app, running_server
+from backend_fixtures import SHAPES_CONFIG, SHAPES_LABEL, make_app, running_server
 from labelstudio_server import LabelStudio
 from synthetic_shapes import shape_dataset
 
@@ -24,13 +24,6 @@ from ram_model import TaggingEngine
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
-CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <Choices name="tags" toName="image" choice="multiple">
-    <Choice value="Dogs"/><Choice value="Cat"/><Choice value="Car"/>
-  </Choices>
-</View>"""
-LABEL = {"dog": "Dogs", "cat": "Cat", "car": "Car"}
 # A promotion needs evidence (issue 22): at least 20 held-out images (val_split 0.25 of 80
 # annotations) on which the fine-tune beats what serves, the base model included.
 TRAIN = {"train_params": {"epochs": 8, "val_split": 0.25, "batch_size": 8, "lr": 1e-3, "threads": 1}}
@@ -66,7 +59,8 @@ def _labelled_project(ls: httpx.Client, url: str, count: int, seed: int, title: 
                       ) -> tuple[int, int, list[dict]]:
     """A project of `count` shape images, connected to our server, pre-annotated and annotated."""
     data = shape_dataset(count, seed=seed)
-    project = _ok(ls.post("/api/projects", json={"title": f"train {uuid.uuid4().hex[:6]}", "label_config": CONFIG}))["id"]
+    project = _ok(ls.post("/api/projects", json={"title": f"train {uuid.uuid4().hex[:6]}",
+                                                 "label_config": SHAPES_CONFIG}))["id"]
     files = [(f"f{i}", (f"shape{i}.png", png, "image/png")) for i, (png, _) in enumerate(data)]
     _ok(ls.post(f"/api/projects/{project}/import", files=files))
     backend = _ok(ls.post("/api/ml", json={"project": project, "url": url, "title": title, "is_interactive": False}))
@@ -79,7 +73,7 @@ def _labelled_project(ls: httpx.Client, url: str, count: int, seed: int, title: 
         task = by_name[f"shape{i}.png"]
         _ok(ls.post(f"/api/tasks/{task['id']}/annotations/", json={
             "result": [{"from_name": "tags", "to_name": "image", "type": "choices",
-                        "value": {"choices": sorted(LABEL[t] for t in tags)}}],
+                        "value": {"choices": sorted(SHAPES_LABEL[t] for t in tags)}}],
             "was_cancelled": False, "lead_time": 1.0}))
     return project, backend["id"], tasks
 
@@ -102,7 +96,7 @@ def _finished(url: str, job_id: str, timeout: float = 240.0) -> dict:
 
 
 def _setup_version(url: str, project: int) -> str:
-    return _ok(httpx.post(f"{url}/setup", json={"project": f"{project}.0", "schema": CONFIG}))["model_version"]
+    return _ok(httpx.post(f"{url}/setup", json={"project": f"{project}.0", "schema": SHAPES_CONFIG}))["model_version"]
 
 
 def _corrections(url: str, store_spec: str, project: int) -> int:
@@ -196,7 +190,8 @@ def test_train_promote_repredict_reject_and_survive_a_killed_worker(label_studio
 
         # Label Studio releases before the webhook call POST /train with the tasks; the
         # job trains from the store all the same. Its worker dies by SIGKILL mid-job.
-        legacy = httpx.post(f"{url}/train", json={"project": f"{project}.0", "annotations": [], "label_config": CONFIG})
+        legacy = httpx.post(f"{url}/train", json={"project": f"{project}.0", "annotations": [],
+                                                  "label_config": SHAPES_CONFIG})
         assert legacy.status_code == 202
         job_id = legacy.json()["job"]
         _wait("the worker to run", lambda: httpx.get(f"{url}/v1/train/jobs/{job_id}").json()["state"] == "running",

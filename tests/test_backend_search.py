@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from backend_fixtures import image_bytes, make_app, running_server
+from backend_fixtures import image_bytes, image_folder, make_app, running_server
 
 from backend.store import StoredEmbedding, open_store
 from ram_client import RamClient, RamServerError
@@ -30,10 +30,7 @@ def text_engine(tiny_files, controlled_thresholds: Path) -> TaggingEngine:
 @pytest.fixture(scope="module")
 def server(text_engine: TaggingEngine, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("search")
-    root = tmp / "images"
-    root.mkdir()
-    for i in range(3):
-        (root / f"{i}.png").write_bytes(image_bytes(30 + i))
+    root = image_folder(tmp / "images", 3, seed=30)
     app = make_app(tmp, text_engine, allowed_roots=[str(root)])
     with running_server(app) as url:
         yield url, root

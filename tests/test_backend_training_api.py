@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from backend_fixtures import FileServer, Route, make_app
+from backend_fixtures import SHAPES_CONFIG, SHAPES_LABEL, FileServer, Route, make_app
 from fastapi.testclient import TestClient
 from synthetic_shapes import shape_dataset
 
@@ -21,13 +21,6 @@ from ram_model.review import read_finetune_json
 from ram_model.weights.testing import TINY_TAGS
 
 TOKEN = "b" * 40
-CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <Choices name="tags" toName="image" choice="multiple">
-    <Choice value="Dogs"/><Choice value="Cat"/><Choice value="Car"/>
-  </Choices>
-</View>"""
-LABEL = {"dog": "Dogs", "cat": "Cat", "car": "Car"}
 DATA = shape_dataset(10, seed=3)
 
 
@@ -44,13 +37,13 @@ def _task(i: int) -> dict:
     return {"id": 100 + i, "data": {"image": f"/data/upload/5/s{i}.png"}, "project": 5}
 
 
-def _predict(client: TestClient, tasks: list[dict], config: str = CONFIG) -> dict:
+def _predict(client: TestClient, tasks: list[dict], config: str = SHAPES_CONFIG) -> dict:
     response = client.post("/predict", json={"tasks": tasks, "project": "5.1700000000", "label_config": config})
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def _setup_version(client: TestClient, config: str = CONFIG) -> str:
+def _setup_version(client: TestClient, config: str = SHAPES_CONFIG) -> str:
     return client.post("/setup", json={"project": "5.1700000000", "schema": config}).json()["model_version"]
 
 
@@ -58,9 +51,9 @@ def _annotate_all(client: TestClient) -> None:
     _predict(client, [_task(i) for i in range(len(DATA))])
     for i, (_, tags) in enumerate(DATA):
         result = [{"from_name": "tags", "to_name": "image", "type": "choices",
-                   "value": {"choices": sorted(LABEL[t] for t in tags)}}]
+                   "value": {"choices": sorted(SHAPES_LABEL[t] for t in tags)}}]
         response = client.post("/webhook", json={
-            "action": "ANNOTATION_CREATED", "project": {"id": 5, "label_config": CONFIG}, "task": _task(i),
+            "action": "ANNOTATION_CREATED", "project": {"id": 5, "label_config": SHAPES_CONFIG}, "task": _task(i),
             "annotation": {"id": 500 + i, "task": 100 + i, "result": result, "was_cancelled": False}})
         assert response.json()["stored"] == 1
 
@@ -78,11 +71,11 @@ def test_manual_thresholds_change_predictions_and_model_version(served):
     (second,) = _predict(client, [_task(0)])["results"]
     assert second["result"][0]["value"]["choices"] == ["Cat"] and second["model_version"] == after
     # Another project keeps RAM's thresholds.
-    other = client.post("/setup", json={"project": "6.1", "schema": CONFIG}).json()["model_version"]
+    other = client.post("/setup", json={"project": "6.1", "schema": SHAPES_CONFIG}).json()["model_version"]
     assert other == before
 
     # A control's model_score_threshold wins over the manual one.
-    forced = CONFIG.replace('choice="multiple"', 'choice="multiple" model_score_threshold="0.0"')
+    forced = SHAPES_CONFIG.replace('choice="multiple"', 'choice="multiple" model_score_threshold="0.0"')
     (third,) = _predict(client, [_task(0)], config=forced)["results"]
     assert set(third["result"][0]["value"]["choices"]) == {"Dogs", "Cat", "Car"}
 
@@ -140,7 +133,7 @@ def test_corrections_export_in_three_formats(served, tmp_path: Path, capsys: pyt
                     "--model-dir", str(model_dir), str(out / "ls.json")]) == 0
     tasks = json.loads((out / "ls.json").read_text())
     assert len(tasks) == len(DATA) and tasks[0]["data"]["image"] == "/data/upload/5/s0.png"
-    assert tasks[0]["annotations"][0]["result"][0]["value"]["choices"] == sorted(LABEL[t] for t in DATA[0][1])
+    assert tasks[0]["annotations"][0]["result"][0]["value"]["choices"] == sorted(SHAPES_LABEL[t] for t in DATA[0][1])
     assert _export(["corrections", "export", "--project", "5", "--format", "fiftyone",
                     "--model-dir", str(model_dir), str(out / "fo.json")]) == 0
     samples = json.loads((out / "fo.json").read_text())
@@ -168,7 +161,8 @@ def test_jobs_of_a_dead_server_end_failed_and_the_job_api_reads_them(tmp_path: P
 
 def test_each_chosen_label_gets_its_own_score_in_a_ram_scores_text_area(served):
     client, _ = served
-    config = CONFIG.replace("</View>", '  <TextArea name="ram_scores" toName="image" editable="false"/>\n</View>')
+    config = SHAPES_CONFIG.replace("</View>",
+                                   '  <TextArea name="ram_scores" toName="image" editable="false"/>\n</View>')
     plain = _setup_version(client)
     assert _setup_version(client, config) != plain
     (prediction,) = _predict(client, [_task(1)], config=config)["results"]

@@ -13,7 +13,7 @@ from backend_fixtures import FileServer, Route, make_app, image_bytes
 from fastapi.testclient import TestClient
 
 from backend.labelstudio.project import build_project_model
-from backend.labelstudio.results import latest_annotation, predict_task
+from backend.labelstudio.results import predict_task
 from backend.training.export import export_corrections
 from backend.store import open_store
 from ram_client.labelstudio.results import choice_item, counting_annotation
@@ -39,7 +39,7 @@ def test_the_server_and_the_plugin_score_one_prediction_alike() -> None:
     thresholds = np.full(len(TINY_TAGS), 0.5, dtype=np.float32)
     project = build_project_model(CONFIG, ram_names=TINY_TAGS, ram_names_zh=None, ram_thresholds=thresholds,
                                   engine_version="v1")
-    outcome = predict_task(project, {"image": probs}, {"data": {"image": "x"}})
+    outcome = predict_task(project, {"image": probs})
     (server_item,) = outcome.result
     assert set(server_item["value"]["choices"]) == {"Dogs", "cat"}
 
@@ -62,10 +62,9 @@ def test_the_annotation_that_counts_is_the_same_for_both() -> None:
     ]
     task = {"id": 7, "data": {SAMPLE_ID_KEY: "abc"}, "annotations": annotations}
     assert counting_annotation(annotations)["id"] == 1  # ground truth beats the newer one; skipped never counts
-    assert latest_annotation(task)["id"] == 1
     assert read_review(task).annotation_id == 1 and read_review(task).labels == ["cat"]
     task["annotations"] = annotations[1:]
-    assert latest_annotation(task)["id"] == read_review(task).annotation_id == 2
+    assert counting_annotation(task["annotations"])["id"] == read_review(task).annotation_id == 2
     # Tasks of exports made before the shared keys still load.
     legacy = {"id": 8, "data": {"fiftyone_id": "old"}, "annotations": annotations[1:2]}
     assert read_review(legacy).sample_id == "old"

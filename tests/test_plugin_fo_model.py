@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import fo_fixtures as fx
+from plugin_fixtures import FIRED
 import numpy as np
 import pytest
 
@@ -17,28 +18,10 @@ import fiftyone as fo
 import fiftyone.zoo as foz
 from plugin.errors import PluginInputError
 from plugin.models.fo_model import RamModel
-from ram_model import TaggingEngine
 
 pytestmark = pytest.mark.fiftyone
 
-FIRED = ("dog", "cat")
 ZOO_DIR = fx.REPO_ROOT / "plugin" / "zoo"
-
-
-@pytest.fixture(scope="module")
-def thresholds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fx.write_thresholds(tmp_path_factory.mktemp("thr") / "t.txt", {t: 0.0 for t in FIRED})
-
-
-@pytest.fixture(scope="module")
-def options(tiny_files, thresholds) -> dict[str, str]:
-    return fx.model_params(tiny_files, thresholds=thresholds)
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_files, thresholds) -> TaggingEngine:
-    """Built apart from the plugin, to know what the model should write."""
-    return TaggingEngine.from_config(tiny_files.engine_config(thresholds=str(thresholds)))
 
 
 @pytest.fixture()
@@ -48,43 +31,43 @@ def dataset(request, tmp_path) -> fo.Dataset:
     ds.delete()
 
 
-def test_apply_model_writes_rams_tags_and_logits(dataset, options, engine) -> None:
-    dataset.apply_model(RamModel(options), "ram", store_logits=True, batch_size=2)
-    expected = engine.predict(dataset.values("filepath"))
+def test_apply_model_writes_rams_tags_and_logits(dataset, fired_params, fired_engine) -> None:
+    dataset.apply_model(RamModel(fired_params), "ram", store_logits=True, batch_size=2)
+    expected = fired_engine.predict(dataset.values("filepath"))
     for label, prediction in zip(dataset.values("ram"), expected):
         assert [c.label for c in label.classifications] == sorted(
-            FIRED, key=lambda t: -prediction.probs[engine.vocab.index_of(t)])
+            FIRED, key=lambda t: -prediction.probs[fired_engine.vocab.index_of(t)])
         for c in label.classifications:
-            np.testing.assert_allclose(c.confidence, prediction.probs[engine.vocab.index_of(c.label)], rtol=1e-5)
+            np.testing.assert_allclose(c.confidence, prediction.probs[fired_engine.vocab.index_of(c.label)], rtol=1e-5)
         probs = 1 / (1 + np.exp(-np.asarray(label.logits, dtype=np.float64)))
         np.testing.assert_allclose(probs, prediction.probs, atol=1e-5)
-        assert label.model_version == engine.model_version
+        assert label.model_version == fired_engine.model_version
 
 
-def test_compute_embeddings_gives_rams_pooled_embedding(dataset, options, engine) -> None:
-    dataset.compute_embeddings(RamModel(options), embeddings_field="ram_embedding", batch_size=3)
-    expected = np.stack([p.embedding for p in engine.predict(dataset.values("filepath"), with_embedding=True)])
+def test_compute_embeddings_gives_rams_pooled_embedding(dataset, fired_params, fired_engine) -> None:
+    dataset.compute_embeddings(RamModel(fired_params), embeddings_field="ram_embedding", batch_size=3)
+    expected = np.stack([p.embedding for p in fired_engine.predict(dataset.values("filepath"), with_embedding=True)])
     got = np.stack(dataset.values("ram_embedding"))
     assert got.shape == (5, 512)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_prompts_are_tag_embeddings(options, engine, monkeypatch) -> None:
+def test_prompts_are_tag_embeddings(fired_params, fired_engine, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # free text needs CLIP's weights, absent here
-    model = RamModel(options)
-    tags = engine.tag_embeddings()
-    label_embed = engine.model.label_embed.detach().numpy().reshape(len(engine.vocab), -1, 512)
+    model = RamModel(fired_params)
+    tags = fired_engine.tag_embeddings()
+    label_embed = fired_engine.model.label_embed.detach().numpy().reshape(len(fired_engine.vocab), -1, 512)
     np.testing.assert_allclose(tags, label_embed.mean(axis=1), rtol=1e-5, atol=1e-6)  # RAM++: descriptions' mean
     got = model.embed_prompts(["dog", "Cats", "street_sign"])  # matched like labels: case, plural, separators
-    np.testing.assert_allclose(got, tags[[engine.vocab.index_of(t) for t in ("dog", "cat", "street sign")]],
+    np.testing.assert_allclose(got, tags[[fired_engine.vocab.index_of(t) for t in ("dog", "cat", "street sign")]],
                                rtol=1e-6)
     with pytest.raises(PluginInputError, match="Not RAM tags.*hf download openai/clip-vit-base-patch16"):
         model.embed_prompt("a dog on a beach")
 
 
-def test_misspelt_option_is_an_error(options) -> None:
+def test_misspelt_option_is_an_error(fired_params) -> None:
     with pytest.raises(PluginInputError, match="thresold"):
-        RamModel({**options, "thresold": 0.5})
+        RamModel({**fired_params, "thresold": 0.5})
 
 
 @pytest.fixture(scope="module")
@@ -115,24 +98,24 @@ def test_zoo_download_offline_names_the_hub_repo_and_command(zoo_source, monkeyp
         foz.load_zoo_model("ram-annotate/ram_swin_large_14m")
 
 
-def test_zoo_model_with_a_pre_placed_checkpoint_loads_and_tags(zoo_source, tiny_files, thresholds, dataset,
-                                                                engine) -> None:
+def test_zoo_model_with_a_pre_placed_checkpoint_loads_and_tags(zoo_source, tiny_files, fired_thresholds, dataset,
+                                                                fired_engine) -> None:
     name = "ram-annotate/ram_plus_swin_large_14m"
     path = Path(foz.get_zoo_model(name).get_path_in_dir(fo.config.model_zoo_dir))
     shutil.copyfile(tiny_files.checkpoint, path)  # as a user copies a file fetched elsewhere
     try:
-        options = fx.model_params(tiny_files, thresholds=thresholds)
+        options = fx.model_params(tiny_files, thresholds=fired_thresholds)
         del options["checkpoint"]
         model = foz.load_zoo_model(name, **options)
-        assert isinstance(model, RamModel) and model.model_version == engine.model_version
+        assert isinstance(model, RamModel) and model.model_version == fired_engine.model_version
         dataset.apply_model(model, "ram")
         assert all({c.label for c in label.classifications} == set(FIRED) for label in dataset.values("ram"))
     finally:
         path.unlink()
 
 
-def test_zoo_entry_for_any_checkpoint_downloads_nothing(zoo_source, options, engine) -> None:
-    model = foz.load_zoo_model("ram-annotate/ram-checkpoint", **options)
-    assert model.model_version == engine.model_version
+def test_zoo_entry_for_any_checkpoint_downloads_nothing(zoo_source, fired_params, fired_engine) -> None:
+    model = foz.load_zoo_model("ram-annotate/ram-checkpoint", **fired_params)
+    assert model.model_version == fired_engine.model_version
     with pytest.raises(PluginInputError, match="checkpoint="):
         foz.load_zoo_model("ram-annotate/ram-checkpoint", cache=False)

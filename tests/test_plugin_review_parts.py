@@ -13,16 +13,8 @@ from plugin.errors import PluginInputError
 from plugin.review_round.review_data import ReviewedData
 from plugin.review_round.send_review import _upload_batches
 from ram_client.labelstudio.client import LabelStudioClient, LabelStudioError
-from ram_client.labelstudio.tasks import (
-    SAMPLE_ID_KEY,
-    SUGGESTION_KEY,
-    choices_config,
-    config_choices,
-    local_files_url,
-    ram_prediction,
-    read_review,
-    suggested_labels,
-)
+from ram_client.labelstudio.tasks import (SAMPLE_ID_KEY, SUGGESTION_KEY, choices_config, config_choices,
+                                          local_files_url, ram_prediction, read_review, suggested_labels)
 from plugin.review_round.params import LabelStudioSettings, SendReviewParams
 from ram_model.review import build_label_mapping
 from ram_model.weights.testing import TINY_TAGS

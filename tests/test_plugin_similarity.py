@@ -3,8 +3,6 @@ from __future__ import annotations
 
 # ruff: noqa: I001  (fo_fixtures must be imported before fiftyone: it sets FiftyOne's config)
 
-import shutil
-from pathlib import Path
 
 import fo_fixtures as fx
 import numpy as np
@@ -15,7 +13,7 @@ import fiftyone.operators as foo
 from plugin.jobs.similarity_recall import tag_query_recall
 from ram_model import TaggingEngine
 
-pytestmark = pytest.mark.fiftyone
+pytestmark = [pytest.mark.fiftyone, pytest.mark.usefixtures("forget_zoo_source")]
 
 SIM_URI = f"{fx.PLUGIN_NAME}/compute_ram_similarity"
 LABELS = [["dog"], ["cat"], ["dog", "car"], ["car"], ["tree"], ["dog"], ["cat", "tree"], ["tree"], ["car"], ["cat"]]
@@ -30,13 +28,6 @@ def model(tiny_files) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def engine(tiny_files) -> TaggingEngine:
     return TaggingEngine.from_config(tiny_files.engine_config())
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _forget_zoo_source():
-    """The operator installs the zoo source into this session's model zoo folder; later modules start clean."""
-    yield
-    shutil.rmtree(Path(fo.config.model_zoo_dir) / "ram-annotate", ignore_errors=True)
 
 
 @pytest.fixture()

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 # ruff: noqa: I001  (fo_fixtures must be imported before fiftyone: it sets FiftyOne's config)
 
-import shutil
-from pathlib import Path
 
 import fo_fixtures as fx
 import numpy as np
@@ -20,7 +18,7 @@ from plugin.models.fo_model import RamModel
 from ram_model import TaggingEngine
 from ram_model.text import load_text_encoder
 
-pytestmark = pytest.mark.fiftyone
+pytestmark = [pytest.mark.fiftyone, pytest.mark.usefixtures("forget_zoo_source")]
 
 SIM_URI = f"{fx.PLUGIN_NAME}/compute_ram_similarity"
 
@@ -28,12 +26,6 @@ SIM_URI = f"{fx.PLUGIN_NAME}/compute_ram_similarity"
 @pytest.fixture(scope="module")
 def model(tiny_files) -> dict[str, str]:
     return {**fx.model_params(tiny_files), "text_encoder": "random:tiny"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _forget_zoo_source():
-    yield
-    shutil.rmtree(Path(fo.config.model_zoo_dir) / "ram-annotate", ignore_errors=True)
 
 
 @pytest.fixture()

@@ -7,18 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from ram_model.review import (
-    aggregate_sample_scores,
-    calibrate_per_class,
-    centred_probabilities,
-    estimate_noise_rate,
-    estimate_thresholds,
-    expected_f1_cut,
-    find_disagreements,
-    flip_posteriors,
-    rank_for_review,
-    tag_error_scores,
-)
+from ram_model.review import (aggregate_sample_scores, calibrate_per_class, centred_probabilities,
+                              estimate_noise_rate, estimate_thresholds, expected_f1_cut, find_disagreements,
+                              flip_posteriors, rank_for_review, tag_error_scores)
 
 # Three labels: 0 dog, 1 grass, 2 frisbee.
 LABELS = [{0, 1}, {0, 1, 2}, {1}, {0, 1}]
@@ -85,13 +76,6 @@ class TestFindDisagreements:
         assert report.missing[0] == []
         assert [i.label_index for i in report.doubtful[1]] == [2]
 
-    def test_flag_at_trades_recall_for_precision(self) -> None:
-        strict = find_disagreements(LABELS, PROBS, flag_at=0.75)
-        assert [i.label_index for i in strict.missing[0]] == [2] and strict.doubtful[1] == []
-        loose = find_disagreements(LABELS, PROBS, flag_at=0.04)
-        assert [i.label_index for i in loose.missing[3]] == [2]  # 0.55 is weak evidence
-        assert strict.flag_at == 0.75 and loose.flag_at == 0.04
-
     def test_nan_columns_are_never_flagged(self) -> None:
         probs = PROBS.copy()
         probs[:, 2] = np.nan
@@ -130,13 +114,14 @@ class TestFindDisagreements:
         }
 
     def test_flagged_sample_scores_above_flag_at(self) -> None:
-        report = find_disagreements(LABELS, PROBS, flag_at=0.3)
+        report = find_disagreements(LABELS, PROBS)
+        assert any(report.issues(row) for row in range(len(LABELS)))
         for row in range(len(LABELS)):
             if report.issues(row):
-                assert report.sample_scores[row] > 0.3
+                assert report.sample_scores[row] > report.flag_at
 
     def test_issues_merges_kinds_best_first(self) -> None:
-        report = find_disagreements([{2}], np.array([[0.9, 0.6, 0.2]]), flag_at=0.1)
+        report = find_disagreements([{2}], np.array([[0.999, 0.98, 0.01]]))
         assert [(i.label_index, i.kind) for i in report.issues(0)] == [(0, "missing"), (2, "doubtful"), (1, "missing")]
 
     def test_empty_input(self) -> None:
@@ -274,14 +259,9 @@ class TestInputErrors:
     def test_bad_thresholds_and_options(self) -> None:
         with pytest.raises(ValueError, match="shape"):
             find_disagreements([{0}], np.array([[0.5, 0.2]]), thresholds=[0.5])
-        for flag_at in (0.0, 1.0, -0.2):
-            with pytest.raises(ValueError, match="flag_at"):
-                find_disagreements([{0}], np.array([[0.5, 0.2]]), flag_at=flag_at)
         for rate in (0.0, 0.6, "high", True):
             with pytest.raises(ValueError, match="noise_rate"):
                 find_disagreements([{0}], np.array([[0.5, 0.2]]), noise_rate=rate)
-        with pytest.raises(ValueError, match="unknown aggregation"):
-            find_disagreements([{0}], np.array([[0.5, 0.2]]), aggregation="mean")
 
 
 class TestScores:
@@ -294,12 +274,11 @@ class TestScores:
         scores = tag_error_scores([{0}], probs)
         np.testing.assert_allclose(scores, [[0.2, 0.8]])
 
-    def test_aggregations(self) -> None:
-        scores = np.array([[0.9, 0.5, 0.1], [0.6, 0.6, 0.6]])
-        np.testing.assert_allclose(aggregate_sample_scores(scores, method="max"), [0.9, 0.6])
-        np.testing.assert_allclose(aggregate_sample_scores(scores, method="noisy_or", top_k=2), [0.95, 0.84])
-        np.testing.assert_allclose(aggregate_sample_scores(scores, method="mean_top", top_k=2), [0.7, 0.6])
-        np.testing.assert_allclose(aggregate_sample_scores(scores), [1 - 0.1 * 0.5 * 0.9, 1 - 0.4**3])
+    def test_sample_score_is_any_tag_wrong(self) -> None:
+        scores = np.array([[0.9, 0.5, 0.1], [0.6, 0.6, 0.6], [np.nan, np.nan, np.nan]])
+        np.testing.assert_allclose(aggregate_sample_scores(scores), [1 - 0.1 * 0.5 * 0.9, 1 - 0.4**3, 0.0])
+        with pytest.raises(ValueError, match="2-D"):
+            aggregate_sample_scores(np.array([0.5]))
 
 
 class TestRankForReview:

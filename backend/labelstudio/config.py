@@ -232,72 +232,73 @@ def _choice_text(element: ET.Element) -> tuple[str, str] | None:
     return value, element.get("alias") or value
 
 
-def _choices_spec(name: str, to_name: str, data_key: str, element: ET.Element) -> ControlSpec:
-    labels: list[str] = []
-    values: list[str] = []
-    synonyms: dict[str, tuple[str, ...]] = {}
-    for choice in element.iter():
-        if choice is element or choice.tag.lower() != "choice":
-            continue
-        text = _choice_text(choice)
+class _ChoiceNodes:
+    """The <Choice> nodes of one control in document order, as a ControlSpec holds them.
+
+    Choices and Taxonomy differ only in which nodes count and in each node's path (a
+    Taxonomy choice's path runs through its parents); what one node adds is the same.
+    """
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+        self.values: list[str] = []
+        self.paths: list[tuple[str, ...]] = []
+        self.synonyms: dict[str, tuple[str, ...]] = {}
+
+    def add(self, node: ET.Element, prefix: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+        """Add `node` under `prefix`; its path, or None for a node without a value (skipped)."""
+        text = _choice_text(node)
         if text is None:
-            continue
-        labels.append(text[0])
-        values.append(text[1])
-        if _synonyms(choice):
-            synonyms[text[0]] = _synonyms(choice)
-    if not labels:
+            return None
+        path = prefix + (text[1],)
+        self.labels.append(text[0])
+        self.values.append(text[1])
+        self.paths.append(path)
+        if _synonyms(node):
+            self.synonyms[text[0]] = _synonyms(node)
+        return path
+
+    def spec(self, name: str, to_name: str, data_key: str, element: ET.Element, *, kind: str,
+             multiple: bool) -> ControlSpec:
+        return ControlSpec(
+            name=name,
+            to_name=to_name,
+            kind=kind,
+            data_key=data_key,
+            labels=tuple(self.labels),
+            values=tuple(self.values),
+            paths=tuple(self.paths),
+            synonyms=self.synonyms,
+            multiple=multiple,
+            threshold=_threshold(element, name),
+        )
+
+
+def _choices_spec(name: str, to_name: str, data_key: str, element: ET.Element) -> ControlSpec:
+    nodes = _ChoiceNodes()
+    for choice in element.iter():
+        if choice is not element and choice.tag.lower() == "choice":
+            nodes.add(choice)
+    if not nodes.labels:
         raise LabelConfigError(f"control {name!r} has no <Choice value=...> children")
     multiple = (element.get("choice") or "single").lower() == "multiple"
-    return ControlSpec(
-        name=name,
-        to_name=to_name,
-        kind="choices",
-        data_key=data_key,
-        labels=tuple(labels),
-        values=tuple(values),
-        paths=tuple((v,) for v in values),
-        synonyms=synonyms,
-        multiple=multiple,
-        threshold=_threshold(element, name),
-    )
+    return nodes.spec(name, to_name, data_key, element, kind="choices", multiple=multiple)
 
 
 def _taxonomy_spec(name: str, to_name: str, data_key: str, element: ET.Element) -> ControlSpec:
-    labels: list[str] = []
-    values: list[str] = []
-    paths: list[tuple[str, ...]] = []
-    synonyms: dict[str, tuple[str, ...]] = {}
+    nodes = _ChoiceNodes()
 
     def walk(node: ET.Element, prefix: tuple[str, ...]) -> None:
         for child in node:
             if child.tag.lower() != "choice":
                 continue
-            text = _choice_text(child)
-            if text is None:
-                continue
-            path = prefix + (text[1],)
-            labels.append(text[0])
-            values.append(text[1])
-            paths.append(path)
-            if _synonyms(child):
-                synonyms[text[0]] = _synonyms(child)
-            walk(child, path)
+            path = nodes.add(child, prefix)
+            if path is not None:
+                walk(child, path)
 
     walk(element, ())
-    if not labels:
+    if not nodes.labels:
         raise LabelConfigError(f"taxonomy {name!r} has no <Choice value=...> nodes")
     # Label Studio's Taxonomy is multi-select unless maxUsages="1".
     multiple = element.get("maxUsages") not in ("1",)
-    return ControlSpec(
-        name=name,
-        to_name=to_name,
-        kind="taxonomy",
-        data_key=data_key,
-        labels=tuple(labels),
-        values=tuple(values),
-        paths=tuple(paths),
-        synonyms=synonyms,
-        multiple=multiple,
-        threshold=_threshold(element, name),
-    )
+    return nodes.spec(name, to_name, data_key, element, kind="taxonomy", multiple=multiple)

@@ -5,7 +5,7 @@ A project's labels are often not RAM tags ("scratch on the bumper"). With a text
 templates for its text go through RAM's tagging head (`TaggingEngine.open_set_view`).
 Here the project's mapping is redone over an extended vocabulary, RAM's K tags followed by
 the unmapped labels (indices K, K+1, ...), so every downstream step (thresholds, the
-prediction, mislabeling scores) keeps working on index arrays, now of K + E. The open-set
+prediction) keeps working on index arrays, now of K + E. The open-set
 classes' threshold is the official 0.5, overridden like any other by the control's
 `model_score_threshold`. Without a loadable text encoder the project is served as before
 (those labels are never predicted) and the reason is logged once.

@@ -36,7 +36,6 @@ class ServedControl:
     mapping: LabelMapping
     columns: tuple[int, ...]
     thresholds: np.ndarray
-    column_thresholds: np.ndarray
     open_set: tuple[str, ...] = ()  # labels scored as open-set classes (labelstudio.open_set_labels)
 
     def report(self) -> dict:
@@ -104,8 +103,7 @@ def _bind(
     per_column = mapping.project_thresholds(ram_thresholds)
     if spec.threshold is not None:
         per_column = np.where(np.isnan(per_column), np.nan, spec.threshold)
-    thresholds = per_column[list(columns)]
-    return ServedControl(spec, mapping, columns, thresholds, per_column)
+    return ServedControl(spec, mapping, columns, per_column[list(columns)])
 
 
 def build_project_model(

@@ -239,13 +239,12 @@ def _build_results(state: AppState, served: ServedProject, raw_tasks: list[Any],
             results.append(TaskPrediction(model_version=version, task=task_id, error=errors[pos]))
             continue
         task_probs = probs_of(pos)
-        outcome = predict_task(project, task_probs, task)
+        outcome = predict_task(project, task_probs)
         results.append(
             TaskPrediction(
                 result=outcome.result + regions.get(pos, []),
                 score=outcome.score if outcome.score is not None else prediction_score(regions.get(pos, [])),
                 model_version=version,
-                mislabeling=outcome.mislabeling,
                 task=task_id,
             )
         )

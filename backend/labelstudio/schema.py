@@ -101,7 +101,6 @@ class TaskPrediction(_Closed):
     result: list[dict[str, Any]] | None = None
     score: float | None = None
     model_version: str
-    mislabeling: float | None = None
     task: int | None = None
     error: str | None = None
 

@@ -2,7 +2,7 @@
 
 Tasks, annotations and webhook payloads are JSON written by whoever can import
 tasks or call the server. Everything the server reads from them is checked here, once,
-so the code that uses them (predictions, the mislabeling score, the corrections store)
+so the code that uses them (predictions, the corrections store)
 never meets a string where it expects a list, or an id SQLite cannot store. Fields we
 do not read stay open (`extra="allow"`) and untouched, since Label Studio adds fields
 between releases.

@@ -7,7 +7,6 @@ a bad image is `ok: false` with its `error`, never a failed request. Boxes are
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
@@ -16,7 +15,7 @@ from pydantic import BaseModel
 
 from ..serving.grounding import DetectorNotLoaded, require_grounding
 from ..state import AppState, get_state
-from .routes import read_inputs
+from .routes import answers, read_inputs, request_policy
 
 __all__ = ["router"]
 
@@ -61,20 +60,14 @@ async def detect(
     if masks and not service.has_segmenter:
         raise DetectorNotLoaded("masks were asked for but the server runs no segmenter; start it with --segmenter")
     sources, inputs, errors = await read_inputs(state, images, paths)
-    state.counters.native_requests += 1
-    state.counters.native_images += len(inputs)
-    policy = None
-    if threshold is not None or top_k is not None:
-        policy = dataclasses.replace(state.policy, threshold=threshold if threshold is not None else state.policy.threshold,
-                                     top_k=top_k if top_k is not None else state.policy.top_k)
+    policy = request_policy(state.policy, threshold, top_k)
     to_run = [i for i, item in enumerate(inputs) if item is not None]
     found = await run_in_threadpool(service.run, [inputs[i] for i in to_run], segment=masks, policy=policy)
     by_position = dict(zip(to_run, found))
     results: list[DetectResult] = []
-    for i, source in enumerate(sources):
-        r = by_position.get(i)
-        if r is None or r.error is not None:
-            results.append(DetectResult(source=source, ok=False, error=errors.get(i) or r.error))
+    for source, r, error in answers(sources, by_position, errors):
+        if r is None:
+            results.append(DetectResult(source=source, ok=False, error=error))
             continue
         width, height = r.size
         results.append(DetectResult(source=source, ok=True, tags=[t.name for t in r.tags], width=width, height=height,

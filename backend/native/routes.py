@@ -7,11 +7,14 @@ a local one.
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
+
+from ram_model import ThresholdPolicy
 
 from ..errors import BackendError, BadRequest, PayloadTooLarge
 from .search_routes import index_name
@@ -20,7 +23,7 @@ from .schemas import InfoResponse, InfoVocabulary, NativeImageResult, NativeTag,
 from ..serving.media import resolve_allowed_path
 from ..state import AppState, get_state
 
-__all__ = ["router", "read_inputs"]
+__all__ = ["answers", "read_inputs", "request_policy", "router"]
 
 router = APIRouter(prefix="/v1", tags=["native"])
 
@@ -68,8 +71,6 @@ async def tag(
     With `index` (or `store_embeddings`) each tagged image's embedding is kept for /v1/search."""
     keep_in = index_name(index, store_embeddings)
     sources, inputs, errors = await read_inputs(state, images, paths)
-    state.counters.native_requests += 1
-    state.counters.native_images += len(inputs)
 
     to_run = [i for i, item in enumerate(inputs) if item is not None]
     predictions = await state.batcher.submit([inputs[i] for i in to_run],
@@ -81,21 +82,16 @@ async def tag(
         await run_in_threadpool(keep_embeddings, state, keep_in, kept, state.engine.model_version,
                                 bool(getattr(state.engine, "random_weights", False)))
 
-    policy = state.policy
-    thresholds = state.ram_thresholds
-    if threshold is not None or top_k is not None:
-        policy = dataclasses.replace(
-            policy,
-            threshold=threshold if threshold is not None else policy.threshold,
-            top_k=top_k if top_k is not None else policy.top_k,
-        )
+    policy = request_policy(state.policy, threshold, top_k)
+    if policy is None:
+        policy, thresholds = state.policy, state.ram_thresholds
+    else:
         thresholds = policy.resolve(state.engine.vocab)
     vocab = state.engine.vocab
     results: list[NativeImageResult] = []
-    for i, source in enumerate(sources):
-        pred = by_position.get(i)
-        if pred is None or pred.error is not None:
-            results.append(NativeImageResult(source=source, ok=False, error=errors.get(i) or pred.error))
+    for source, pred, error in answers(sources, by_position, errors):
+        if pred is None:
+            results.append(NativeImageResult(source=source, ok=False, error=error))
             continue
         tags = policy.select(pred.probs, vocab, thresholds)
         results.append(
@@ -115,7 +111,8 @@ async def read_inputs(state: AppState, images: list[UploadFile] | None, paths: l
     """The request's uploads (first) and allowed server-side paths: (names, inputs, errors by position).
 
     An input that cannot be read is None with its error, so the caller answers it as one
-    failed result instead of failing the request (/v1/tag and /v1/detect share this)."""
+    failed result instead of failing the request (/v1/tag and /v1/detect share this). A request
+    that gets this far is counted for /metrics (native requests and images)."""
     images = images or []
     paths = paths or []
     if not images and not paths:
@@ -140,4 +137,28 @@ async def read_inputs(state: AppState, images: list[UploadFile] | None, paths: l
                 raise  # the whole feature is off: say so once, as a 403
             errors[len(inputs)] = exc.message
             inputs.append(None)
+    state.counters.native_requests += 1
+    state.counters.native_images += len(inputs)
     return sources, inputs, errors
+
+
+def request_policy(policy: ThresholdPolicy, threshold: float | None, top_k: int | None) -> ThresholdPolicy | None:
+    """`policy` with the request's `threshold` / `top_k` in place of its own; None when it sets neither."""
+    if threshold is None and top_k is None:
+        return None
+    return dataclasses.replace(policy, threshold=threshold if threshold is not None else policy.threshold,
+                               top_k=top_k if top_k is not None else policy.top_k)
+
+
+def answers(sources: list[str], by_position: dict[int, Any], errors: dict[int, str]
+            ) -> Iterator[tuple[str, Any | None, str | None]]:
+    """Each input in request order: (source, its result, None), or (source, None, why it failed).
+
+    `by_position` holds what the model gave the inputs that were read (a result with an
+    `error` failed there); `errors` says why the others could not be read."""
+    for i, source in enumerate(sources):
+        result = by_position.get(i)
+        if result is None or result.error is not None:
+            yield source, None, errors.get(i) or result.error
+        else:
+            yield source, result, None

@@ -35,19 +35,16 @@ CHUNK_ROWS = 1024  # rows per store round trip: 2 MiB of 512-d float32
 _INDEX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-class TextEncoderUnavailable(BackendError):
-    status_code = 409
-    code = "no_text_encoder"
+class TextEncoderUnavailable(BackendError, status_code=409, code="no_text_encoder"):
+    """The server was started without a text encoder, or it cannot be loaded."""
 
 
-class EmptyIndex(BackendError):
-    status_code = 404
-    code = "empty_index"
+class EmptyIndex(BackendError, status_code=404, code="empty_index"):
+    """The index holds no embeddings of the serving model_version."""
 
 
-class TextTooLong(BackendError):
-    status_code = 422
-    code = "text_too_long"
+class TextTooLong(BackendError, status_code=422, code="text_too_long"):
+    """The text is over the text encoder's token limit."""
 
 
 class SearchRequest(BaseModel):

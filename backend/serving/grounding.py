@@ -18,11 +18,8 @@ from ..errors import BackendError
 __all__ = ["GroundingService", "DetectorNotLoaded", "build_grounding", "region_source_version", "require_grounding"]
 
 
-class DetectorNotLoaded(BackendError):
+class DetectorNotLoaded(BackendError, status_code=409, code="detector_not_loaded"):
     """/v1/detect or a region config reached a server started without `--detector`."""
-
-    status_code = 409
-    code = "detector_not_loaded"
 
 
 class GroundingService:

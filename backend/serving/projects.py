@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,13 +30,12 @@ from fastapi.concurrency import run_in_threadpool
 from ram_model import EngineConfig, TaggingEngine, ThresholdPolicy
 from ram_model.inference.thresholds import thresholds_digest
 
-from ..labelstudio.config import ConfigLimits
-from ..labelstudio.open_set_labels import with_open_set_labels
-from ..labelstudio.project import ProjectModel, build_project_model
+from ..labelstudio.project import ProjectModel
 from ..store import Store
 from ..training.params import registry_name
 from .batcher import AsyncBatcher
 from .class_views import ClassView, ClassViews
+from .label_binding import LabelBinding
 from .media import LabelStudioAccess
 from .model_fallback import LoadFailures, active_pointer, fallback_chain
 from .project_thresholds import apply_project_thresholds
@@ -105,13 +103,10 @@ class Projects:
         registry_root: Path,
         batcher_factory,  # (engine) -> AsyncBatcher, not started
         max_engines: int = 2,
-        label_config_limits: ConfigLimits | None = None,
-        file_synonyms: Mapping[str, Sequence[str]] | None = None,
+        binding: LabelBinding = LabelBinding(),
         label_studio_url: str | None = None,
         label_studio_api_key: str | None = None,
         engine_loader=TaggingEngine.from_config,  # (EngineConfig) -> engine; Ray Serve's keeps models remote
-        open_set_labels: bool = True,  # labels that map onto no RAM tag become open-set classes
-        region_version: str | None = None,  # what fills region controls (serving.grounding); None: nothing
     ) -> None:
         self._engine_loader = engine_loader
         self.base_engine = base_engine
@@ -128,12 +123,9 @@ class Projects:
         self._load_lock = asyncio.Lock()
         self.class_views = ClassViews(batcher_factory)
         self.load_failures = LoadFailures()  # versions that failed to load, not retried per request
-        self.label_config_limits = label_config_limits
-        self.file_synonyms = file_synonyms
-        self.open_set_labels = open_set_labels
+        self.binding = binding
         self.label_studio_url = label_studio_url
         self.label_studio_api_key = label_studio_api_key
-        self.region_version = region_version
         self._bound: OrderedDict[tuple[str, str], ProjectModel] = OrderedDict()
         self._configs: OrderedDict[str, str] = OrderedDict()  # project id -> last label config
         self._access: OrderedDict[str, LabelStudioAccess] = OrderedDict()  # project id -> from /setup
@@ -160,22 +152,7 @@ class Projects:
             if cached is not None:
                 self._bound.move_to_end(key)
         if cached is None:
-            vocab = runtime.engine.vocab
-            cached = build_project_model(
-                label_config,
-                ram_names=vocab.names,
-                ram_names_zh=vocab.names_zh,
-                ram_thresholds=runtime.ram_thresholds,
-                engine_version=runtime.engine.model_version,
-                file_synonyms=self.file_synonyms,
-                top_k=self.policy.top_k,
-                limits=self.label_config_limits,
-                detector_version=self.region_version,
-            )
-            if self.open_set_labels:
-                cached = with_open_set_labels(cached, runtime.engine, runtime.ram_thresholds, functools.partial(
-                    build_project_model, label_config, file_synonyms=self.file_synonyms, top_k=self.policy.top_k,
-                    limits=self.label_config_limits, detector_version=self.region_version))
+            cached = self.binding.bind(label_config, runtime.engine, runtime.ram_thresholds, self.policy.top_k)
             with self._lock:
                 self._bound[key] = cached
                 while len(self._bound) > _PROJECT_CACHE_SIZE:

@@ -36,7 +36,6 @@ class Store(abc.ABC):
     def latest_prediction(self, project: str, task_id: int) -> StoredPrediction | None: ...
 
     # -- corrections --------------------------------------------------------------------
-    @abc.abstractmethod
     def record_annotation(
         self,
         *,
@@ -50,7 +49,31 @@ class Store(abc.ABC):
         reviewed_ram: Sequence[int] = (),
         controls: dict[str, dict[str, str]] | None = None,
     ) -> Correction:
-        """Insert or update the row of one annotation, joined with our last prediction."""
+        """Insert or update the row of one annotation, joined with our last prediction.
+
+        The join and the normalisation live here so both databases store the same row; each
+        backend only writes it (`_upsert_annotation`).
+        """
+        predicted = self.latest_prediction(project, task_id) if project and task_id is not None else None
+        now = time.time()
+        fields: dict[str, Any] = {
+            "project": project, "task_id": task_id, "image_ref": image_ref, "final": final,
+            "final_ram_tags": final_ram_tags, "action": action,
+            "reviewed_ram": sorted({int(i) for i in reviewed_ram}), "controls": dict(controls or {}),
+        }
+        self._upsert_annotation(annotation_id, fields, predicted, now)
+        correction = self.get(annotation_id)
+        assert correction is not None
+        return correction
+
+    @abc.abstractmethod
+    def _upsert_annotation(self, annotation_id: int, fields: dict[str, Any], predicted: StoredPrediction | None,
+                           now: float) -> None:
+        """Write one annotation's row: `fields` as given, live again, updated at `now` (created at `now` when new).
+
+        The prediction's model_version, predicted, ram_tags and image_path come from `predicted`;
+        where it is None (or has no image_path) a row's earlier values stay, a new row holds None.
+        """
 
     @abc.abstractmethod
     def mark_deleted(self, annotation_id: int, action: str) -> bool: ...

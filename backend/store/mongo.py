@@ -79,26 +79,9 @@ class MongoStore(Store):
 
     # -- corrections ----------------------------------------------------------------
 
-    def record_annotation(
-        self,
-        *,
-        annotation_id: int,
-        project: str | None,
-        task_id: int | None,
-        image_ref: str | None,
-        final: dict[str, list[Any]],
-        final_ram_tags: list[dict[str, Any]],
-        action: str,
-        reviewed_ram: Sequence[int] = (),
-        controls: dict[str, dict[str, str]] | None = None,
-    ) -> Correction:
-        predicted = self.latest_prediction(project, task_id) if project and task_id is not None else None
-        now = time.time()
-        update: dict[str, Any] = {
-            "project": project, "task_id": task_id, "image_ref": image_ref, "final": final,
-            "final_ram_tags": final_ram_tags, "action": action, "deleted": False, "updated_at": now,
-            "reviewed_ram": sorted({int(i) for i in reviewed_ram}), "controls": dict(controls or {}),
-        }
+    def _upsert_annotation(self, annotation_id: int, fields: dict[str, Any], predicted: StoredPrediction | None,
+                           now: float) -> None:
+        update: dict[str, Any] = fields | {"deleted": False, "updated_at": now}
         on_insert: dict[str, Any] = {"created_at": now}
         if predicted is not None:
             update |= {"model_version": predicted.model_version, "predicted": predicted.predicted,
@@ -111,9 +94,6 @@ class MongoStore(Store):
             on_insert |= {"model_version": None, "predicted": None, "ram_tags": None, "image_path": None}
         self._corrections.update_one({"annotation_id": annotation_id},
                                      {"$set": update, "$setOnInsert": on_insert}, upsert=True)
-        correction = self.get(annotation_id)
-        assert correction is not None
-        return correction
 
     def mark_deleted(self, annotation_id: int, action: str) -> bool:
         res = self._corrections.update_one({"annotation_id": annotation_id},

@@ -149,21 +149,8 @@ class SQLiteStore(Store):
 
     # -- corrections ----------------------------------------------------------------
 
-    def record_annotation(
-        self,
-        *,
-        annotation_id: int,
-        project: str | None,
-        task_id: int | None,
-        image_ref: str | None,
-        final: dict[str, list[Any]],
-        final_ram_tags: list[dict[str, Any]],
-        action: str,
-        reviewed_ram: Sequence[int] = (),
-        controls: dict[str, dict[str, str]] | None = None,
-    ) -> Correction:
-        predicted = self.latest_prediction(project, task_id) if project and task_id is not None else None
-        now = time.time()
+    def _upsert_annotation(self, annotation_id: int, fields: dict[str, Any], predicted: StoredPrediction | None,
+                           now: float) -> None:
         with self._lock:
             self._db.execute(
                 """
@@ -183,25 +170,22 @@ class SQLiteStore(Store):
                 """,
                 (
                     annotation_id,
-                    project,
-                    task_id,
-                    image_ref,
+                    fields["project"],
+                    fields["task_id"],
+                    fields["image_ref"],
                     predicted.model_version if predicted else None,
                     json.dumps(predicted.predicted) if predicted else None,
                     json.dumps(predicted.ram_tags) if predicted else None,
-                    json.dumps(final),
-                    json.dumps(final_ram_tags),
-                    action,
+                    json.dumps(fields["final"]),
+                    json.dumps(fields["final_ram_tags"]),
+                    fields["action"],
                     now,
                     now,
                     predicted.image_path if predicted else None,
-                    json.dumps(sorted({int(i) for i in reviewed_ram})),
-                    json.dumps(dict(controls or {})),
+                    json.dumps(fields["reviewed_ram"]),
+                    json.dumps(fields["controls"]),
                 ),
             )
-        correction = self.get(annotation_id)
-        assert correction is not None
-        return correction
 
     def mark_deleted(self, annotation_id: int, action: str) -> bool:
         with self._lock:

@@ -33,9 +33,8 @@ __all__ = ["TrainParams", "TrainingManager", "TrainingRefused"]
 _log = logging.getLogger("backend.training.manager")
 
 
-class TrainingRefused(BackendError):
-    status_code = 409
-    code = "training_refused"
+class TrainingRefused(BackendError, status_code=409, code="training_refused"):
+    """A training job cannot start here: a CPU server without --allow-cpu-training, or no corrections yet."""
 
 
 def describe_exit(code: int) -> str:

@@ -32,9 +32,8 @@ ProjectId = Annotated[str, Path(pattern=r"^[0-9]{1,18}$", description="Label Stu
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")]
 
 
-class NotFound(BackendError):
-    status_code = 404
-    code = "not_found"
+class NotFound(BackendError, status_code=404, code="not_found"):
+    """No training job of that id, or no registry version of that name."""
 
 
 class _Open(BaseModel):

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..inference.inputs import IMAGE_EXTENSIONS, expand_image_paths, image_identity
+from ..inference.inputs import image_identity
 from .options import add_model_options, engine_config_from_args, threshold_policy_from_args
-from .tag_rows import plan_todo, policy_digest, write_rows
+from .tag_rows import expand_inputs, plan_todo, policy_digest, write_rows
 
 __all__ = ["register", "detect_model_version"]
 
@@ -90,11 +90,7 @@ def build_labeler(args: argparse.Namespace):
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .main import _fail
 
-    paths = expand_image_paths(args.paths)
-    for item in paths.unmatched:
-        print(f"warning: {item!r} matched no image file ({', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
-    if not paths:
-        return _fail(f"no image files found in {' '.join(args.paths)}")
+    paths = expand_inputs(args)
     out_path = Path(args.output) if args.output else None
     if out_path is not None and (out_path.is_dir() or not out_path.absolute().parent.is_dir()):
         return _fail(f"--output {out_path}: name a file in an existing folder")

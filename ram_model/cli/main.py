@@ -16,12 +16,10 @@ from typing import Any, Sequence
 
 from .options import add_model_options, engine_config_from_args, threshold_policy_from_args
 from ..errors import RamModelError
-from ..inference.inputs import IMAGE_EXTENSIONS as _IMAGE_SUFFIXES
-from ..inference.inputs import expand_image_paths
 from ..inference.pipeline import batched
 from ..scale.options import add_ray_options
-from .tag_rows import (CHUNK, RANDOM_WEIGHTS_WARNING, evidence_request, plan_todo, policy_digest, result_row,
-                       write_rows)
+from .tag_rows import (CHUNK, RANDOM_WEIGHTS_WARNING, evidence_request, expand_inputs, plan_todo, policy_digest,
+                       result_row, write_rows)
 
 __all__ = ["main", "build_parser"]
 
@@ -111,11 +109,7 @@ def _load_engine(args: argparse.Namespace):
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
-    paths = expand_image_paths(args.paths)
-    for item in paths.unmatched:
-        print(f"warning: {item!r} matched no image file ({', '.join(sorted(_IMAGE_SUFFIXES))})", file=sys.stderr)
-    if not paths:
-        return _fail(f"no image files found in {' '.join(args.paths)}")
+    paths = expand_inputs(args)
     out_path = Path(args.output) if args.output else None
     if out_path is not None and out_path.is_dir():
         return _fail(f"--output {out_path} is a folder; name a file, e.g. {out_path / 'tags.jsonl'}")

@@ -11,16 +11,28 @@ from typing import Any, Iterable
 
 from tqdm import tqdm
 
-from ..inference.inputs import image_identity
+from ..errors import ConfigError
+from ..inference.inputs import IMAGE_EXTENSIONS, ExpandedPaths, expand_image_paths, image_identity
 
-__all__ = ["CHUNK", "RANDOM_WEIGHTS_WARNING", "evidence_request", "plan_todo", "policy_digest", "result_row",
-           "write_rows"]
+__all__ = ["CHUNK", "RANDOM_WEIGHTS_WARNING", "evidence_request", "expand_inputs", "plan_todo", "policy_digest",
+           "result_row", "write_rows"]
 
 RANDOM_WEIGHTS_WARNING = (
     "WARNING: this checkpoint has random weights (random:tiny or a test file); its tags mean nothing."
 )
 # Images handed to the engine per step: results are written (and flushed) after each.
 CHUNK = 64
+
+
+def expand_inputs(args: argparse.Namespace) -> ExpandedPaths:
+    """The image files `args.paths` name (`tag` and `detect` read the same way), with a warning for each
+    argument that matched none; a ConfigError (exit 2) when none is left."""
+    paths = expand_image_paths(args.paths)
+    for item in paths.unmatched:
+        print(f"warning: {item!r} matched no image file ({', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
+    if not paths:
+        raise ConfigError(f"no image files found in {' '.join(args.paths)}")
+    return paths
 
 
 def policy_digest(thresholds, policy, evidence: bool = False) -> str:

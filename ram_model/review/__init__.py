@@ -15,7 +15,6 @@ plugin call the same code. The method is documented in ``docs/review.md``.
 
 from .atomic_io import atomic_write_json, atomic_write_text
 from .disagreement import (
-    AGGREGATIONS,
     ClassSummary,
     DisagreementReport,
     TagIssue,
@@ -44,7 +43,6 @@ from .thresholds_tuning import ClassThreshold, TunedThresholds, reviewed_label_m
 from .vocabulary import LabelMapping, MatchKind, build_label_mapping, load_synonyms, normalize_tag
 
 __all__ = [
-    "AGGREGATIONS",
     "ClassSummary",
     "ClassThreshold",
     "DisagreementReport",

@@ -25,14 +25,13 @@ add up to it; a unique fixed point) once there are ``MIN_SAMPLES_TO_ESTIMATE`` s
 below that the prior ``DEFAULT_NOISE_RATE`` is used. Flags: by default the tags whose
 posterior lies above the cut that maximises the expected F1 of the flags under these
 posteriors (again from ``MIN_SAMPLES_TO_ESTIMATE`` samples; fewer samples flag a tag only
-when it is more likely wrong than right, posterior > 0.5). A fixed ``flag_at`` replaces the
-cut.
+when it is more likely wrong than right, posterior > 0.5).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
@@ -52,14 +51,12 @@ __all__ = [
     "flip_posteriors",
     "estimate_noise_rate",
     "expected_f1_cut",
-    "AGGREGATIONS",
     "DEFAULT_NOISE_RATE",
     "FLIPS_PER_ERROR",
     "MIN_SAMPLES_TO_ESTIMATE",
     "calibrate_per_class",
 ]
 
-AGGREGATIONS = ("posterior", "max", "noisy_or", "mean_top")
 # Prior share of samples with at least one wrong tag, used until there are enough samples
 # to estimate it (a common figure for crowd-sourced tags; the estimate replaces it).
 DEFAULT_NOISE_RATE = 0.1
@@ -89,12 +86,7 @@ class TagIssue:
     probability: float
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "label_index": self.label_index,
-            "kind": self.kind,
-            "score": self.score,
-            "probability": self.probability,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -418,41 +410,22 @@ def _fit_platt(logit: np.ndarray, target: np.ndarray, iterations: int = 30) -> t
     return slope, offset
 
 
-def aggregate_sample_scores(tag_scores: np.ndarray, *, method: str = "posterior", top_k: int = 3) -> np.ndarray:
-    """Combine per-tag error scores ``(N, L)`` into one score per sample ``(N,)`` in [0, 1].
+def aggregate_sample_scores(tag_scores: np.ndarray) -> np.ndarray:
+    """Combine per-tag flip posteriors ``(N, L)`` into one score per sample ``(N,)`` in [0, 1].
 
-    ``posterior`` (default): ``1 - prod(1 - s)`` over every tag, the probability that at
-    least one tag is wrong when the scores are independent flip posteriors.
-    ``max``: the worst tag only.
-    ``noisy_or``: ``1 - prod(1 - s)`` over the ``top_k`` highest tag scores.
-    ``mean_top``: mean of the ``top_k`` highest scores.
-    NaN tag scores are ignored; a sample with none left scores 0.
+    ``1 - prod(1 - s)`` over every tag: the probability that at least one tag is wrong when
+    the scores are independent flip posteriors (several suspicious tags add up, unlike the
+    worst tag alone). NaN tag scores are ignored; a sample with none left scores 0.
 
     >>> s = np.array([[0.9, 0.1, np.nan], [0.6, 0.6, 0.6]])
-    >>> aggregate_sample_scores(s, method="max")
-    array([0.9, 0.6])
     >>> aggregate_sample_scores(s).round(3)
     array([0.91 , 0.936])
     """
-    if method not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {method!r}; choose one of {AGGREGATIONS}")
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
     scores = np.asarray(tag_scores, dtype=np.float64)
     if scores.ndim != 2:
         raise ValueError(f"tag_scores must be 2-D (N, L), got shape {scores.shape}")
     filled = np.where(np.isnan(scores), 0.0, scores)
-    if method == "posterior":
-        return np.clip(-np.expm1(np.log1p(-np.minimum(filled, 1.0)).sum(axis=1)), 0.0, 1.0)
-    k = min(int(top_k), filled.shape[1])
-    if k == 0:
-        return np.zeros(filled.shape[0])
-    worst = -np.sort(-filled, axis=1)[:, :k]
-    if method == "max":
-        return worst[:, 0].copy()
-    if method == "mean_top":
-        return worst.mean(axis=1)
-    return 1.0 - np.prod(1.0 - worst, axis=1)
+    return np.clip(-np.expm1(np.log1p(-np.minimum(filled, 1.0)).sum(axis=1)), 0.0, 1.0)
 
 
 def find_disagreements(
@@ -460,9 +433,6 @@ def find_disagreements(
     probs: object,
     *,
     thresholds: object = None,
-    flag_at: float | None = None,
-    aggregation: str = "posterior",
-    top_k: int = 3,
     noise_rate: float | None = None,
     calibrate: bool | None = None,
 ) -> DisagreementReport:
@@ -478,12 +448,6 @@ def find_disagreements(
     thresholds : None, float or array (L,)
         The model's decision thresholds; None means 0.5. For RAM, pass
         ``mapping.project_thresholds(engine.vocab.thresholds)``.
-    flag_at : None or float in (0, 1)
-        A tag is flagged when its posterior of being wrong exceeds this. None (default):
-        the cut with the best expected F1 (see :func:`expected_f1_cut`) from
-        ``MIN_SAMPLES_TO_ESTIMATE`` samples on, 0.5 below. Raise it for fewer, surer flags.
-    aggregation, top_k :
-        How tag scores become a sample score (see :func:`aggregate_sample_scores`).
     noise_rate : None or float in (0, 0.5]
         Share of samples with a wrong tag. None (default): estimated
         (:func:`estimate_noise_rate`) from ``MIN_SAMPLES_TO_ESTIMATE`` samples on,
@@ -502,8 +466,6 @@ def find_disagreements(
     >>> report.top(3)
     array([2, 0, 1])
     """
-    if flag_at is not None and not 0.0 < float(flag_at) < 1.0:
-        raise ValueError(f"flag_at must be None or in (0, 1), got {flag_at!r}")
     prob = as_prob_matrix(probs)
     present = as_label_matrix(labels, *prob.shape)
     centred = centred_probabilities(prob, thresholds=thresholds)
@@ -522,8 +484,10 @@ def find_disagreements(
         centred = _calibrate_against_noisy_labels(present, centred, rate)
     odds = _flip_odds(present, centred, rate)
     scores = odds / (1.0 + odds)
-    sample_scores = aggregate_sample_scores(scores, method=aggregation, top_k=top_k)
-    cut = float(flag_at) if flag_at is not None else (expected_f1_cut(scores) if enough else 0.5)
+    sample_scores = aggregate_sample_scores(scores)
+    # A tag is flagged when its posterior exceeds the cut with the best expected F1, or,
+    # with too few samples to trust that, when it is more likely wrong than right.
+    cut = expected_f1_cut(scores) if enough else 0.5
 
     with np.errstate(invalid="ignore"):
         flagged = scores > cut  # NaN compares False: unmapped labels are never flagged

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,7 @@ __all__ = ["LoadedModel", "load_model", "file_fingerprint"]
 
 _DEFAULT_SWIN = "swin/config_swinL_384.json"
 _DEFAULT_HEAD = "q2l_config.json"
+_Config = TypeVar("_Config", SwinConfig, HeadConfig)
 
 
 @dataclass
@@ -59,20 +60,15 @@ def file_fingerprint(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()[:10]
 
 
-def _swin_config(cfg: EngineConfig, meta: dict[str, Any], preset_file: str | None) -> SwinConfig:
-    if cfg.swin_config:
-        return SwinConfig.from_file(cfg.swin_config)
-    if "swin_config" in meta:
-        return SwinConfig.from_dict(meta["swin_config"], source="checkpoint metadata")
-    return SwinConfig.from_file(packaged_file(preset_file or _DEFAULT_SWIN))
-
-
-def _head_config(cfg: EngineConfig, meta: dict[str, Any], preset_file: str | None) -> HeadConfig:
-    if cfg.head_config:
-        return HeadConfig.from_file(cfg.head_config)
-    if "head_config" in meta:
-        return HeadConfig.from_dict(meta["head_config"], source="checkpoint metadata")
-    return HeadConfig.from_file(packaged_file(preset_file or _DEFAULT_HEAD))
+def _architecture(kind: type[_Config], key: str, user_file: str | None, meta: dict[str, Any],
+                  preset_file: str | None, default_file: str) -> _Config:
+    """The Swin or head config, the first found of: the user's file (the flag), the checkpoint's own
+    metadata, the preset's packaged file, the packaged default (official checkpoints carry none)."""
+    if user_file:
+        return kind.from_file(user_file)
+    if key in meta:
+        return kind.from_dict(meta[key], source="checkpoint metadata")
+    return kind.from_file(packaged_file(preset_file or default_file))
 
 
 def _vocabulary(cfg: EngineConfig, meta: dict[str, Any]) -> TagVocabulary:
@@ -91,8 +87,10 @@ def load_model(cfg: EngineConfig) -> LoadedModel:
     resolved = resolve_checkpoint(cfg.checkpoint, cache_dir=cfg.cache_dir)
     ckpt = read_checkpoint(resolved.path, trust_pickle=cfg.trust_pickle)
     preset = resolved.preset
-    swin = _swin_config(cfg, ckpt.metadata, preset.swin_config if preset else None)
-    head = _head_config(cfg, ckpt.metadata, preset.head_config if preset else None)
+    swin = _architecture(SwinConfig, "swin_config", cfg.swin_config, ckpt.metadata,
+                         preset.swin_config if preset else None, _DEFAULT_SWIN)
+    head = _architecture(HeadConfig, "head_config", cfg.head_config, ckpt.metadata,
+                         preset.head_config if preset else None, _DEFAULT_HEAD)
     vocab = _vocabulary(cfg, ckpt.metadata)
     variant = cfg.variant or ckpt.metadata.get("variant") or (preset.variant if preset else None)
     variant = variant or detect_variant(ckpt.state_dict, len(vocab))
