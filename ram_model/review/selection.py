@@ -154,8 +154,6 @@ def select_review_batch(
     signals = _signals(disagreement, probs, thresholds, embeddings)
     num_samples = _num_samples(signals, disagreement, probs, embeddings)
     excluded = _as_indices(exclude, num_samples)
-    available = np.setdiff1d(np.arange(num_samples), excluded)
-
     quotas = _quotas(int(n), _mix_weights(weights, signals))
 
     chosen: list[int] = []
