@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from ..finetune.config import TRAINING_OPTIONS, FinetuneConfig
 from ..model.option import option_values
-from .options import add_model_options, add_option_flags, model_options_from_args
+from .options import add_finetune_data_flags, add_model_options, add_option_flags, model_options_from_args
 from ..weights.versions import is_random_version
 
 __all__ = ["register"]
@@ -21,10 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Fine-tune RAM / RAM++ on the finetune JSON our export writes. Writes OUTPUT/model.safetensors "
                     "(loads with no other flag), thresholds.txt, metrics.json (base vs new), train_log.jsonl and "
                     "card.json. Re-running the same command resumes an interrupted run.")
-    p.add_argument("--data", action="append", required=True, metavar="FILE.json",
-                   help="finetune JSON (image_path, caption, union_label_id, parse_label_id); repeatable")
-    p.add_argument("--image-root", help="folder the entries' image_path are relative to (default: each JSON's folder)")
-    p.add_argument("--output", "-o", required=True, metavar="DIR", help="run folder (resumed if it holds a partial run)")
+    add_finetune_data_flags(p, output_metavar="DIR", output_help="run folder (resumed if it holds a partial run)")
     # One flag per declared training option; `--batch-size` is the model option of that name,
     # which here is the training batch.
     add_option_flags(p.add_argument_group("training"), (s for s in TRAINING_OPTIONS if s.name != "batch_size"),

@@ -16,6 +16,7 @@ from ..inference.thresholds import ThresholdPolicy
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
+    "add_finetune_data_flags",
     "add_option_flags",
     "add_model_options",
     "engine_config_from_args",
@@ -56,6 +57,15 @@ def add_model_options(parser: argparse.ArgumentParser, *, thresholds: bool = Tru
         if group_name == "thresholds" and not thresholds:
             continue
         add_option_flags(parser.add_argument_group(title), [s for s in MODEL_OPTIONS if s.group == group_name])
+
+
+def add_finetune_data_flags(parser: argparse.ArgumentParser, *, output_metavar: str, output_help: str) -> None:
+    """Where a command reads finetune JSON exports and writes its result (`finetune`, `thresholds tune`)."""
+    parser.add_argument("--data", action="append", required=True, metavar="EXPORT.json",
+                        help="finetune JSON written by the export (image_path, caption, union_label_id, "
+                             "parse_label_id); repeatable")
+    parser.add_argument("--image-root", help="folder the entries' image_path are relative to (default: each JSON's folder)")
+    parser.add_argument("--output", "-o", required=True, metavar=output_metavar, help=output_help)
 
 
 def model_options_from_args(args: argparse.Namespace) -> ModelOptions:

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .options import add_model_options
+from .options import add_finetune_data_flags, add_model_options
 
 __all__ = ["register", "reviewed_label_matrix"]
 
@@ -34,10 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run the model over the images of finetune JSON export(s) and write the per-class "
                     "thresholds that fit the reviewed labels best (one per line, the official format), "
                     "plus OUTPUT.report.json with the counts, precision and recall per class.")
-    p.add_argument("--data", action="append", required=True, metavar="EXPORT.json",
-                   help="finetune JSON written by the export; repeatable")
-    p.add_argument("--image-root", help="folder the entries' image_path are relative to (default: each JSON's folder)")
-    p.add_argument("--output", "-o", required=True, metavar="thresholds.txt")
+    add_finetune_data_flags(p, output_metavar="thresholds.txt", output_help="the thresholds file to write")
     p.add_argument("--target", choices=["f1", "precision"], default="f1",
                    help="f1: the cut with the best F1; precision: the lowest cut reaching --min-precision")
     p.add_argument("--min-precision", type=float, metavar="P", help="with --target precision (0 < P <= 1)")
