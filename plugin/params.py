@@ -16,7 +16,7 @@ from plugin.errors import PluginInputError
 from ram_model.errors import ConfigError
 from ram_model.inference.options import ModelOptions
 from ram_model.inference.thresholds import ThresholdPolicy
-from ram_model.model.option import is_given, option, option_values
+from ram_model.option import is_given, option, option_values
 
 __all__ = [
     "DetectDisagreementParams",
@@ -61,7 +61,7 @@ def _opt_int(value: Any, name: str, low: int = 1) -> int | None:
 
 
 def job_values(cls: type, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The options `cls` declares (`ram_model.model.option`) that a form or the CLI gave, parsed;
+    """The options `cls` declares (`ram_model.option`) that a form or the CLI gave, parsed;
     a bad value is a form error naming its key. The dataclass's defaults fill in the rest."""
     try:
         return option_values(cls, params, given_only=True, what=lambda spec: spec.param)

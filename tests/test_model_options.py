@@ -153,7 +153,7 @@ _NEW_ENGINE_OPTION = '''
 import dataclasses, logging, os, sys
 logging.disable(logging.ERROR)  # FiftyOne logs that a bare context belongs to no registered operator
 from ram_model.model import config
-from ram_model.model.option import option
+from ram_model.option import option
 
 # The one change a developer makes to add an engine option: a field declared on EngineConfig.
 @dataclasses.dataclass(frozen=True)

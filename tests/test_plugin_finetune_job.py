@@ -12,6 +12,7 @@ import fiftyone as fo
 from plugin.review_round.finetune import finetune_on_reviews
 from plugin.params import ModelParams
 from plugin.review_round.params import FinetuneJobParams
+from ram_model.review import TuningOptions
 from ram_model.finetune import FinetuneError
 
 pytestmark = pytest.mark.fiftyone
@@ -61,7 +62,7 @@ def test_thresholds_tune_from_a_finetune_export_as_well_as_from_a_field(tiny_fil
                               label_field="gt_reviewed")
     model = ModelParams.from_mapping(fx.model_params(tiny_files), env={})
     try:
-        from_file = tune_thresholds_on_reviews(dataset, ThresholdJobParams(data=str(export), min_count=1,
+        from_file = tune_thresholds_on_reviews(dataset, ThresholdJobParams(data=str(export), tuning=TuningOptions(min_count=1),
                                                                            output_dir=str(tmp_path / "a")), model)
         assert from_file.images == 12 and from_file.tuned + from_file.shrunk >= 1
         lines = open(from_file.thresholds).read().split()

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from ram_model.finetune.config import TRAINING_OPTIONS, FinetuneConfig, FinetuneError
 from ram_model.model.config import EngineConfig
-from ram_model.model.option import OptionSpec
+from ram_model.option import OptionSpec
 
 __all__ = ["TrainParams", "registry_name"]
 

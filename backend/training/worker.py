@@ -80,7 +80,7 @@ def run_job(store, job_id: str, model_dir: Path, registry_root: Path) -> str:
         )
     from ram_model import EngineConfig
     from ram_model.finetune import FinetuneConfig, finetune
-    from ram_model.model.option import option_values
+    from ram_model.option import option_values
     from ram_model.weights.registry import ModelRegistry
     from ram_model.review import atomic_write_json
 

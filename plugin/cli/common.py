@@ -30,10 +30,10 @@ def add_job(jobs: argparse._SubParsersAction, name: str, help: str, params: type
             func: Callable[[argparse.Namespace], int], *, model: bool = False, thresholds: bool = True,
             server: bool = False, aliases: dict[str, str] | None = None) -> argparse.ArgumentParser:
     """A sub-command for one job: the dataset flags, one flag per option its params class declares
-    (`ram_model.model.option`), and with `model` the model options (their threshold group with
+    (`ram_model.option`), and with `model` the model options (their threshold group with
     `thresholds`), with `server` the shared-server flag."""
     from ram_model.cli.options import add_model_options, add_option_flags
-    from ram_model.model.option import declared_options
+    from ram_model.option import declared_options
 
     parser = jobs.add_parser(name, help=help)
     add_target(parser)

@@ -18,6 +18,8 @@ from plugin.review_round.params import (
 )
 from ram_model.cli.options import add_option_flags
 from ram_model.finetune.config import TRAINING_OPTIONS
+from ram_model.option import declared_options
+from ram_model.review import TuningOptions
 
 __all__ = ["add_review_commands"]
 
@@ -32,8 +34,9 @@ def add_review_commands(jobs: argparse._SubParsersAction) -> None:
     p = add_job(jobs, "finetune", "fine-tune RAM on reviewed labels and register the new version",
                 FinetuneJobParams, _cmd_finetune, model=True, server=True)
     add_option_flags(p.add_argument_group("training"), TRAINING_OPTIONS, env=False)
-    add_job(jobs, "tune-thresholds", "tune per-class thresholds on reviewed labels", ThresholdJobParams, _cmd_tune,
-            model=True, server=True)
+    p = add_job(jobs, "tune-thresholds", "tune per-class thresholds on reviewed labels", ThresholdJobParams,
+                _cmd_tune, model=True, server=True)
+    add_option_flags(p.add_argument_group("tuning"), declared_options(TuningOptions), env=False)
 
 
 def _ls():  # type: ignore[no-untyped-def]

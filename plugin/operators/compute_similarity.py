@@ -12,7 +12,7 @@ from plugin.models.engine_cache import get_tagger
 from plugin.operators.base import RamOperator
 from plugin.operators.inputs import add_field_option, add_model_options, add_option_inputs, secrets_of
 from plugin.params import ModelParams, SimilarityParams
-from ram_model.model.option import declared_option, declared_options
+from ram_model.option import declared_option, declared_options
 
 __all__ = ["ComputeRamSimilarity"]
 

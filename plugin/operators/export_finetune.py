@@ -19,7 +19,7 @@ from plugin.operators.inputs import (
     secrets_of,
 )
 from plugin.params import ExportParams, ModelParams, TagParams
-from ram_model.model.option import declared_option, declared_options
+from ram_model.option import declared_option, declared_options
 
 __all__ = ["ExportRamFinetune"]
 

@@ -12,7 +12,7 @@ from plugin.jobs.detect_disagreements import find_detection_disagreements
 from plugin.params import DetectDisagreementParams
 from plugin.operators.base import RamOperator
 from plugin.operators.inputs import add_option_inputs, dropdown
-from ram_model.model.option import declared_option, declared_options
+from ram_model.option import declared_option, declared_options
 
 __all__ = ["FindRamDetectionDisagreements"]
 

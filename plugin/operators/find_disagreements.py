@@ -11,7 +11,7 @@ from plugin.jobs.disagreements import find_sample_disagreements
 from plugin.operators.base import RamOperator
 from plugin.operators.inputs import add_label_field_choice, add_new_field, add_option_inputs, add_ram_field_choice
 from plugin.params import DisagreementParams
-from ram_model.model.option import declared_options
+from ram_model.option import declared_options
 
 __all__ = ["FindRamDisagreements"]
 

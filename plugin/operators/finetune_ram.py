@@ -15,7 +15,7 @@ from plugin.params import ModelParams
 from plugin.review_round.finetune import finetune_on_reviews
 from plugin.review_round.params import FinetuneJobParams
 from ram_model.finetune.config import TRAINING_OPTIONS
-from ram_model.model.option import declared_options
+from ram_model.option import declared_options
 
 __all__ = ["FinetuneRam", "ReviewRoundOperator"]
 

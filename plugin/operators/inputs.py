@@ -17,7 +17,7 @@ from plugin.fo_convert import SUPPORTED_LABEL_TYPES
 from plugin.params import check_field_name
 from ram_model.inference.options import MODEL_OPTIONS
 from ram_model.errors import ConfigError
-from ram_model.model.option import OptionSpec, parse_option
+from ram_model.option import OptionSpec, parse_option
 
 __all__ = [
     "add_field_choice",
@@ -108,7 +108,7 @@ def add_field_option(ctx: foo.ExecutionContext, inputs: types.Object, spec: Opti
 
 def add_option_input(inputs: types.Object, spec: OptionSpec, *, default: Any = None,
                      env: bool = True) -> types.Property:
-    """One form input for one declared option (`ram_model.model.option`): the field's type, label,
+    """One form input for one declared option (`ram_model.option`): the field's type, label,
     help and choices as declared. The default shown is `default`, else (with `env`, for options the
     job also reads from the environment) the environment's value, else the declared one; a
     number left empty means "not given", so the job takes its default."""

@@ -18,7 +18,7 @@ from plugin.operators.review_inputs import (
 )
 from plugin.review_round.load_reviews import load_reviews
 from plugin.review_round.params import LoadReviewsParams
-from ram_model.model.option import declared_options
+from ram_model.option import declared_options
 
 __all__ = ["LoadLabelStudioReviews"]
 

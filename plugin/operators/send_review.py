@@ -12,7 +12,7 @@ from plugin.operators.inputs import add_label_field_choice, add_option_inputs, a
 from plugin.operators.review_inputs import add_label_studio_status, label_studio_settings
 from plugin.review_round.params import DEFAULT_WEIGHTS, SendReviewParams
 from plugin.review_round.send_review import send_review_batch
-from ram_model.model.option import declared_option, declared_options
+from ram_model.option import declared_option, declared_options
 
 __all__ = ["SendReviewBatch"]
 

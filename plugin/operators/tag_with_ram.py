@@ -21,7 +21,7 @@ from plugin.operators.inputs import (
     secrets_of,
 )
 from plugin.params import ModelParams, TagParams
-from ram_model.model.option import declared_options
+from ram_model.option import declared_options
 
 __all__ = ["TagWithRam"]
 

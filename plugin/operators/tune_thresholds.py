@@ -14,7 +14,8 @@ from plugin.operators.review_inputs import add_reviewed_source, show_table
 from plugin.params import ModelParams
 from plugin.review_round.params import ThresholdJobParams
 from plugin.review_round.tune_thresholds import tune_thresholds_on_reviews
-from ram_model.model.option import declared_options
+from ram_model.option import declared_options
+from ram_model.review import TuningOptions
 
 __all__ = ["TuneRamThresholds"]
 
@@ -42,6 +43,7 @@ class TuneRamThresholds(ReviewRoundOperator):
     def form(self, ctx: foo.ExecutionContext, inputs: types.Object) -> None:
         add_reviewed_source(ctx, inputs)
         add_option_inputs(inputs, declared_options(ThresholdJobParams))
+        add_option_inputs(inputs, declared_options(TuningOptions))
         add_model_options(ctx, inputs)
 
     def run(self, ctx: foo.ExecutionContext, progress: Callable[[int, int], None]) -> JobResult:

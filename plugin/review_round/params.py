@@ -16,7 +16,8 @@ from typing import Any
 from plugin.errors import PluginInputError
 from plugin.params import _opt_str, check_field_name, job_values, synonyms_option
 from ram_model.finetune.config import FinetuneConfig
-from ram_model.model.option import option
+from ram_model.review import TuningOptions
+from ram_model.option import option
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -278,18 +279,18 @@ class FinetuneJobParams(_FromReviews):
 
 @dataclass(frozen=True)
 class ThresholdJobParams(_FromReviews):
-    """Tune per-class thresholds on reviewed labels, optionally re-tag with them."""
+    """Tune per-class thresholds on reviewed labels, optionally re-tag with them; how they are
+    fitted is the review core's declared `TuningOptions`."""
 
-    target: str = option("f1", "what the thresholds maximise: F1, or recall at a minimum precision", str,
-                         choices=("f1", "precision"), label="Target")
-    min_precision: float | None = option(None, "the precision a class must keep (target precision)", float,
-                                         low=0.0, high=1.0, label="Minimum precision (target precision)")
-    min_count: int = option(5, "classes with fewer reviewed positives keep RAM's threshold", int, low=0,
-                            label="Fewest reviewed positives to tune a class")
-    shrink: float = option(10.0, "pull a tuned threshold towards RAM's, as if RAM's were worth N positives", float,
-                           low=0.0, label="Shrink towards RAM's threshold (worth N positives)")
+    tuning: TuningOptions = dataclass_field(default_factory=TuningOptions)
 
     def __post_init__(self) -> None:
         self._check_source()
-        if self.target == "precision" and self.min_precision is None:
-            raise PluginInputError("target 'precision' needs a minimum precision")
+
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, Any]) -> ThresholdJobParams:
+        try:
+            tuning = TuningOptions(**job_values(TuningOptions, params))
+        except ValueError as e:
+            raise PluginInputError(str(e)) from None
+        return cls(**job_values(cls, params), tuning=tuning)

@@ -7,6 +7,7 @@ the reviews, so a rerun writes the same file; re-tagging with it is optional.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from contextlib import closing
@@ -92,14 +93,12 @@ def tune_thresholds_on_reviews(collection: foc.SampleCollection, params: Thresho
         raise PluginInputError("None of the reviewed images could be read; nothing to tune on")
     prior = np.asarray(model.options.threshold_policy().resolve(tagger.vocab), dtype=np.float32)
     try:
-        tuned = tune_thresholds(labels[ok], probs[ok], target=params.target, min_precision=params.min_precision,
-                                prior=prior, min_count=params.min_count, shrink=params.shrink)
+        tuned = tune_thresholds(labels[ok], probs[ok], prior=prior, **dataclasses.asdict(params.tuning))
     except ValueError as e:
         raise PluginInputError(str(e)) from None
 
     digest = hashlib.sha256(labels[ok].tobytes() + tagger.model_version.encode()
-                            + repr((params.target, params.min_precision, params.min_count,
-                                    params.shrink)).encode()).hexdigest()[:12]
+                            + repr(dataclasses.astuple(params.tuning)).encode()).hexdigest()[:12]
     folder = Path(params.output_dir).expanduser() if params.output_dir else work_dir() / "thresholds"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"thresholds-{digest}.txt"

@@ -8,7 +8,7 @@ import sys
 from tqdm import tqdm
 
 from ..finetune.config import TRAINING_OPTIONS, FinetuneConfig
-from ..model.option import option_values
+from ..option import option_values
 from .options import add_finetune_data_flags, add_model_options, add_option_flags, model_options_from_args
 from ..weights.versions import is_random_version
 

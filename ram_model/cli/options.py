@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Iterable, Mapping
 
 from ..model.config import EngineConfig
-from ..model.option import OptionSpec
+from ..option import OptionSpec
 from ..inference.options import DEFAULT_CHECKPOINT, MODEL_OPTIONS, ModelOptions
 from ..inference.thresholds import ThresholdPolicy
 
@@ -29,7 +29,7 @@ _GROUP_TITLES = {"model": "model", "thresholds": "thresholds"}
 
 def add_option_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, specs: Iterable[OptionSpec], *,
                      env: bool = True, aliases: Mapping[str, str] | None = None) -> None:
-    """One flag per declared option (`ram_model.model.option`), defaulting to "not given" (None)
+    """One flag per declared option (`ram_model.option`), defaulting to "not given" (None)
     so the option's own parser can tell a typed flag from an omitted one. `env`: the command
     also reads the option's environment variable (the help names it). `aliases`: a shorter
     spelling a command has always accepted, by option name (`--out` for `--output-dir`)."""

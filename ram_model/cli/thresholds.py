@@ -11,13 +11,17 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import closing
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from .options import add_finetune_data_flags, add_model_options
+from ..errors import ConfigError
+from ..option import declared_options, option_values
+from ..review.thresholds_tuning import TuningOptions
+from .options import add_finetune_data_flags, add_model_options, add_option_flags
 
 __all__ = ["register", "reviewed_label_matrix"]
 
@@ -35,13 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "thresholds that fit the reviewed labels best (one per line, the official format), "
                     "plus OUTPUT.report.json with the counts, precision and recall per class.")
     add_finetune_data_flags(p, output_metavar="thresholds.txt", output_help="the thresholds file to write")
-    p.add_argument("--target", choices=["f1", "precision"], default="f1",
-                   help="f1: the cut with the best F1; precision: the lowest cut reaching --min-precision")
-    p.add_argument("--min-precision", type=float, metavar="P", help="with --target precision (0 < P <= 1)")
-    p.add_argument("--min-count", type=int, default=5,
-                   help="classes with fewer reviewed positives keep their current threshold (default: 5)")
-    p.add_argument("--shrink", type=float, default=10.0,
-                   help="pull towards the current threshold, worth this many positives (default: 10; 0: none)")
+    add_option_flags(p.add_argument_group("tuning"), declared_options(TuningOptions), env=False)
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     p.add_argument("--no-progress", action="store_true")
     add_model_options(p, thresholds=False)
@@ -77,10 +75,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         return _fail(f"{output} exists; pass --overwrite to replace it")
     if not output.parent.is_dir():
         return _fail(f"folder {output.parent} does not exist")
-    if args.target == "precision" and args.min_precision is None:
-        return _fail("--target precision needs --min-precision")
-    if args.target == "f1" and args.min_precision is not None:
-        return _fail("--min-precision applies only with --target precision")
+    try:
+        tuning = TuningOptions(**option_values(TuningOptions, vars(args), given_only=True))
+    except (ValueError, ConfigError) as e:
+        return _fail(str(e))
     engine = _load_engine(args)
     num_classes = len(engine.vocab)
     files, paths = [], []
@@ -102,8 +100,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if not ok.all():
         print(f"{int((~ok).sum())} of {len(paths)} images could not be read and are left out", file=sys.stderr)
     try:
-        tuned = tune_thresholds(labels[ok], probs[ok], target=args.target, min_precision=args.min_precision,
-                                prior=engine.vocab.thresholds, min_count=args.min_count, shrink=args.shrink)
+        tuned = tune_thresholds(labels[ok], probs[ok], prior=engine.vocab.thresholds, **asdict(tuning))
     except ValueError as e:
         return _fail(str(e))
     tuned.write(output, names=engine.vocab.names)

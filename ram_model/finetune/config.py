@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..model.config import EngineConfig
-from ..model.option import OptionSpec, declared_options, option
+from ..option import OptionSpec, declared_options, option
 from ..errors import RamModelError
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "FinetuneError", "DEFAULT_LR", "RECIPE_FIELDS", "TRAINING_OPTIONS"]

@@ -1,6 +1,6 @@
 """The model options: which engine runs, and which of its tags fire.
 
-The engine options are declared on `EngineConfig`'s own fields (`ram_model.model.option`);
+The engine options are declared on `EngineConfig`'s own fields (`ram_model.option`);
 `ModelOptions` is derived from them plus the threshold options below. Every place that
 lets a user pick the model or its thresholds reads `ModelOptions`: the command-line flags
 of `tag`/`info`/`convert`/`serve`/`fiftyone` (`ram_model.cli.options`), the server's settings
@@ -23,7 +23,7 @@ from typing import Any, get_type_hints
 
 from ..errors import ConfigError
 from ..model.config import DEFAULT_CHECKPOINT, EngineConfig
-from ..model.option import ENV_PREFIX, OptionSpec, declared_options, is_given, option, option_values, parse_option
+from ..option import ENV_PREFIX, OptionSpec, declared_options, is_given, option, option_values, parse_option
 from .thresholds import ThresholdPolicy
 
 __all__ = [

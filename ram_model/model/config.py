@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from ..errors import ConfigError
-from .option import option
+from ..option import option
 
 __all__ = [
     "SwinConfig",

@@ -39,7 +39,7 @@ from .finetune import (
 )
 from .ranking import rank_for_review
 from .selection import k_center_greedy, select_review_batch, uncertainty_scores
-from .thresholds_tuning import ClassThreshold, TunedThresholds, reviewed_label_matrix, tune_thresholds
+from .thresholds_tuning import ClassThreshold, TunedThresholds, TuningOptions, reviewed_label_matrix, tune_thresholds
 from .vocabulary import LabelMapping, MatchKind, build_label_mapping, load_synonyms, normalize_tag
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "MatchKind",
     "TagIssue",
     "TunedThresholds",
+    "TuningOptions",
     "UnmappedLabelError",
     "aggregate_sample_scores",
     "atomic_write_json",

@@ -26,13 +26,47 @@ from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 
+from ..option import option
 from .atomic_io import atomic_write_json, atomic_write_text
 
-__all__ = ["ClassThreshold", "TunedThresholds", "format_threshold", "reviewed_label_matrix", "tune_thresholds"]
+__all__ = ["ClassThreshold", "TunedThresholds", "TuningOptions", "format_threshold", "reviewed_label_matrix",
+           "tune_thresholds"]
 
 Target = Literal["f1", "precision"]
 Source = Literal["tuned", "shrunk", "prior"]
 DEFAULT_PRIOR = 0.5
+
+
+@dataclass(frozen=True)
+class TuningOptions:
+    """How thresholds are fitted: the options `ram-annotate thresholds tune`, the FiftyOne
+    "Tune RAM thresholds" form and `ram-annotate fiftyone tune-thresholds` all take (declared
+    here once, `ram_model.option`). Checked when made: a bad combination never reaches a run."""
+
+    target: Target = option("f1", "f1: the cut with the best F1; precision: the lowest cut reaching the minimum "
+                                  "precision (the most recall at that precision)", str, choices=("f1", "precision"),
+                            label="Target")
+    min_precision: float | None = option(None, "the precision a class must keep, with target precision (0 < P <= 1)",
+                                         float, low=0.0, high=1.0, metavar="P",
+                                         label="Minimum precision (target precision)")
+    min_count: int = option(5, "classes with fewer reviewed positives keep their current threshold", int, low=0,
+                            label="Fewest reviewed positives to tune a class")
+    shrink: float = option(10.0, "pull towards the current threshold, worth this many positives (0: none)", float,
+                           low=0.0, label="Shrink towards RAM's threshold (worth N positives)")
+
+    def __post_init__(self) -> None:
+        if self.target not in ("f1", "precision"):
+            raise ValueError(f"target must be 'f1' or 'precision', got {self.target!r}")
+        if self.target == "precision":
+            if self.min_precision is None or not 0.0 < float(self.min_precision) <= 1.0:
+                raise ValueError(f"target 'precision' needs min_precision (--min-precision) in (0, 1], "
+                                 f"got {self.min_precision!r}")
+        elif self.min_precision is not None:
+            raise ValueError("min_precision (--min-precision) applies only to target 'precision'")
+        if isinstance(self.min_count, bool) or not isinstance(self.min_count, (int, np.integer)) or self.min_count < 0:
+            raise ValueError(f"min_count must be a non-negative integer, got {self.min_count!r}")
+        if not np.isfinite(self.shrink) or self.shrink < 0:
+            raise ValueError(f"shrink must be a non-negative number, got {self.shrink!r}")
 
 
 @dataclass(frozen=True)
@@ -160,18 +194,8 @@ def tune_thresholds(
     label_matrix, prob_matrix = _check_inputs(labels, probs)
     num_classes = label_matrix.shape[1]
     priors = _check_prior(prior, num_classes)
-    if target not in ("f1", "precision"):
-        raise ValueError(f"target must be 'f1' or 'precision', got {target!r}")
-    if target == "precision":
-        if min_precision is None or not 0.0 < float(min_precision) <= 1.0:
-            raise ValueError(f"target='precision' needs min_precision in (0, 1], got {min_precision!r}")
-        min_precision = float(min_precision)
-    elif min_precision is not None:
-        raise ValueError("min_precision applies only to target='precision'")
-    if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 0:
-        raise ValueError(f"min_count must be a non-negative integer, got {min_count!r}")
-    if not np.isfinite(shrink) or shrink < 0:
-        raise ValueError(f"shrink must be a non-negative number, got {shrink!r}")
+    TuningOptions(target=target, min_precision=min_precision, min_count=min_count, shrink=shrink)  # the checks
+    min_precision = None if min_precision is None else float(min_precision)
 
     per_class = [
         _tune_class(index, label_matrix[:, index], prob_matrix[:, index], float(priors[index]),

@@ -18,7 +18,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "OptionSpec", "declared_option", "declared_options", "is_given", "option", "option_values", "parse_flag",
            "parse_option"]
