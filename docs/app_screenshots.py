@@ -7,6 +7,8 @@ launches the App on loopback in a subprocess and saves:
 
 * `app-operator-browser.png`: the operator browser (backtick) filtered to RAM, every operator listed;
 * `app-tag-form.png` and `app-tag-form-model.png`: the Tag with RAM form, top and model options;
+* `app-finetune-form.png`: the Fine-tune RAM on reviews form at its training options (drawn from the
+  fine-tuner's declared options);
 * `app-grid.png`: the sample grid with RAM's fields in the sidebar and on the tiles.
 
     apt-get install -y chromium chromium-driver && pip install selenium   # once
@@ -187,7 +189,24 @@ def take_screenshots(url: str, out: Path) -> list[Path]:
         form_model = out / "app-tag-form-model.png"
         save(driver, form_model)
         ActionChains(driver).send_keys(Keys.ESCAPE).perform()
-        return [browser, form, form_model, grid]
+
+        # A form drawn entirely from declared options (the fine-tuner's own, ram_model.option).
+        time.sleep(1)
+        ActionChains(driver).send_keys("`").perform()
+        wait_for_text(driver, ("Tag with RAM",), 30, "the operator browser")
+        ActionChains(driver).send_keys(" RAM").perform()
+        wait_for_text(driver, ("Fine-tune RAM on reviews",), 30, "the operator browser filtered to RAM")
+        driver.find_element("xpath", "//*[normalize-space(text())='Fine-tune RAM on reviews']").click()
+        wait_for_text(driver, ("Model name",), 60, "the fine-tune form")
+        epochs = driver.find_element("xpath", "//*[normalize-space(text())='Epochs']")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", epochs)
+        wait_for_text(driver, ("What to train", "Epochs", "Training batch size", "Passes over the training images"), 10,
+                      "the fine-tune form's training options")
+        time.sleep(1)
+        finetune_form = out / "app-finetune-form.png"
+        save(driver, finetune_form)
+        ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+        return [browser, form, form_model, finetune_form, grid]
     except ScreenshotError:
         driver.save_screenshot(str(out / "failed-step.png"))  # what the page showed instead
         raise

@@ -122,7 +122,7 @@ class TagParams:
     """Tag with RAM: where to write, which tags to keep, what to do with earlier results.
     Which tags fire (`policy`) comes from the model options' threshold group."""
 
-    field: str = option("ram", "fo.Classifications field that receives RAM's tags with their confidences", str,
+    field: str = option("ram", "the fo.Classifications field that receives RAM's tags with their confidences", str,
                         label="Output field", in_form=False)
     label_field: str | None = option(
         None, "also store RAM's score per class of this field (or 'tags'); only the RAM tags its labels map onto "
@@ -318,7 +318,7 @@ class DetectParams:
     """Detect RAM's tags: which models, which boxes count, where they go. Which tags prompt the
     detector (`policy`) comes from the model options' threshold group."""
 
-    field: str = option("ram_detections", "fo.Detections field that receives the boxes (with masks when "
+    field: str = option("ram_detections", "the fo.Detections field that receives the boxes (with masks when "
                                           "segmenting)", str, label="Output field", in_form=False)
     detector: str = option(
         "grounding-dino-tiny", "grounding-dino-tiny, grounding-dino-base, owlv2, a Hugging Face repo id or folder "

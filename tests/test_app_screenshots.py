@@ -32,7 +32,8 @@ def test_screenshots_show_the_operators_a_form_and_the_grid(tmp_path: Path) -> N
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "docs" / "app_screenshots.py"), "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=400, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    names = ["app-operator-browser.png", "app-tag-form.png", "app-tag-form-model.png", "app-grid.png"]
+    names = ["app-operator-browser.png", "app-tag-form.png", "app-tag-form-model.png", "app-finetune-form.png",
+             "app-grid.png"]
     for name in names:
         with Image.open(tmp_path / name) as image:
             assert image.width == 1100 and image.height > 500

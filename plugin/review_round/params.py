@@ -255,7 +255,8 @@ class FinetuneJobParams(_FromReviews):
         None, "model registry folder (default: <work dir>/finetune/models; $RAM_ANNOTATE_WORK_DIR or ~/.ram-annotate)",
         str, label="Model registry folder (optional)",
     )
-    promote: bool = option(True, "make it the active version if it beats the current one", bool,
+    promote: bool = option(True, "serve the new version if it validates better than the current one (off: it is "
+                                 "registered, and the current one keeps serving)", bool,
                            label="Make it the active version if it beats the current one")
     # Promote only when validated on at least this many held-out images (registry.MIN_VAL_IMAGES).
     min_val_images: int = option(
