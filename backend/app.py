@@ -22,6 +22,7 @@ from .serving.label_binding import LabelBinding
 from .serving.media import MediaFetcher
 from .serving.projects import Projects
 from .labelstudio.routes import router as ls_router
+from .labelstudio.version_sync import VersionSync
 from .native.detect_routes import router as detect_router
 from .native.routes import router as native_router
 from .native.search_routes import router as search_router
@@ -106,6 +107,7 @@ def create_app(
             fetcher=fetcher,
             store=store,
             projects=projects,
+            version_sync=VersionSync(settings.sync_label_studio_version),
             training=TrainingManager(settings, store, projects, device=str(eng.device)),
             grounding=detector,
         )

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from ram_model import TaggingEngine, ThresholdPolicy
 
+from .labelstudio.version_sync import VersionSync
 from .serving.batcher import AsyncBatcher
 from .serving.media import MediaFetcher
 from .serving.projects import Projects
@@ -40,11 +41,10 @@ class AppState:
     fetcher: MediaFetcher
     store: Store
     projects: Projects  # everything per project: model, thresholds, class views, label config, access
+    version_sync: VersionSync  # project model version and connection title = ours (labelstudio.version_sync)
     training: object | None = None  # backend.training.manager.TrainingManager
     grounding: object | None = None  # backend.serving.grounding.GroundingService (--detector)
     counters: Counters = field(default_factory=Counters)
-    # (Label Studio URL, project id) -> model_version last synced (labelstudio.version_sync)
-    version_sync: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def get_state(request: Request) -> AppState:

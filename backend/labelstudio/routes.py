@@ -34,7 +34,6 @@ from .webhook import (
     store_annotations,
 )
 from .tasks import check_task, task_id_hint
-from .version_sync import sync_connection_title
 from ..serving.media import redact_url
 from ..serving.predict_stream import ImageJob, predict_images
 from ..serving.projects import ServedProject
@@ -150,7 +149,8 @@ async def predict(
                                      errors, regions)
     if stored:
         await run_in_threadpool(lambda: [state.store.record_prediction(s) for s in stored])
-        background.add_task(sync_connection_title, state, project_id, served.model.model_version)
+        background.add_task(state.version_sync.sync, state.projects.label_studio(project_id), project_id,
+                            served.model.model_version)
     state.counters.predicted_tasks += len(body.tasks) - len(errors)
     state.counters.failed_tasks += len(errors)
     return PredictResponse(results=results)

@@ -36,9 +36,9 @@ from typing import Any
 
 from ram_client.labelstudio.client import LabelStudioClient, LabelStudioError
 
-from ..serving.media import redact_url
+from ..serving.media import LabelStudioAccess, redact_url
 
-__all__ = ["SEPARATOR", "sync_connection_title", "titled_with_version", "user_title"]
+__all__ = ["SEPARATOR", "VersionSync", "titled_with_version", "user_title"]
 
 _log = logging.getLogger("backend.labelstudio.version_sync")
 
@@ -66,24 +66,29 @@ def _is_ours(backend: dict[str, Any], version: str) -> bool:
     return backend.get("model_version") == version or title == version or title.endswith(SEPARATOR + version)
 
 
-async def sync_connection_title(state, project_id: str | None, version: str) -> None:
-    if not state.settings.sync_label_studio_version or project_id is None:
-        return
-    ls = state.projects.label_studio(project_id)
-    if not ls.base_url or not ls.token:
-        return
-    key = (ls.base_url, project_id)
-    previous = state.version_sync.get(key)
-    if previous == version:
-        return
-    state.version_sync[key] = version  # one attempt per version; a failure is logged, not retried each request
-    try:
-        # The one Label Studio client (label-studio-sdk underneath) is synchronous: a worker thread,
-        # where the retries' sleeps keep no request of the event loop waiting.
-        await asyncio.to_thread(_sync, ls.base_url, ls.token, int(project_id), version, previous)
-    except (LabelStudioError, ValueError, KeyError) as exc:
-        _log.warning("project %s: could not update the model connection at %s: %s", project_id,
-                     redact_url(ls.base_url), exc)
+class VersionSync:
+    """Keeps each Label Studio project's model connection titled with, and the project pointed at, the
+    version this server serves; one attempt per (Label Studio, project, version), never per request."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._synced: dict[tuple[str, str], str] = {}  # (Label Studio URL, project id) -> version last synced
+
+    async def sync(self, ls: LabelStudioAccess, project_id: str | None, version: str) -> None:
+        if not self.enabled or project_id is None or not ls.base_url or not ls.token:
+            return
+        key = (ls.base_url, project_id)
+        previous = self._synced.get(key)
+        if previous == version:
+            return
+        self._synced[key] = version  # a failure is logged, not retried each request
+        try:
+            # The one Label Studio client (label-studio-sdk underneath) is synchronous: a worker thread,
+            # where the retries' sleeps keep no request of the event loop waiting.
+            await asyncio.to_thread(_sync, ls.base_url, ls.token, int(project_id), version, previous)
+        except (LabelStudioError, ValueError, KeyError) as exc:
+            _log.warning("project %s: could not update the model connection at %s: %s", project_id,
+                         redact_url(ls.base_url), exc)
 
 
 def _sync(url: str, token: str, project_id: int, version: str, previous: str | None) -> None:

@@ -56,7 +56,7 @@ async def detect(
     threshold: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
     top_k: Annotated[int | None, Form(ge=1)] = None,
 ) -> DetectResponse:
-    service = require_grounding(state)
+    service = require_grounding(state.grounding)
     if masks and not service.has_segmenter:
         raise DetectorNotLoaded("masks were asked for but the server runs no segmenter; start it with --segmenter")
     sources, inputs, errors = await read_inputs(state, images, paths)

@@ -68,8 +68,8 @@ def region_source_version(service: GroundingService | None, evidence_boxes: bool
     return "+".join(p for p in parts if p) or None
 
 
-def require_grounding(state: Any) -> GroundingService:
-    service = getattr(state, "grounding", None)
+def require_grounding(service: GroundingService | None) -> GroundingService:
+    """The server's detector, or the one-line refusal of a server started without `--detector`."""
     if service is None:
         raise DetectorNotLoaded("this server runs no detector; start it with --detector (e.g. grounding-dino-tiny, "
                                 "or random:tiny to try)")
