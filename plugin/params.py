@@ -1,7 +1,10 @@
-"""The parameters of the three jobs, parsed once from operator params or CLI flags.
+"""The parameters of the plugin's jobs (tag, disagreements, export, similarity, detect), declared once.
 
-Operators and the CLI build the same frozen objects, so a key name or a default lives
-here only, and `execute` never reads a raw `ctx.params` key.
+Each job's frozen params class declares its options on its fields (`ram_model.option`):
+`from_mapping` parses an operator's `ctx.params` or the CLI's flags with them
+(`job_values`), the operator form draws its inputs from them (`add_option_inputs`) and the
+`ram-annotate fiftyone` sub-command its flags (`plugin.cli.common.add_job`), so a key name,
+a default or a help text lives here only, and `execute` never reads a raw `ctx.params` key.
 """
 from __future__ import annotations
 
@@ -46,18 +49,6 @@ def _opt_str(value: Any) -> str | None:
         return None
     value = str(value).strip()
     return value or None
-
-
-def _opt_int(value: Any, name: str, low: int = 1) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as e:
-        raise PluginInputError(f"{name} must be an integer, not {value!r}") from e
-    if number < low:
-        raise PluginInputError(f"{name} must be >= {low}, not {number}")
-    return number
 
 
 def job_values(cls: type, params: Mapping[str, Any]) -> dict[str, Any]:
