@@ -118,7 +118,7 @@ def test_remote_runs_need_no_local_tag_files(dataset, remote) -> None:
     assert result["tagged"] == 5
     for tags in _tags(dataset, "ram"):
         assert tags is None or set(tags) == {"dog", "sky", "cat"}
-    names = dataset.load_run_results("ram_tag_ram").vocab_names
+    names = dataset.load_run_results("ram_tag_ram").vocabulary["names"]
     assert len(names) == 48 and names[0] == "dog"
 
 

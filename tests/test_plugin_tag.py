@@ -69,7 +69,7 @@ def test_run_record_holds_model_version_checkpoint_and_thresholds(dataset, fired
     assert info.config.checkpoint == str(tiny_files.checkpoint)
     assert info.config.top_k == 5 and info.config.where == "in-process"
     results = dataset.load_run_results("ram_tag_ram", cache=False)
-    assert results.vocab_names == list(fired_engine.vocab.names)
+    assert results.vocabulary == fired_engine.vocab.to_dict()
     np.testing.assert_allclose(results.thresholds, fired_engine.vocab.thresholds)
 
 
@@ -216,7 +216,7 @@ def test_a_label_field_restricts_the_engine_to_its_classes(dataset, fired_params
     config = dataset.get_run_info("ram_tag_ram").config
     assert config.computed_classes == ["dog", "cat", "car", "tree"]  # vocabulary order
     results = dataset.load_run_results("ram_tag_ram", cache=False)
-    assert results.vocab_names == list(fired_engine.vocab.names)  # the record stays over the whole vocabulary
+    assert results.vocabulary["names"] == list(fired_engine.vocab.names)  # the record stays over the whole vocabulary
     full = fired_engine.predict(dataset.values("filepath"))
     for label, reference in zip(dataset.values("ram"), full):
         got = {c.label: c.confidence for c in label.classifications}
@@ -244,3 +244,18 @@ def test_the_restricted_tagger_shares_the_engine(fired_engine) -> None:
     assert picked._computing.model is fired_engine.model and picked._computing.info()["num_classes"] == 2
     assert picked.vocab is fired_engine.vocab and picked.model_version == fired_engine.model_version
     assert computing_only(tagger, range(len(fired_engine.vocab) // 2)) is tagger  # most classes: the full fired_engine
+
+
+def test_a_tag_run_recorded_before_the_one_vocabulary_shape_still_reads() -> None:
+    """Runs record `TagVocabulary.to_dict()`; datasets tagged earlier hold the same lists under
+    vocab_names / vocab_names_zh / class_thresholds, and disagreements and export still read them."""
+    from plugin.jobs.runs import tag_vocabulary
+    from ram_model.model.vocab import TagVocabulary
+
+    vocab = TagVocabulary(("dog", "cat"), ("狗", "猫"), np.array([0.5, 0.7], dtype=np.float32))
+    legacy = {"vocab_names": ["dog", "cat"], "vocab_names_zh": ["狗", "猫"], "class_thresholds": [0.5, 0.7]}
+    for stored in ({"vocabulary": vocab.to_dict()}, legacy):
+        read = tag_vocabulary(stored, "k")
+        assert read.names == vocab.names and read.names_zh == vocab.names_zh
+        assert np.array_equal(read.thresholds, vocab.thresholds)
+    assert tag_vocabulary({}, "k") is None

@@ -22,7 +22,7 @@ from plugin.fo_convert import (
     tag_confidences,
 )
 from plugin.jobs import JobResult, runs
-from plugin.params import DisagreementParams, TagParams
+from plugin.params import DisagreementParams
 from ram_model.progress import ProgressFn
 from ram_model.weights.versions import is_random_version
 from ram_model.review import (
@@ -52,16 +52,6 @@ class DisagreementResult(JobResult):
     unmapped_labels: list[str] = field(default_factory=list)
     classes: list[dict[str, object]] = field(default_factory=list)
     why_none: str | None = None  # when nothing was flagged, why
-
-
-def _tag_run(dataset, ram_field: str) -> tuple[dict, dict]:
-    run_key = TagParams(field=ram_field).run_key
-    settings = runs.read_run_settings(dataset, run_key)
-    if settings is None:
-        raise PluginInputError(
-            f"Field {ram_field!r} was not written by Tag with RAM (no run {run_key!r}); run Tag with RAM first"
-        )
-    return settings, runs.read_run_results(dataset, run_key)
 
 
 def label_probabilities(view: foc.SampleCollection, params: DisagreementParams, mapping: LabelMapping,
@@ -106,16 +96,15 @@ def find_sample_disagreements(collection: foc.SampleCollection, params: Disagree
     if len(collection) == 0:
         raise PluginInputError("The target view has no samples; nothing to compare")
     dataset = collection._root_dataset
-    settings, stored = _tag_run(dataset, params.ram_field)
+    run = runs.read_tag_run(dataset, params.ram_field)
+    settings = run.settings
     labels = distinct_labels(dataset, params.label_field)  # raises for unsupported label types
     if not labels:
         raise PluginInputError(f"Label field {params.label_field!r} holds no labels to compare with")
     synonyms = load_synonyms(params.synonyms) if params.synonyms else None
-    vocab_names = stored.get("vocab_names")
-    if not vocab_names or "thresholds" not in stored:
-        raise PluginInputError(f"The run record of {params.ram_field!r} lacks its vocabulary; tag it again")
+    vocab_names = list(run.vocabulary.names)
     mapping = build_label_mapping(labels, vocab_names, synonyms=synonyms)
-    thresholds = mapping.project_thresholds(np.asarray(stored["thresholds"]))
+    thresholds = mapping.project_thresholds(run.thresholds)
 
     result = DisagreementResult(
         saved_view=params.saved_view, score_field=params.score_field, missing_field=params.missing_field,

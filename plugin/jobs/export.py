@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import fiftyone.core.collections as foc
-import numpy as np
 
 from plugin.errors import PluginInputError, RunConflictError
 from plugin.fo_convert import distinct_labels, present_labels, tag_confidences
@@ -79,13 +78,8 @@ def tag_run_vocabulary(dataset, ram_field: str | None) -> TagVocabulary | None:
     """
     if not ram_field:
         return None
-    stored = runs.read_run_results(dataset, TagParams(field=ram_field).run_key)
-    names = stored.get("vocab_names")
-    if not names:
-        return None
-    names_zh = stored.get("vocab_names_zh") or [""] * len(names)
-    thresholds = stored.get("class_thresholds") or stored.get("thresholds") or [0.0] * len(names)
-    return TagVocabulary(tuple(names), tuple(names_zh), np.asarray(thresholds, dtype=np.float32))
+    run_key = TagParams(field=ram_field).run_key
+    return runs.tag_vocabulary(runs.read_run_results(dataset, run_key), run_key)
 
 
 def export_vocabulary(dataset, params: ExportParams, model: ModelParams) -> TagVocabulary:

@@ -149,8 +149,7 @@ def tag_samples(collection: foc.SampleCollection, tagger: Tagger, params: TagPar
         dataset,
         params.run_key,
         settings,
-        results={"vocab_names": list(tagger.vocab.names), "vocab_names_zh": list(tagger.vocab.names_zh),
-                 "class_thresholds": tagger.vocab.thresholds.tolist(), "thresholds": thresholds.tolist()},
+        results={"vocabulary": tagger.vocab.to_dict(), "thresholds": thresholds.tolist()},
     )
 
     result = TagResult(params.field, params.run_key, tagger.model_version, total=total,

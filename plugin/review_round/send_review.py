@@ -97,9 +97,10 @@ def send_review_batch(collection: foc.SampleCollection, params: SendReviewParams
         raise PluginInputError("The target view has no samples; nothing to send")
     dataset = collection._root_dataset
     state = params.state
-    tag_settings, stored = _tag_run(dataset, params.ram_field)
+    run = runs.read_tag_run(dataset, params.ram_field)
+    tag_settings = run.settings
     classes = _classes(dataset, params)
-    mapping = build_label_mapping(classes, stored["vocab_names"],
+    mapping = build_label_mapping(classes, list(run.vocabulary.names),
                                   synonyms=load_synonyms(params.synonyms) if params.synonyms else None)
     project = _ensure_project(dataset, ls, params, classes, tag_settings.get("model_version"))
     result = SendResult(project_id=project["id"], project_url=f"{ls.url}/projects/{project['id']}", round=0)
@@ -124,7 +125,7 @@ def send_review_batch(collection: foc.SampleCollection, params: SendReviewParams
                           "reviews loaded): load its reviews first, or ask for a new round")
         return result
     if sample_ids is None:
-        sample_ids = _select(collection, params, mapping, stored, result)
+        sample_ids = _select(collection, params, mapping, run, result)
         if not sample_ids:
             result.round = number
             result.message = "Every tagged sample of the view has been sent already"
@@ -147,17 +148,6 @@ def send_review_batch(collection: foc.SampleCollection, params: SendReviewParams
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _tag_run(dataset: fod.Dataset, ram_field: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    run_key = TagParams(field=ram_field).run_key
-    settings = runs.read_run_settings(dataset, run_key)
-    if settings is None:
-        raise PluginInputError(f"Field {ram_field!r} was not written by Tag with RAM; run Tag with RAM first")
-    stored = runs.read_run_results(dataset, run_key)
-    if not stored.get("vocab_names") or "thresholds" not in stored:
-        raise PluginInputError(f"The run record of {ram_field!r} lacks its vocabulary; tag it again")
-    return settings, stored
 
 
 def _classes(dataset: fod.Dataset, params: SendReviewParams) -> list[str]:
@@ -210,7 +200,7 @@ def _ensure_project(dataset: fod.Dataset, ls: LabelStudioClient, params: SendRev
     return project
 
 
-def _select(collection: foc.SampleCollection, params: SendReviewParams, mapping, stored: dict[str, Any],
+def _select(collection: foc.SampleCollection, params: SendReviewParams, mapping, run: runs.TagRun,
             result: SendResult) -> list[str]:
     """Sample ids of the next batch, chosen among the view's tagged samples not sent before."""
     state = params.state
@@ -224,11 +214,10 @@ def _select(collection: foc.SampleCollection, params: SendReviewParams, mapping,
     result.pool = len(ids) - len(exclude)
     if result.pool == 0:
         return []
-    settings = runs.read_run_settings(dataset, TagParams(field=params.ram_field).run_key) or {}
     probs, _ = label_probabilities(tagged, DisagreementParams(ram_field=params.ram_field,
                                                               label_field=params.label_field),
-                                   mapping, settings, stored["vocab_names"])
-    thresholds = mapping.project_thresholds(np.asarray(stored["thresholds"]))
+                                   mapping, run.settings, list(run.vocabulary.names))
+    thresholds = mapping.project_thresholds(run.thresholds)
     inputs: dict[str, Any] = {"probs": probs, "thresholds": thresholds}
     if params.label_field == "tags" or dataset.has_sample_field(params.label_field):
         present = present_labels(tagged, params.label_field)
@@ -239,7 +228,7 @@ def _select(collection: foc.SampleCollection, params: SendReviewParams, mapping,
             scores = np.full(len(ids), np.nan)
             scores[labelled] = report.sample_scores
             inputs["disagreement"] = scores
-    inputs["embeddings"], result.diversity_source = _embeddings(tagged, params, stored)
+    inputs["embeddings"], result.diversity_source = _embeddings(tagged, params)
     weights = {name: w for name, w in params.weights.items() if w > 0 and inputs.get(_SIGNAL_INPUT[name]) is not None}
     if not weights:
         raise PluginInputError(f"None of the weighted signals is available: {params.weights}")
@@ -249,8 +238,7 @@ def _select(collection: foc.SampleCollection, params: SendReviewParams, mapping,
     return [ids[i] for i in picks]
 
 
-def _embeddings(view: foc.SampleCollection, params: SendReviewParams,
-                stored: dict[str, Any]) -> tuple[np.ndarray, str]:
+def _embeddings(view: foc.SampleCollection, params: SendReviewParams) -> tuple[np.ndarray, str]:
     """Image embeddings for diversity: a vector field if one is named, else RAM's tag confidences.
 
     Tag confidences (over the tags that occur in the view) place images by what RAM sees in

@@ -5,7 +5,8 @@ import difflib
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Mapping
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -65,6 +66,23 @@ class TagVocabulary:
         else:
             values = read_thresholds(thresholds or packaged_file("ram_tag_list_threshold.txt"), len(names))
         return cls(tuple(names), tuple(names_zh), values)
+
+    def to_dict(self) -> dict[str, list]:
+        """The one stored shape of a vocabulary (converted checkpoints' header, Tag with RAM's run
+        record): `{"names", "names_zh", "thresholds"}`, JSON-able."""
+        return {"names": list(self.names), "names_zh": list(self.names_zh),
+                "thresholds": [float(t) for t in self.thresholds]}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any], *, source: str = "stored vocabulary") -> "TagVocabulary":
+        """`to_dict`'s shape back; a missing Chinese list is empty names, missing thresholds the default."""
+        names = stored.get("names") if isinstance(stored, Mapping) else None
+        if not isinstance(names, (list, tuple)) or not names:
+            raise ConfigError(f"{source} holds no tag names")
+        names_zh = stored.get("names_zh") or [""] * len(names)
+        thresholds = stored.get("thresholds") or [DEFAULT_THRESHOLD] * len(names)
+        return cls(tuple(str(n) for n in names), tuple(str(n) for n in names_zh),
+                   np.asarray(thresholds, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.names)

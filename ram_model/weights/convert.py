@@ -36,12 +36,6 @@ def _current_umask() -> int:
     return mask
 
 
-def vocabulary_metadata(vocab: TagVocabulary) -> str:
-    """JSON of the vocabulary, stored in converted files so they are self-contained."""
-    return json.dumps({"names": list(vocab.names), "names_zh": list(vocab.names_zh),
-                       "thresholds": [float(t) for t in vocab.thresholds]}, ensure_ascii=False)
-
-
 def write_tagger_file(model: RAMTagger, output: str | Path, *, variant: str, swin: SwinConfig, head: HeadConfig,
                       vocab: TagVocabulary, random_weights: bool, source_model_version: str,
                       dtype: str = "fp16", metadata: Mapping[str, Any] | None = None) -> Path:
@@ -64,7 +58,7 @@ def write_tagger_file(model: RAMTagger, output: str | Path, *, variant: str, swi
         "variant": json.dumps(variant),
         "swin_config": json.dumps(swin.to_dict()),
         "head_config": json.dumps(head.to_dict()),
-        "vocabulary": vocabulary_metadata(vocab),
+        "vocabulary": json.dumps(vocab.to_dict(), ensure_ascii=False),  # the file is self-contained
         "source_model_version": json.dumps(source_model_version),
         "dtype": json.dumps(dtype),
         RANDOM_WEIGHTS_MARKER: json.dumps(random_weights),

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 
 from .checkpoint import LoadReport, detect_variant, load_into, read_checkpoint
 from ..model.config import EngineConfig, HeadConfig, SwinConfig, packaged_file
@@ -74,8 +73,7 @@ def _architecture(kind: type[_Config], key: str, user_file: str | None, meta: di
 def _vocabulary(cfg: EngineConfig, meta: dict[str, Any]) -> TagVocabulary:
     stored = meta.get("vocabulary")
     if stored and not (cfg.tag_list or cfg.tag_list_zh):
-        vocab = TagVocabulary(tuple(stored["names"]), tuple(stored["names_zh"]),
-                              np.asarray(stored["thresholds"], dtype=np.float32))
+        vocab = TagVocabulary.from_dict(stored, source="the checkpoint's vocabulary")
         if cfg.thresholds:
             vocab = TagVocabulary(vocab.names, vocab.names_zh, read_thresholds(cfg.thresholds, len(vocab)))
         return vocab
