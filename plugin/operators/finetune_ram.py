@@ -24,6 +24,7 @@ class ReviewRoundOperator(RamOperator):
     """Fine-tuning and threshold tuning: reviewed labels in, a model or thresholds out, optionally re-tagged."""
 
     delegated_by_default = True
+    metrics_title = "Validation: base vs new"  # the heading of the base-vs-new metrics table
 
     def after_run(self, ctx: foo.ExecutionContext, result: Any) -> None:
         if ctx.params.get("retag_field"):  # only a re-tag changed the dataset
@@ -33,8 +34,6 @@ class ReviewRoundOperator(RamOperator):
         show_table(outputs, "metrics", results.get("metrics") or [], ("metric", "base", "new", "change"),
                    self.metrics_title)
         show_result(outputs, results, self.result_labels)
-
-    metrics_title = "Validation: base vs new"
 
 
 class FinetuneRam(ReviewRoundOperator):
